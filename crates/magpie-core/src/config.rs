@@ -1,0 +1,498 @@
+//! Configuration as data: one [`Config`] struct, read once at start-up from defaults, an
+//! optional TOML file, `MAGPIE_*` environment variables and the names the old Python stack used
+//! (`DUCKDB_PATH`, `LOG_LEVEL`, `ENVIRONMENT`, `SPOTIFY_CLIENT_ID`, `SPOTIFY_CLIENT_SECRET`),
+//! then validated, so a bad value stops magpie with one line naming the key.
+//!
+//! Precedence, lowest first: built-in defaults, the `ENVIRONMENT` profile's defaults, the TOML
+//! file, `MAGPIE_*` variables (nested keys joined by `__`, e.g. `MAGPIE_IMPORT__DEDUPE_WINDOW_SECS`),
+//! the legacy names, and finally command-line flags.
+//!
+//! ```
+//! use magpie_core::config::{Config, ConfigSources};
+//! let cfg = Config::load(&ConfigSources::default().with_env([("LOG_LEVEL", "debug")])).unwrap();
+//! assert_eq!(cfg.log.level, "debug");
+//! assert!(cfg.warehouse_path().ends_with("magpie.duckdb"));
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+/// Everything magpie can be told. Every field has a default that works.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder for the warehouse, secrets, logs and backups.
+    pub data_dir: PathBuf,
+    /// The warehouse file; defaults to `DATA_DIR/magpie.duckdb`.
+    pub duckdb_path: Option<PathBuf>,
+    /// Profile: development (verbose, no limits), testing (small limits), production.
+    pub environment: Profile,
+    /// IANA time zone in which the listener's days and hours are counted.
+    pub timezone: String,
+    /// The listener whose plays `import` adds when none is named.
+    pub default_listener: String,
+    /// One figure for how much memory magpie may use; drives DuckDB's limit and threads.
+    pub memory_budget: ByteSize,
+    pub log: LogConfig,
+    pub import: ImportConfig,
+    pub spotify: SpotifyConfig,
+    pub server: ServerConfig,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter such as `magpie=debug`).
+    pub level: String,
+}
+
+/// History import settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportConfig {
+    /// Two events of the same track from different sources within this many seconds are one
+    /// listen (PRODUCT §2.2).
+    pub dedupe_window_secs: u32,
+    /// Rows parsed before they are handed to the warehouse in one append.
+    pub batch_rows: usize,
+}
+
+/// Spotify application credentials (from the Spotify developer dashboard).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpotifyConfig {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+}
+
+/// The web server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub port: u16,
+}
+
+/// The `ENVIRONMENT` profiles of the old stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Development,
+    Testing,
+    #[default]
+    Production,
+}
+
+/// A string that never shows itself in `Debug` or logs.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is sent to the service that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            duckdb_path: None,
+            environment: Profile::Production,
+            timezone: "UTC".into(),
+            default_listener: "default".into(),
+            memory_budget: ByteSize::mb(256),
+            log: LogConfig::default(),
+            import: ImportConfig::default(),
+            spotify: SpotifyConfig::default(),
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        Self {
+            dedupe_window_secs: 60,
+            batch_rows: 8192,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0".into(),
+            port: 8080,
+        }
+    }
+}
+
+/// A configuration problem, reported as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("config: {0}")]
+    Other(String),
+}
+
+/// Where configuration comes from: a file, the environment and command-line overrides.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// The TOML file (`--config` / `MAGPIE_CONFIG`); it must exist when given.
+    pub file: Option<PathBuf>,
+    /// The environment; `None` reads the process environment.
+    pub env: Option<HashMap<String, String>>,
+    /// Overrides from command-line flags, as (dotted key, value).
+    pub overrides: Vec<(String, String)>,
+}
+
+impl ConfigSources {
+    /// Replace the process environment with the given variables (for tests and embedding).
+    pub fn with_env<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Add a command-line override of a dotted key.
+    pub fn with_override(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.overrides.push((key.to_string(), value.into()));
+        self
+    }
+}
+
+/// The old stack's variable names and the keys they set.
+const LEGACY_ENV: &[(&str, &str)] = &[
+    ("DUCKDB_PATH", "duckdb_path"),
+    ("LOG_LEVEL", "log.level"),
+    ("ENVIRONMENT", "environment"),
+    ("SPOTIFY_CLIENT_ID", "spotify.client_id"),
+    ("SPOTIFY_CLIENT_SECRET", "spotify.client_secret"),
+    ("TZ_LISTENER", "timezone"),
+];
+
+impl Config {
+    /// Read, merge and validate configuration.
+    pub fn load(sources: &ConfigSources) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = match &sources.env {
+            Some(vars) => vars.clone(),
+            None => std::env::vars().collect(),
+        };
+        let profile_name = env
+            .get("MAGPIE_ENVIRONMENT")
+            .or_else(|| env.get("ENVIRONMENT"))
+            .map(|s| s.to_ascii_lowercase());
+        let profile = match profile_name.as_deref() {
+            None | Some("") => None,
+            Some(name) => Some(parse_profile(name)?),
+        };
+
+        let mut builder = config::Config::builder();
+        for (key, value) in profile_defaults(profile.unwrap_or_default()) {
+            builder = builder.set_default(key, value).map_err(other)?;
+        }
+        if let Some(path) = &sources.file {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path: path.clone(),
+                    message: "no such file".into(),
+                });
+            }
+            builder = builder.add_source(config::File::from(path.as_path()).required(true));
+        }
+        let magpie_env: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, v)| {
+                k.starts_with("MAGPIE_") && k.as_str() != "MAGPIE_CONFIG" && !v.is_empty()
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("MAGPIE")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(magpie_env.into_iter().collect())),
+        );
+        for (var, key) in LEGACY_ENV {
+            if let Some(value) = env.get(*var).filter(|v| !v.is_empty()) {
+                let value = if *key == "environment" {
+                    value.to_ascii_lowercase()
+                } else {
+                    value.clone()
+                };
+                builder = builder.set_override(*key, value).map_err(other)?;
+            }
+        }
+        for (key, value) in &sources.overrides {
+            builder = builder
+                .set_override(key.as_str(), value.as_str())
+                .map_err(other)?;
+        }
+        let merged = builder
+            .build()
+            .map_err(|e| describe(e, sources.file.as_deref()))?;
+        let config: Config = merged
+            .try_deserialize()
+            .map_err(|e| describe(e, sources.file.as_deref()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check the values serde cannot: ranges, time zones, sizes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                "timezone",
+                format!(
+                    "`{}` is not an IANA time zone (e.g. `Europe/Berlin`, `UTC`)",
+                    self.timezone
+                ),
+            ));
+        }
+        if self.memory_budget < ByteSize::mb(64) {
+            return Err(invalid(
+                "memory_budget",
+                format!("{} is below the minimum of 64 MB", self.memory_budget),
+            ));
+        }
+        if self.import.dedupe_window_secs > 3600 {
+            return Err(invalid(
+                "import.dedupe_window_secs",
+                "must be between 0 and 3600 seconds",
+            ));
+        }
+        if self.import.batch_rows == 0 {
+            return Err(invalid("import.batch_rows", "must be at least 1"));
+        }
+        if self.default_listener.trim().is_empty() {
+            return Err(invalid("default_listener", "must not be empty"));
+        }
+        let level = self.log.level.to_ascii_lowercase();
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "`{}` is not a level (error, warn, info, debug, trace)",
+                    self.log.level
+                ),
+            ));
+        }
+        if self.server.port == 0 {
+            return Err(invalid("server.port", "must be between 1 and 65535"));
+        }
+        Ok(())
+    }
+
+    /// The warehouse file.
+    pub fn warehouse_path(&self) -> PathBuf {
+        self.duckdb_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("magpie.duckdb"))
+    }
+
+    /// The listener's time zone (validated at load).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
+fn parse_profile(name: &str) -> Result<Profile, ConfigError> {
+    match name {
+        "development" | "dev" => Ok(Profile::Development),
+        "testing" | "test" => Ok(Profile::Testing),
+        "production" | "prod" => Ok(Profile::Production),
+        other => Err(invalid(
+            "environment",
+            format!("`{other}` is not one of development, testing, production"),
+        )),
+    }
+}
+
+/// Defaults that differ by profile (applied below the file and the environment).
+fn profile_defaults(profile: Profile) -> Vec<(&'static str, &'static str)> {
+    match profile {
+        Profile::Development => vec![("environment", "development"), ("log.level", "debug")],
+        Profile::Testing => vec![
+            ("environment", "testing"),
+            ("log.level", "warn"),
+            ("import.batch_rows", "1024"),
+            ("memory_budget", "128MB"),
+        ],
+        Profile::Production => vec![("environment", "production"), ("log.level", "info")],
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+fn other(e: config::ConfigError) -> ConfigError {
+    ConfigError::Other(e.to_string())
+}
+
+/// Turn config-rs errors into one line that names the key.
+fn describe(e: config::ConfigError, file: Option<&Path>) -> ConfigError {
+    match e {
+        config::ConfigError::Type {
+            key: Some(key),
+            unexpected,
+            expected,
+            ..
+        } => invalid(&key, format!("expected {expected}, found {unexpected}")),
+        config::ConfigError::Foreign(inner) if file.is_some() => ConfigError::File {
+            path: file.unwrap_or(Path::new("")).to_path_buf(),
+            message: inner.to_string(),
+        },
+        config::ConfigError::FileParse { uri, cause } => ConfigError::File {
+            path: PathBuf::from(uri.unwrap_or_default()),
+            message: cause.to_string(),
+        },
+        config::ConfigError::Message(message) => match message.split_once(" for key `") {
+            Some((what, rest)) => {
+                let key = rest.split('`').next().unwrap_or(rest);
+                invalid(key, what.to_string())
+            }
+            None => ConfigError::Other(message),
+        },
+        other => ConfigError::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load(&ConfigSources::default().with_env(env.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_work() {
+        let cfg = load(&[]).unwrap();
+        assert_eq!(cfg.environment, Profile::Production);
+        assert_eq!(cfg.warehouse_path(), PathBuf::from("data/magpie.duckdb"));
+        assert_eq!(cfg.import.dedupe_window_secs, 60);
+    }
+
+    #[test]
+    fn legacy_names_are_read() {
+        let cfg = load(&[
+            ("DUCKDB_PATH", "/tmp/x.duckdb"),
+            ("LOG_LEVEL", "warn"),
+            ("ENVIRONMENT", "Development"),
+            ("SPOTIFY_CLIENT_ID", "abc"),
+            ("SPOTIFY_CLIENT_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.warehouse_path(), PathBuf::from("/tmp/x.duckdb"));
+        assert_eq!(cfg.log.level, "warn");
+        assert_eq!(cfg.environment, Profile::Development);
+        assert_eq!(cfg.spotify.client_id.as_deref(), Some("abc"));
+        assert_eq!(
+            cfg.spotify.client_secret.as_ref().unwrap().expose(),
+            "s3cret"
+        );
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn profile_sets_defaults_but_explicit_values_win() {
+        let cfg = load(&[("ENVIRONMENT", "testing")]).unwrap();
+        assert_eq!(cfg.import.batch_rows, 1024);
+        assert_eq!(cfg.log.level, "warn");
+        let cfg = load(&[
+            ("ENVIRONMENT", "testing"),
+            ("MAGPIE_IMPORT__BATCH_ROWS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.import.batch_rows, 7);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = load(&[("ENVIRONMENT", "staging")]).unwrap_err().to_string();
+        assert!(
+            err.contains("`environment`") && err.contains("staging"),
+            "{err}"
+        );
+        let err = load(&[("MAGPIE_TIMEZONE", "Mars/Olympus")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`timezone`"), "{err}");
+        let err = load(&[("MAGPIE_IMPORT__DEDUPE_WINDOW_SECS", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("import.dedupe_window_secs"), "{err}");
+        let err = load(&[("MAGPIE_MEMORY_BUDGET", "10MB")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`memory_budget`"), "{err}");
+    }
+
+    #[test]
+    fn toml_file_is_read_and_unknown_keys_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("magpie.toml");
+        std::fs::write(
+            &path,
+            "timezone = \"Europe/Berlin\"\n[import]\ndedupe_window_secs = 90\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&ConfigSources {
+            file: Some(path.clone()),
+            env: Some(HashMap::new()),
+            overrides: vec![],
+        })
+        .unwrap();
+        assert_eq!(cfg.timezone, "Europe/Berlin");
+        assert_eq!(cfg.import.dedupe_window_secs, 90);
+
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        let err = Config::load(&ConfigSources {
+            file: Some(path),
+            env: Some(HashMap::new()),
+            overrides: vec![],
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+}

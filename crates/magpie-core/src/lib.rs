@@ -1,0 +1,13 @@
+//! magpie's foundation, shared by every domain crate: configuration ([`config`]), the DuckDB
+//! warehouse and its migrations ([`warehouse`]) and logging set-up ([`logging`]).
+//!
+//! Data flows one way through magpie: sources write raw tables in the warehouse, the models
+//! runner turns them into marts, and the web UI reads the marts.
+
+pub mod config;
+pub mod logging;
+pub mod values;
+pub mod warehouse;
+
+pub use config::{Config, ConfigError, ConfigSources, Profile, Secret};
+pub use warehouse::{OpenOptions, Warehouse, WarehouseError};

@@ -1,0 +1,169 @@
+//! Turning DuckDB result values into JSON and text, for `magpie sql`, CSV export and the
+//! JSON API: one place that knows how each SQL type should look.
+//!
+//! ```
+//! use duckdb::types::Value;
+//! use magpie_core::values::{to_json, to_text};
+//! assert_eq!(to_text(&Value::Date32(0)), "1970-01-01");
+//! assert_eq!(to_json(&Value::BigInt(7)), serde_json::json!(7));
+//! ```
+
+use chrono::{DateTime, NaiveDate, NaiveTime};
+use duckdb::types::{TimeUnit, Value};
+use serde_json::{Map, Number, Value as Json};
+
+fn micros(unit: TimeUnit, v: i64) -> i64 {
+    match unit {
+        TimeUnit::Second => v.saturating_mul(1_000_000),
+        TimeUnit::Millisecond => v.saturating_mul(1_000),
+        TimeUnit::Microsecond => v,
+        TimeUnit::Nanosecond => v / 1_000,
+    }
+}
+
+fn timestamp_text(unit: TimeUnit, v: i64) -> String {
+    match DateTime::from_timestamp_micros(micros(unit, v)) {
+        Some(t) if t.timestamp_subsec_micros() == 0 => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        None => v.to_string(),
+    }
+}
+
+fn date_text(days: i32) -> String {
+    NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|d| d.checked_add_signed(chrono::Duration::days(i64::from(days))))
+        .map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string())
+}
+
+fn time_text(unit: TimeUnit, v: i64) -> String {
+    let us = micros(unit, v);
+    NaiveTime::from_num_seconds_from_midnight_opt(
+        (us / 1_000_000) as u32,
+        ((us % 1_000_000) * 1000) as u32,
+    )
+    .map_or_else(|| v.to_string(), |t| t.format("%H:%M:%S").to_string())
+}
+
+fn float(v: f64) -> Json {
+    Number::from_f64(v).map_or(Json::Null, Json::Number)
+}
+
+/// A value as JSON: numbers stay numbers (128-bit ones become strings), times ISO text.
+pub fn to_json(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::TinyInt(v) => Json::from(*v),
+        Value::SmallInt(v) => Json::from(*v),
+        Value::Int(v) => Json::from(*v),
+        Value::BigInt(v) => Json::from(*v),
+        Value::UTinyInt(v) => Json::from(*v),
+        Value::USmallInt(v) => Json::from(*v),
+        Value::UInt(v) => Json::from(*v),
+        Value::UBigInt(v) => Json::from(*v),
+        Value::HugeInt(v) => {
+            i64::try_from(*v).map_or_else(|_| Json::String(v.to_string()), Json::from)
+        }
+        Value::UHugeInt(v) => {
+            u64::try_from(*v).map_or_else(|_| Json::String(v.to_string()), Json::from)
+        }
+        Value::Float(v) => float(f64::from(*v)),
+        Value::Double(v) => float(*v),
+        Value::Decimal(d) => d
+            .to_string()
+            .parse::<f64>()
+            .map_or_else(|_| Json::String(d.to_string()), float),
+        Value::List(items) | Value::Array(items) => {
+            Json::Array(items.iter().map(to_json).collect())
+        }
+        Value::Struct(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (to_text(k), to_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Union(inner) => to_json(inner),
+        other => Json::String(to_text(other)),
+    }
+}
+
+/// A value as text, the way a person expects to read it in a table or CSV cell.
+pub fn to_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Text(s) | Value::Enum(s) => s.clone(),
+        Value::Timestamp(unit, v) => timestamp_text(*unit, *v),
+        Value::Date32(d) => date_text(*d),
+        Value::Time64(unit, v) => time_text(*unit, *v),
+        Value::Interval {
+            months,
+            days,
+            nanos,
+        } => format!("{months} months {days} days {}s", *nanos as f64 / 1e9),
+        Value::Blob(b) | Value::Geometry(b) => format!("\\x{}", hex::encode(b)),
+        Value::Float(v) => v.to_string(),
+        Value::Double(v) => v.to_string(),
+        Value::Decimal(d) => d.to_string(),
+        Value::HugeInt(v) => v.to_string(),
+        Value::UHugeInt(v) => v.to_string(),
+        Value::Boolean(_)
+        | Value::TinyInt(_)
+        | Value::SmallInt(_)
+        | Value::Int(_)
+        | Value::BigInt(_)
+        | Value::UTinyInt(_)
+        | Value::USmallInt(_)
+        | Value::UInt(_)
+        | Value::UBigInt(_)
+        | Value::List(_)
+        | Value::Array(_)
+        | Value::Struct(_)
+        | Value::Map(_)
+        | Value::Union(_) => match to_json(value) {
+            Json::String(s) => s,
+            other => other.to_string(),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+/// A query's result: column names and rows of values.
+#[derive(Debug, Clone, Default)]
+pub struct ResultSet {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// Run a query and collect at most `limit` rows (for interactive use).
+pub fn query(
+    conn: &duckdb::Connection,
+    sql: &str,
+    limit: usize,
+) -> duckdb::Result<(ResultSet, bool)> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    let mut truncated = false;
+    let mut width = None;
+    while let Some(row) = rows.next()? {
+        if out.len() == limit {
+            truncated = true;
+            break;
+        }
+        let n = *width.get_or_insert_with(|| row.as_ref().column_count());
+        let mut values = Vec::with_capacity(n);
+        for i in 0..n {
+            values.push(row.get::<_, Value>(i)?);
+        }
+        out.push(values);
+    }
+    drop(rows);
+    let columns = stmt.column_names();
+    Ok((ResultSet { columns, rows: out }, truncated))
+}

@@ -1,0 +1,111 @@
+//! Versioned schema migrations: SQL files compiled into the binary, applied in order, each in
+//! its own transaction, and recorded in `schema_migrations`.
+
+use std::path::Path;
+
+use duckdb::Connection;
+
+use super::WarehouseError;
+
+/// One schema step.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration this version of magpie knows, oldest first. Never edit a released one:
+/// add a new file.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "listening_events",
+    sql: include_str!("../../migrations/0001_listening_events.sql"),
+}];
+
+fn latest_known() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    BIGINT PRIMARY KEY,
+    name       VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL
+)";
+
+/// Bring the schema up to date, refusing a warehouse written by a newer magpie.
+pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), WarehouseError> {
+    let db = |source| WarehouseError::DuckDb {
+        path: path.to_path_buf(),
+        source,
+    };
+    conn.execute_batch(CREATE_TABLE).map_err(db)?;
+    let current = current_version(conn).map_err(db)?;
+    if current > latest_known() {
+        return Err(WarehouseError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known: latest_known(),
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let fail = |source| WarehouseError::Migration {
+            path: path.to_path_buf(),
+            version: m.version,
+            name: m.name,
+            source,
+        };
+        conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
+        let applied = conn.execute_batch(m.sql).and_then(|_| {
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, current_timestamp)",
+                duckdb::params![m.version, m.name],
+            )
+        });
+        match applied {
+            Ok(_) => conn.execute_batch("COMMIT").map_err(fail)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(fail(e));
+            }
+        }
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied warehouse migration"
+        );
+    }
+    Ok(())
+}
+
+/// For read-only opens: the schema must be one this magpie can read.
+pub(super) fn check_version(conn: &Connection, path: &Path) -> Result<(), WarehouseError> {
+    let current = current_version(conn).map_err(|source| WarehouseError::DuckDb {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if current > latest_known() {
+        return Err(WarehouseError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known: latest_known(),
+        });
+    }
+    Ok(())
+}
+
+fn current_version(conn: &Connection) -> duckdb::Result<i64> {
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' AND table_schema = 'main'",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )
+}

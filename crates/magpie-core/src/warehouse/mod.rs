@@ -1,0 +1,301 @@
+//! The warehouse: one DuckDB file, opened for writing by exactly one magpie process, with its
+//! schema brought up to date by versioned migrations at open.
+//!
+//! ```no_run
+//! use magpie_core::warehouse::{Warehouse, OpenOptions};
+//! let wh = Warehouse::open("data/magpie.duckdb", &OpenOptions::default()).unwrap();
+//! let n: i64 = wh.conn().query_row("SELECT count(*) FROM raw.listen_events", [], |r| r.get(0)).unwrap();
+//! # let _ = n;
+//! ```
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+
+use bytesize::ByteSize;
+use duckdb::{AccessMode, Connection};
+
+pub use migrations::{MIGRATIONS, Migration};
+
+/// Errors opening or migrating the warehouse.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error(
+        "the warehouse {path} is open in another process (DuckDB allows one writer per file); \
+         stop the other magpie, or read a snapshot instead"
+    )]
+    Locked { path: PathBuf },
+    #[error("no warehouse at {path} yet: run `magpie import` or `magpie demo` first")]
+    Missing { path: PathBuf },
+    #[error(
+        "the warehouse {path} has schema version {found}, newer than this magpie knows ({known}); \
+         upgrade magpie or restore a backup made by this version"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("migration {version} ({name}) failed on {path}: {source}")]
+    Migration {
+        path: PathBuf,
+        version: i64,
+        name: &'static str,
+        source: duckdb::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("warehouse {path}: {source}")]
+    DuckDb {
+        path: PathBuf,
+        source: duckdb::Error,
+    },
+}
+
+/// How to open the warehouse.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// DuckDB's `memory_limit`.
+    pub memory_limit: ByteSize,
+    /// DuckDB worker threads.
+    pub threads: usize,
+    /// Where DuckDB spills when a query needs more than `memory_limit`.
+    pub temp_directory: Option<PathBuf>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            memory_limit: ByteSize::mb(160),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+            temp_directory: None,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Derive DuckDB settings from magpie's one memory budget: DuckDB gets 60% of it (the rest
+    /// is the process, the HTTP server and parse buffers), at least 48 MB.
+    pub fn from_budget(budget: ByteSize, data_dir: &Path) -> Self {
+        let limit = (budget.as_u64() * 6 / 10).max(ByteSize::mb(48).as_u64());
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Below 256 MB one thread per 64 MB keeps per-thread buffers inside the limit.
+        let by_memory = (budget.as_u64() / ByteSize::mb(64).as_u64()).max(1) as usize;
+        Self {
+            memory_limit: ByteSize::b(limit),
+            threads: cores.min(by_memory).clamp(1, 8),
+            temp_directory: Some(data_dir.join("tmp")),
+        }
+    }
+}
+
+/// The open, migrated warehouse with its one writing connection.
+pub struct Warehouse {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Warehouse {
+    /// Open (creating if needed) the warehouse for writing and apply pending migrations.
+    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self, WarehouseError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| WarehouseError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let config = duckdb_config(options, AccessMode::ReadWrite).map_err(|e| db(&path, e))?;
+        let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
+        apply_settings(&conn, options).map_err(|e| db(&path, e))?;
+        migrations::migrate(&conn, &path)?;
+        Ok(Self { path, conn })
+    }
+
+    /// Open an existing warehouse read-only, with external access (files, network) disabled:
+    /// the connection for ad-hoc SQL from users.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection, WarehouseError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(WarehouseError::Missing { path });
+        }
+        let options = OpenOptions::default();
+        let config = duckdb_config(&options, AccessMode::ReadOnly)
+            .and_then(|c| c.enable_external_access(false))
+            .map_err(|e| db(&path, e))?;
+        let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
+        migrations::check_version(&conn, &path)?;
+        Ok(conn)
+    }
+
+    /// The writing connection. DuckDB connections are `Send` but not `Sync`: clone one per
+    /// thread with [`Warehouse::try_clone`].
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// A further connection to the same database (for another thread).
+    pub fn try_clone(&self) -> Result<Connection, WarehouseError> {
+        self.conn.try_clone().map_err(|e| db(&self.path, e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The id of a listener by name, creating the listener when it does not exist yet.
+    pub fn listener_id(&self, name: &str) -> Result<i32, WarehouseError> {
+        let found: Option<i32> = self
+            .conn
+            .query_row(
+                "SELECT listener_id FROM listeners WHERE name = ?",
+                [name],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(|e| db(&self.path, e))?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        self.conn
+            .query_row(
+                "INSERT INTO listeners (listener_id, name)
+                 SELECT coalesce(max(listener_id), 0) + 1, ? FROM listeners
+                 RETURNING listener_id",
+                [name],
+                |r| r.get(0),
+            )
+            .map_err(|e| db(&self.path, e))
+    }
+
+    /// Write everything to the database file and truncate the WAL.
+    pub fn checkpoint(&self) -> Result<(), WarehouseError> {
+        self.conn
+            .execute_batch("CHECKPOINT")
+            .map_err(|e| db(&self.path, e))
+    }
+}
+
+fn duckdb_config(options: &OpenOptions, mode: AccessMode) -> duckdb::Result<duckdb::Config> {
+    duckdb::Config::default()
+        .access_mode(mode)?
+        .max_memory(&format!("{}MB", options.memory_limit.as_u64() / 1_000_000))?
+        .threads(options.threads as i64)?
+        // Extensions are never fetched at run time: what magpie needs is compiled in.
+        .enable_autoload_extension(false)
+}
+
+fn apply_settings(conn: &Connection, options: &OpenOptions) -> duckdb::Result<()> {
+    if let Some(dir) = &options.temp_directory {
+        let dir = dir.to_string_lossy().replace('\'', "''");
+        conn.execute_batch(&format!("SET temp_directory = '{dir}'"))?;
+    }
+    conn.execute_batch("SET preserve_insertion_order = false")
+}
+
+fn open_error(path: &Path, e: duckdb::Error) -> WarehouseError {
+    let text = e.to_string();
+    if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+        WarehouseError::Locked {
+            path: path.to_path_buf(),
+        }
+    } else {
+        db(path, e)
+    }
+}
+
+fn db(path: &Path, source: duckdb::Error) -> WarehouseError {
+    WarehouseError::DuckDb {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_creates_and_migrates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.duckdb");
+        {
+            let wh = Warehouse::open(&path, &OpenOptions::default()).unwrap();
+            let applied: i64 = wh
+                .conn()
+                .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(applied, MIGRATIONS.len() as i64);
+            assert_eq!(wh.listener_id("default").unwrap(), 1);
+            assert_eq!(wh.listener_id("sam").unwrap(), 2);
+            assert_eq!(wh.listener_id("sam").unwrap(), 2);
+        }
+        let wh = Warehouse::open(&path, &OpenOptions::default()).unwrap();
+        let applied: i64 = wh
+            .conn()
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(applied, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.duckdb");
+        {
+            let wh = Warehouse::open(&path, &OpenOptions::default()).unwrap();
+            wh.conn()
+                .execute(
+                    "INSERT INTO schema_migrations VALUES (999, 'from the future', now())",
+                    [],
+                )
+                .unwrap();
+        }
+        let err = Warehouse::open(&path, &OpenOptions::default())
+            .err()
+            .expect("must refuse");
+        assert!(
+            matches!(err, WarehouseError::TooNew { found: 999, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("newer than this magpie knows"));
+        let err = Warehouse::open_read_only(&path).expect_err("must refuse");
+        assert!(matches!(err, WarehouseError::TooNew { .. }));
+    }
+
+    #[test]
+    fn read_only_connection_cannot_write_or_read_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.duckdb");
+        drop(Warehouse::open(&path, &OpenOptions::default()).unwrap());
+        let ro = Warehouse::open_read_only(&path).unwrap();
+        assert!(ro.execute_batch("DELETE FROM listeners").is_err());
+        let secret = dir.path().join("secret.csv");
+        std::fs::write(&secret, "a\n1\n").unwrap();
+        let sql = format!("SELECT * FROM read_csv('{}')", secret.display());
+        assert!(
+            ro.prepare(&sql)
+                .and_then(|mut s| s.query([]).map(|_| ()))
+                .is_err()
+        );
+        let missing = Warehouse::open_read_only(dir.path().join("nope.duckdb"))
+            .err()
+            .unwrap();
+        assert!(matches!(missing, WarehouseError::Missing { .. }));
+    }
+
+    #[test]
+    fn budget_drives_duckdb_settings() {
+        let o = OpenOptions::from_budget(ByteSize::mb(256), Path::new("/d"));
+        assert_eq!(o.memory_limit, ByteSize::mb(153) + ByteSize::kb(600));
+        assert!(o.threads >= 1 && o.threads <= 4);
+        assert_eq!(o.temp_directory.as_deref(), Some(Path::new("/d/tmp")));
+    }
+}

@@ -1,0 +1,129 @@
+//! Materialising one model in DuckDB. Every change happens inside one transaction, so a reader
+//! (or a crash) sees either the previous relation or the new one, never half of it; a model
+//! that fails leaves the previous relation in place.
+
+use duckdb::Connection;
+
+use crate::render::{Materialized, ModelConfig};
+
+/// Whether `schema.name` exists, and as what.
+pub fn existing_kind(
+    conn: &Connection,
+    schema: &str,
+    name: &str,
+) -> duckdb::Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+    )?;
+    let mut rows = stmt.query([schema, name])?;
+    Ok(match rows.next()? {
+        Some(row) => Some(row.get::<_, String>(0)?),
+        None => None,
+    })
+}
+
+fn in_transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> duckdb::Result<T>,
+) -> duckdb::Result<T> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Build `relation` (`"schema"."name"`) from `sql` as configured. Returns the row count for
+/// tables and incremental models (`None` for views).
+pub fn materialize(
+    conn: &Connection,
+    schema: &str,
+    name: &str,
+    relation: &str,
+    sql: &str,
+    config: &ModelConfig,
+    incremental_run: bool,
+) -> duckdb::Result<Option<u64>> {
+    conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+    let existing = existing_kind(conn, schema, name)?;
+    match config.materialized {
+        Materialized::Ephemeral => Ok(None),
+        Materialized::View => in_transaction(conn, || {
+            if existing.as_deref() == Some("BASE TABLE") {
+                conn.execute_batch(&format!("DROP TABLE {relation}"))?;
+            }
+            conn.execute_batch(&format!("CREATE OR REPLACE VIEW {relation} AS (\n{sql}\n)"))?;
+            Ok(None)
+        }),
+        Materialized::Table => in_transaction(conn, || {
+            replace_table(conn, relation, sql, existing.as_deref())?;
+            count(conn, relation).map(Some)
+        }),
+        Materialized::Incremental
+            if !incremental_run || existing.as_deref() != Some("BASE TABLE") =>
+        {
+            in_transaction(conn, || {
+                replace_table(conn, relation, sql, existing.as_deref())?;
+                count(conn, relation).map(Some)
+            })
+        }
+        Materialized::Incremental => in_transaction(conn, || {
+            conn.execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE magpie_incremental AS (\n{sql}\n)"
+            ))?;
+            let strategy = config.incremental_strategy.clone().unwrap_or_else(|| {
+                if config.unique_key.is_empty() {
+                    "append".into()
+                } else {
+                    "delete+insert".into()
+                }
+            });
+            if strategy == "delete+insert" && !config.unique_key.is_empty() {
+                let matches: Vec<String> = config
+                    .unique_key
+                    .iter()
+                    .map(|k| format!("{relation}.\"{k}\" IS NOT DISTINCT FROM n.\"{k}\""))
+                    .collect();
+                conn.execute_batch(&format!(
+                    "DELETE FROM {relation} USING temp.magpie_incremental n WHERE {}",
+                    matches.join(" AND ")
+                ))?;
+            } else if strategy != "append" && strategy != "delete+insert" {
+                return Err(duckdb::Error::InvalidParameterName(format!(
+                    "incremental_strategy='{strategy}': expected append or delete+insert"
+                )));
+            }
+            conn.execute_batch(&format!(
+                "INSERT INTO {relation} BY NAME SELECT * FROM temp.magpie_incremental; DROP TABLE temp.magpie_incremental"
+            ))?;
+            count(conn, relation).map(Some)
+        }),
+    }
+}
+
+fn replace_table(
+    conn: &Connection,
+    relation: &str,
+    sql: &str,
+    existing: Option<&str>,
+) -> duckdb::Result<()> {
+    if existing == Some("VIEW") {
+        conn.execute_batch(&format!("DROP VIEW {relation}"))?;
+    }
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TABLE {relation} AS (\n{sql}\n)"
+    ))
+}
+
+fn count(conn: &Connection, relation: &str) -> duckdb::Result<u64> {
+    conn.query_row(&format!("SELECT count(*) FROM {relation}"), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+}

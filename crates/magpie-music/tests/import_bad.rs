@@ -1,0 +1,261 @@
+//! Bad input: each broken variant fails with a message naming the file and the position, keeps
+//! nothing of that file, and does not stop the other files of the same import.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use magpie_music::import::{ImportError, Outcome};
+
+const GOOD: &str = r#"[
+{"ts":"2024-08-02T16:07:53Z","platform":"android","ms_played":262974,"conn_country":"AR","master_metadata_track_name":"So Long, London","master_metadata_album_artist_name":"Taylor Swift","master_metadata_album_album_name":"TTPD","spotify_track_uri":"spotify:track:7wAkQFShJ27V8362MqevQr","episode_name":null,"episode_show_name":null,"spotify_episode_uri":null,"reason_start":"trackdone","reason_end":"trackdone","shuffle":false,"skipped":false,"offline":false,"offline_timestamp":1722614450,"incognito_mode":false},
+{"ts":"2024-08-02T16:12:01Z","platform":"android","ms_played":245000,"conn_country":"AR","master_metadata_track_name":"Fortnight","master_metadata_album_artist_name":"Taylor Swift","master_metadata_album_album_name":"TTPD","spotify_track_uri":"spotify:track:6dODwocEuGzHAavXqTbwHv","episode_name":null,"episode_show_name":null,"spotify_episode_uri":null,"reason_start":"trackdone","reason_end":"trackdone","shuffle":false,"skipped":false,"offline":false,"offline_timestamp":1722614700,"incognito_mode":false},
+{"ts":"2024-08-02T16:16:30Z","platform":"android","ms_played":12000,"conn_country":"AR","master_metadata_track_name":"Down Bad","master_metadata_album_artist_name":"Taylor Swift","master_metadata_album_album_name":"TTPD","spotify_track_uri":"spotify:track:1kbEbBdEgQdQeLXCJh28pJ","episode_name":null,"episode_show_name":null,"spotify_episode_uri":null,"reason_start":"trackdone","reason_end":"fwdbtn","shuffle":false,"skipped":true,"offline":false,"offline_timestamp":1722614900,"incognito_mode":false}
+]"#;
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// Import `bad` together with a good file: the good one lands, the bad one fails with a
+/// message containing every `expect` fragment, and nothing of the bad one is stored.
+fn check_bad(bad_name: &str, bad: &[u8], expect: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(dir.path());
+    let good = write(
+        dir.path(),
+        "Streaming_History_Audio_2024_0.json",
+        GOOD.as_bytes(),
+    );
+    let bad = write(dir.path(), bad_name, bad);
+    let summary = import(&wh, &[bad.clone(), good]);
+    assert!(!summary.all_ok(), "a bad file must fail the import");
+    let failed = summary
+        .files
+        .iter()
+        .find(|f| !f.is_ok())
+        .expect("one failure");
+    let Outcome::Failed(err) = &failed.outcome else {
+        unreachable!()
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains(&bad.display().to_string()),
+        "names the file: {message}"
+    );
+    for fragment in expect {
+        assert!(
+            message.contains(fragment),
+            "expected `{fragment}` in: {message}"
+        );
+    }
+    assert_eq!(
+        count(&wh, "SELECT count(*) FROM raw.listen_events"),
+        3,
+        "only the good file's rows"
+    );
+    assert_eq!(
+        count(
+            &wh,
+            "SELECT count(*) FROM raw.listen_events WHERE batch_id IN (SELECT batch_id FROM raw.import_batches WHERE status = 'failed')"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &wh,
+            "SELECT count(*) FROM raw.import_batches WHERE status = 'failed'"
+        ),
+        1
+    );
+    message
+}
+
+#[test]
+fn truncated_json() {
+    let cut = &GOOD.as_bytes()[..GOOD.len() * 2 / 3];
+    check_bad(
+        "Streaming_History_Audio_2024_1.json",
+        cut,
+        &["truncated", "line 3"],
+    );
+}
+
+#[test]
+fn wrong_types() {
+    let broken = GOOD.replacen("\"ms_played\":245000", "\"ms_played\":\"245000\"", 1);
+    let msg = check_bad(
+        "Streaming_History_Audio_2024_1.json",
+        broken.as_bytes(),
+        &["record 2", "line 3", "invalid type"],
+    );
+    assert!(msg.contains("column"), "{msg}");
+    let bad_time = GOOD.replacen("2024-08-02T16:12:01Z", "yesterday", 1);
+    check_bad(
+        "Streaming_History_Audio_2024_2.json",
+        bad_time.as_bytes(),
+        &["record 2", "`ts` is \"yesterday\""],
+    );
+    let negative = GOOD.replacen("\"ms_played\":12000", "\"ms_played\":-5", 1);
+    check_bad(
+        "Streaming_History_Audio_2024_3.json",
+        negative.as_bytes(),
+        &["record 3", "-5"],
+    );
+}
+
+#[test]
+fn a_late_record_of_another_layout() {
+    let mixed = GOOD.replacen(
+        "]",
+        ",{\"endTime\":\"2023-09-22 20:15\",\"artistName\":\"x\",\"trackName\":\"y\",\"msPlayed\":1}]",
+        1,
+    );
+    // The replacement lands at the array's end: the fourth record.
+    check_bad(
+        "Streaming_History_Audio_2024_1.json",
+        mixed.as_bytes(),
+        &["record 4", "like the first one"],
+    );
+}
+
+#[test]
+fn csv_with_wrong_columns() {
+    check_bad(
+        "scrobbles.csv",
+        b"artist,album,duration\nMuse,Origin,300\n",
+        &["line 1", "lacks the columns"],
+    );
+    check_bad(
+        "scrobbles.csv",
+        b"artist,track,uts\nMuse,Uprising,1536406547\nMuse,Hysteria\n",
+        &["line 3", "expected 3"],
+    );
+    check_bad(
+        "scrobbles.csv",
+        b"artist,track,uts\nMuse,Uprising,last tuesday\n",
+        &["line 2", "not unix seconds"],
+    );
+}
+
+#[test]
+fn unknown_format_and_empty_file() {
+    check_bad(
+        "data.json",
+        br#"{"playlists": []}"#,
+        &["unknown format", "recenttracks"],
+    );
+    check_bad(
+        "data2.json",
+        br#"[{"name": "x", "plays": 3}]"#,
+        &["unknown format", "record 1", "name"],
+    );
+    check_bad("empty.json", b"", &["empty"]);
+    check_bad("blank.csv", b"   \n\n ", &["empty"]);
+    check_bad(
+        "image.csv",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        &["binary"],
+    );
+    check_bad(
+        "plain.csv",
+        b"just some words\nand more words\n",
+        &["unknown format", "four columns"],
+    );
+}
+
+#[test]
+fn zip_with_nothing_usable_and_broken_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("my_spotify_data.zip");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        zip.start_file(
+            "Spotify Account Data/ReadMeFirst_AccountData.pdf",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut zip, b"%PDF-1.4").unwrap();
+        zip.finish().unwrap();
+    }
+    let bytes = std::fs::read(&zip_path).unwrap();
+    check_bad(
+        "my_spotify_data.zip",
+        &bytes,
+        &["holds no listening history"],
+    );
+    let mut truncated = bytes.clone();
+    truncated.truncate(bytes.len() / 2);
+    check_bad("broken.zip", &truncated, &["zip"]);
+}
+
+#[test]
+fn unreadable_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(dir.path());
+    let missing = dir.path().join("nope.json");
+    let summary = import(&wh, std::slice::from_ref(&missing));
+    assert!(!summary.all_ok());
+    let Outcome::Failed(err) = &summary.files[0].outcome else {
+        panic!("must fail")
+    };
+    assert!(matches!(err, ImportError::Unreadable { .. }));
+    assert!(err.to_string().contains("nope.json"));
+}
+
+#[test]
+fn zip_member_is_named_in_errors_and_good_members_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("my_spotify_data.zip");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file(
+            "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json",
+            opts,
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut zip, GOOD.as_bytes()).unwrap();
+        zip.start_file(
+            "Spotify Extended Streaming History/Streaming_History_Audio_2024_1.json",
+            opts,
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut zip, &GOOD.as_bytes()[..100]).unwrap();
+        zip.start_file("Spotify Extended Streaming History/ReadMeFirst.pdf", opts)
+            .unwrap();
+        std::io::Write::write_all(&mut zip, b"%PDF").unwrap();
+        zip.start_file("Spotify Account Data/Userdata.json", opts)
+            .unwrap();
+        std::io::Write::write_all(&mut zip, br#"{"username": "x"}"#).unwrap();
+        zip.finish().unwrap();
+    }
+    let wh = warehouse(dir.path());
+    let summary = import(&wh, &[zip_path]);
+    assert!(!summary.all_ok());
+    assert_eq!(count(&wh, "SELECT count(*) FROM raw.listen_events"), 3);
+    let failed: Vec<String> = summary
+        .files
+        .iter()
+        .filter(|f| !f.is_ok())
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("my_spotify_data.zip!Spotify Extended Streaming History/Streaming_History_Audio_2024_1.json"), "{}", failed[0]);
+    let ignored = summary
+        .files
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Ignored { .. }))
+        .count();
+    assert_eq!(ignored, 1, "Userdata.json is passed over, not an error");
+    assert_eq!(
+        count(
+            &wh,
+            "SELECT count(*) FROM raw.import_batches WHERE source_path LIKE '%my_spotify_data.zip!%Audio_2024_0.json'"
+        ),
+        1
+    );
+}

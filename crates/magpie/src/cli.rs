@@ -1,0 +1,97 @@
+//! The command-line grammar (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// magpie: your listening history and market data in one small process.
+#[derive(Debug, Parser)]
+#[command(name = "magpie", version, about, long_about = None)]
+pub struct Cli {
+    /// Folder for the warehouse, secrets, logs and backups [default: ./data]
+    #[arg(long, global = true, env = "MAGPIE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// TOML configuration file
+    #[arg(long, global = true, env = "MAGPIE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import listening history: Spotify exports (zip, folder or JSON files) and Last.fm CSV/JSON
+    Import(ImportArgs),
+    /// Run a read-only SQL query against the warehouse and print the result
+    Sql(SqlArgs),
+    /// Try magpie on a generated listening history (no account needed)
+    Demo(DemoArgs),
+    /// Show the effective configuration (secrets hidden) after validating it
+    Config,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files, folders or zip archives
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Whose listening this is [default: the configured default listener]
+    #[arg(long)]
+    pub listener: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query (DuckDB SQL)
+    pub query: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// At most this many rows (table format only)
+    #[arg(long, default_value_t = 1000)]
+    pub max_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(subcommand)]
+    pub action: Option<DemoAction>,
+    #[command(flatten)]
+    pub shape: DemoShape,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoAction {
+    /// Only write the Spotify export files (for benchmarks and tests)
+    Generate {
+        #[command(flatten)]
+        shape: DemoShape,
+        /// Folder for the export files
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoShape {
+    /// Number of plays
+    #[arg(long, default_value_t = 60_000)]
+    pub plays: u64,
+    /// Years of history
+    #[arg(long, default_value_t = 4)]
+    pub years: u32,
+    /// Random seed: the same seed and end date give the same history
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Last day of the history, YYYY-MM-DD [default: today]
+    #[arg(long, value_name = "DATE")]
+    pub end: Option<chrono::NaiveDate>,
+}

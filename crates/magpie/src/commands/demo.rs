@@ -1,0 +1,114 @@
+//! `magpie demo`: generate a listening history as Spotify export files and import it through
+//! the real importer; `magpie demo generate` only writes the files.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use magpie_core::Config;
+use magpie_music::demo::{self, GenerateOptions, GenerateSummary};
+use magpie_music::import::ImportOptions;
+
+use crate::cli::{DemoAction, DemoArgs, DemoShape};
+
+fn options(config: &Config, shape: &DemoShape, out_dir: std::path::PathBuf) -> GenerateOptions {
+    GenerateOptions {
+        plays: shape.plays,
+        years: shape.years,
+        seed: shape.seed,
+        end: shape.end,
+        timezone: config.tz(),
+        out_dir,
+        ..Default::default()
+    }
+}
+
+fn describe(summary: &GenerateSummary, elapsed: f64) -> String {
+    format!(
+        "wrote {} plays by {} artists ({} to {}) in {} files, {:.1} MB, {:.1}s",
+        summary.plays,
+        summary.artists,
+        summary.first_day,
+        summary.last_day,
+        summary.files.len(),
+        summary.bytes as f64 / 1e6,
+        elapsed
+    )
+}
+
+pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        Some(DemoAction::Generate { shape, out }) => {
+            let started = Instant::now();
+            let summary = demo::generate(&options(config, &shape, out.clone()))?;
+            println!(
+                "{} -> {}",
+                describe(&summary, started.elapsed().as_secs_f64()),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let export_dir = config.data_dir.join("demo-export");
+            if export_dir.exists() {
+                std::fs::remove_dir_all(&export_dir)?;
+            }
+            let started = Instant::now();
+            let generated = demo::generate(&options(config, &args.shape, export_dir.clone()))?;
+            println!("{}", describe(&generated, started.elapsed().as_secs_f64()));
+
+            let warehouse = super::open_warehouse(config)?;
+            let mut import_options = ImportOptions::from_config(config);
+            import_options.listener = config.default_listener.clone();
+            let started = Instant::now();
+            let summary =
+                super::import::import_with_progress(&warehouse, import_options, &[export_dir])?;
+            warehouse.checkpoint()?;
+            println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
+            print_summary(&warehouse)?;
+            println!(
+                "\nThe demo warehouse is {}.\nLook inside: magpie --data-dir {} sql \"SELECT * FROM raw.listen_events LIMIT 5\"",
+                warehouse.path().display(),
+                config.data_dir.display()
+            );
+            Ok(if summary.all_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn print_summary(warehouse: &magpie_core::Warehouse) -> anyhow::Result<()> {
+    let (events, listens, hours, artists, tracks, first, last): (
+        i64,
+        i64,
+        f64,
+        i64,
+        i64,
+        String,
+        String,
+    ) = warehouse.conn().query_row(
+        "SELECT count(*), count(*) FILTER (duplicate_of IS NULL),
+                    coalesce(sum(ms_played) FILTER (duplicate_of IS NULL), 0) / 3.6e6,
+                    count(DISTINCT artist_name), count(DISTINCT spotify_track_uri),
+                    coalesce(min(ended_at)::VARCHAR, ''), coalesce(max(ended_at)::VARCHAR, '')
+             FROM raw.listen_events",
+        [],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        },
+    )?;
+    println!(
+        "warehouse: {events} events, {listens} listens, {hours:.0} hours, {artists} artists, {tracks} tracks, {first} to {last}"
+    );
+    Ok(())
+}

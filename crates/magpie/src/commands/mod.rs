@@ -1,0 +1,61 @@
+//! One module per subcommand; this one loads the configuration and dispatches.
+
+mod demo;
+mod import;
+mod sql;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use magpie_core::{Config, ConfigSources, OpenOptions, Warehouse};
+
+use crate::cli::{Cli, Command};
+
+/// Load configuration (flags over environment over file over defaults) and run the command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut sources = ConfigSources {
+        file: cli.config.clone(),
+        ..Default::default()
+    };
+    if let Some(dir) = &cli.data_dir {
+        sources = sources.with_override("data_dir", dir.to_string_lossy());
+    }
+    let mut config = Config::load(&sources)?;
+    magpie_core::logging::init(&config.log.level);
+    match cli.command {
+        Command::Import(args) => import::run(&config, args),
+        Command::Sql(args) => sql::run(&config, args),
+        Command::Demo(args) => {
+            if cli.data_dir.is_none() {
+                // The demo never mixes with real listening: its own folder unless told otherwise.
+                config.data_dir = "demo-data".into();
+                config.duckdb_path = None;
+            }
+            demo::run(&config, args)
+        }
+        Command::Config => {
+            print!("{}", toml::to_string_pretty(&redacted(&config))?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn redacted(config: &Config) -> Config {
+    let mut shown = config.clone();
+    if shown.spotify.client_secret.is_some() {
+        shown.spotify.client_secret = Some(magpie_core::Secret::new("***"));
+    }
+    shown
+}
+
+/// Open the warehouse for writing with the configured memory budget.
+pub fn open_warehouse(config: &Config) -> anyhow::Result<Warehouse> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {}",
+            config.data_dir.display()
+        )
+    })?;
+    let options = OpenOptions::from_budget(config.memory_budget, &config.data_dir);
+    Ok(Warehouse::open(config.warehouse_path(), &options)?)
+}

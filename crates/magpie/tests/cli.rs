@@ -1,0 +1,220 @@
+//! The `magpie` binary end to end: demo, import, sql, configuration errors, and a kill in the
+//! middle of an import.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn magpie(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
+    cmd.current_dir(dir)
+        .env_remove("MAGPIE_DATA_DIR")
+        .env_remove("MAGPIE_CONFIG")
+        .env_remove("DUCKDB_PATH")
+        .env_remove("ENVIRONMENT")
+        .env("LOG_LEVEL", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("magpie runs");
+    if !out.status.success() {
+        eprintln!(
+            "stdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sql_scalar(dir: &Path, data: &str, query: &str) -> String {
+    let out = run(magpie(dir).args(["--data-dir", data, "sql", "--format", "csv", query]));
+    assert!(out.status.success());
+    stdout(&out).lines().nth(1).unwrap_or_default().to_string()
+}
+
+#[test]
+fn demo_then_sql_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(magpie(dir.path()).args([
+        "demo",
+        "--plays",
+        "3000",
+        "--years",
+        "1",
+        "--end",
+        "2026-03-01",
+    ]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("wrote 3000 plays"), "{text}");
+    assert!(text.contains("3000 imported"), "{text}");
+    assert!(
+        dir.path().join("demo-data/magpie.duckdb").is_file(),
+        "the demo keeps to its own folder"
+    );
+
+    assert_eq!(
+        sql_scalar(
+            dir.path(),
+            "demo-data",
+            "SELECT count(*) FROM raw.listen_events"
+        ),
+        "3000"
+    );
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        "demo-data",
+        "sql",
+        "--format",
+        "json",
+        "SELECT content_kind, count(*) AS n FROM raw.listen_events GROUP BY 1 ORDER BY 1",
+    ]));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total: i64 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["n"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 3000);
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        "demo-data",
+        "sql",
+        "SELECT 1 AS one, 'x' AS letter",
+    ]));
+    let table = stdout(&out);
+    assert!(
+        table.contains("one | letter") && table.contains("(1 row)"),
+        "{table}"
+    );
+
+    // Read-only: no writes, no files.
+    let out =
+        run(magpie(dir.path()).args(["--data-dir", "demo-data", "sql", "DELETE FROM listeners"]));
+    assert!(!out.status.success());
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        "demo-data",
+        "sql",
+        "SELECT * FROM read_text('/etc/hostname')",
+    ]));
+    assert!(!out.status.success());
+}
+
+#[test]
+fn configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(magpie(dir.path())
+        .env("ENVIRONMENT", "staging")
+        .args(["sql", "SELECT 1"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`environment`") && err.contains("development, testing, production"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    let out = run(magpie(dir.path()).args(["sql", "SELECT 1"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("magpie import"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join(".env"),
+        "SPOTIFY_CLIENT_SECRET=hunter2\nLOG_LEVEL=debug\n",
+    )
+    .unwrap();
+    let out = run(magpie(dir.path()).env_remove("LOG_LEVEL").arg("config"));
+    let shown = stdout(&out);
+    assert!(shown.contains("level = \"debug\""), ".env is read: {shown}");
+    assert!(!shown.contains("hunter2"), "secrets are never shown");
+}
+
+#[test]
+fn killed_import_leaves_a_warehouse_that_resumes_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let plays = 80_000u64;
+    let out = run(magpie(dir.path()).args([
+        "demo",
+        "generate",
+        "--plays",
+        &plays.to_string(),
+        "--years",
+        "2",
+        "--end",
+        "2026-01-31",
+        "--out",
+        "export",
+    ]));
+    assert!(out.status.success());
+
+    // Start an import and kill it right after the first file commits: it dies mid-way through
+    // the next one.
+    let mut child = magpie(dir.path())
+        .args(["--data-dir", "data", "import", "export"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").unwrap();
+    assert!(first.starts_with("imported"), "{first}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let partial: u64 = sql_scalar(dir.path(), "data", "SELECT count(*) FROM raw.listen_events")
+        .parse()
+        .unwrap();
+    assert!(
+        partial > 0 && partial < plays,
+        "killed part-way: {partial} of {plays}"
+    );
+    let batches: u64 = sql_scalar(
+        dir.path(),
+        "data",
+        "SELECT count(DISTINCT batch_id) FROM raw.listen_events",
+    )
+    .parse()
+    .unwrap();
+    let batch_rows: u64 = sql_scalar(
+        dir.path(),
+        "data",
+        "SELECT sum(imported) FROM raw.import_batches WHERE status = 'completed'",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(
+        batch_rows, partial,
+        "every stored event belongs to a completed batch ({batches} batches)"
+    );
+
+    let out = run(magpie(dir.path()).args(["--data-dir", "data", "import", "export"]));
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("already imported"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        sql_scalar(dir.path(), "data", "SELECT count(*) FROM raw.listen_events"),
+        plays.to_string()
+    );
+    assert_eq!(
+        sql_scalar(
+            dir.path(),
+            "data",
+            "SELECT count(*) - count(DISTINCT fingerprint) FROM raw.listen_events"
+        ),
+        "0"
+    );
+}
