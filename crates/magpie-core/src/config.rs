@@ -117,7 +117,7 @@ impl Default for Config {
             environment: Profile::Production,
             timezone: "UTC".into(),
             default_listener: "default".into(),
-            memory_budget: ByteSize::mb(256),
+            memory_budget: ByteSize::mb(192),
             log: LogConfig::default(),
             import: ImportConfig::default(),
             spotify: SpotifyConfig::default(),

@@ -109,6 +109,54 @@ fn demo_then_sql_in_every_format() {
 }
 
 #[test]
+fn demo_starts_afresh_but_never_replaces_real_data() {
+    let dir = tempfile::tempdir().unwrap();
+    for end in ["2026-03-01", "2026-04-15"] {
+        let out =
+            run(magpie(dir.path()).args(["demo", "--plays", "1500", "--years", "1", "--end", end]));
+        assert!(out.status.success());
+    }
+    assert_eq!(
+        sql_scalar(
+            dir.path(),
+            "demo-data",
+            "SELECT count(*) FROM raw.listen_events"
+        ),
+        "1500"
+    );
+    assert_eq!(
+        sql_scalar(
+            dir.path(),
+            "demo-data",
+            "SELECT max(ended_at)::DATE < '2026-04-17' AND min(ended_at)::DATE >= '2025-04-15' FROM raw.listen_events"
+        ),
+        "true"
+    );
+
+    // A warehouse with the listener's own imports is left alone.
+    let export = dir.path().join("mine");
+    assert!(
+        run(magpie(dir.path()).args(["demo", "generate", "--plays", "100", "--out", "mine"]))
+            .status
+            .success()
+    );
+    assert!(
+        run(magpie(dir.path())
+            .args(["--data-dir", "real", "import"])
+            .arg(&export))
+        .status
+        .success()
+    );
+    let out = run(magpie(dir.path()).args(["--data-dir", "real", "demo", "--plays", "100"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("will not replace it"));
+    assert_eq!(
+        sql_scalar(dir.path(), "real", "SELECT count(*) FROM raw.listen_events"),
+        "100"
+    );
+}
+
+#[test]
 fn configuration_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(magpie(dir.path())

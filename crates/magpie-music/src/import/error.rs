@@ -68,6 +68,8 @@ pub enum ImportError {
     EmptyArchive { file: String },
     #[error("{file}: cannot open the zip archive: {detail}")]
     BadArchive { file: String, detail: String },
+    #[error("{file}: the import was stopped before this file was finished; nothing of it was kept")]
+    Stopped { file: String },
     #[error("{file}: the warehouse refused the import ({source}); nothing of this file was kept")]
     Warehouse {
         file: String,
@@ -86,6 +88,7 @@ impl ImportError {
             | Self::Malformed { file, .. }
             | Self::EmptyArchive { file }
             | Self::BadArchive { file, .. }
+            | Self::Stopped { file }
             | Self::Warehouse { file, .. } => file,
         }
     }

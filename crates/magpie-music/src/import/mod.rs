@@ -9,6 +9,7 @@ pub mod error;
 pub mod input;
 mod json;
 mod lastfm_csv;
+mod parse;
 mod report;
 mod scan;
 mod stage;
@@ -16,8 +17,8 @@ mod store;
 pub mod time;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use duckdb::Connection;
@@ -28,7 +29,7 @@ pub use input::Input;
 pub use json::parse_recently_played;
 pub use report::{FileReport, ImportSummary, Outcome};
 
-use crate::event::{Parsed, SkipReason, SourceFormat};
+use crate::event::SourceFormat;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -124,31 +125,63 @@ impl<'w> Importer<'w> {
             files: inputs.len(),
             bytes: inputs.iter().map(|i| i.size).sum(),
         });
-        for input in &inputs {
-            progress(Progress::Started { input });
-            let report = self.import_one(input);
-            progress(Progress::Finished {
-                report: &report,
-                bytes: input.size,
+        // Parse on a second thread while this one (which owns the connection) commits.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(4);
+            let to_parse = &inputs;
+            scope.spawn(move || {
+                for input in to_parse {
+                    if !parse::parse_input(input, &tx) {
+                        break;
+                    }
+                }
             });
-            summary.files.push(report);
-        }
+            for input in &inputs {
+                progress(Progress::Started { input });
+                let report = self.receive_file(input, &rx);
+                progress(Progress::Finished {
+                    report: &report,
+                    bytes: input.size,
+                });
+                summary.files.push(report);
+            }
+        });
         summary
     }
 
-    /// Import one file in one transaction.
-    pub fn import_one(&self, input: &Input) -> FileReport {
+    /// Take one file's messages from the parser and commit it (or record why not).
+    fn receive_file(&self, input: &Input, rx: &Receiver<parse::Msg>) -> FileReport {
         let started = Instant::now();
         let started_at_us = chrono::Utc::now().timestamp_micros();
         let display = input.display();
-        let outcome = input::with_reader(input, |reader| {
-            self.read_and_store(input, reader, started_at_us)
-        })
-        .map_err(FileFailure::from)
-        .and_then(|r| r);
+        let mut writer =
+            stage::StageWriter::new(&self.conn).map_err(|e| warehouse_failure(&display, None, e));
+        let parsed = loop {
+            match rx.recv() {
+                Ok(parse::Msg::Begin) => {}
+                Ok(parse::Msg::Batch(batch)) => {
+                    let appended = writer.as_mut().map(|w| w.append(batch));
+                    if let Ok(Err(e)) = appended {
+                        writer = Err(warehouse_failure(&display, None, e));
+                    }
+                }
+                Ok(parse::Msg::End(result)) => break result,
+                Err(_) => {
+                    break Err(FileFailure::from(ImportError::Stopped {
+                        file: display.clone(),
+                    }));
+                }
+            }
+        };
+        let staged =
+            writer.and_then(|w| w.finish().map_err(|e| warehouse_failure(&display, None, e)));
+        let outcome = parsed
+            .and_then(|p| staged.map(|()| p))
+            .and_then(|p| self.commit_file(input, p, started_at_us));
         let mut report = match outcome {
             Ok(report) => report,
             Err(FileFailure { error, format }) => {
+                let _ = self.conn.execute_batch("DELETE FROM import_stage");
                 if input.discovered
                     && !input::is_history_name(&input.file_name())
                     && matches!(
@@ -175,86 +208,38 @@ impl<'w> Importer<'w> {
         report
     }
 
-    fn read_and_store(
+    /// Commit a fully staged file, unless the same content was imported before.
+    fn commit_file(
         &self,
         input: &Input,
-        reader: &mut input::HashingReader<&mut dyn Read>,
+        parsed: parse::ParsedFile,
         started_at_us: i64,
     ) -> Result<FileReport, FileFailure> {
         let file = input.display();
-        let mut buffered = BufReader::with_capacity(256 * 1024, &mut *reader);
-        let sniffed = sniff(&mut buffered, &file)?;
-
-        let parse_started = Instant::now();
-        let mut stager =
-            stage::Stager::new(&self.conn).map_err(|e| warehouse_failure(&file, None, e))?;
-        let mut events_read = 0u64;
-        let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
-        let mut sink = |parsed: Parsed| -> Result<(), String> {
-            events_read += 1;
-            match parsed {
-                Ok(event) => {
-                    if !stager
-                        .push(&event)
-                        .map_err(|e| format!("the warehouse refused a row: {e}"))?
-                    {
-                        *skipped.entry(SkipReason::NoMetadata).or_default() += 1;
-                    }
-                }
-                Err(reason) => *skipped.entry(reason).or_default() += 1,
-            }
-            Ok(())
-        };
-        let format = match sniffed {
-            Sniffed::Json => {
-                json::read(&mut buffered, input.is_video(), &mut sink).map_err(|f| {
-                    FileFailure::new(f.into_error(&file, "JSON listening history"), None)
-                })?
-            }
-            Sniffed::Csv => {
-                lastfm_csv::read(&mut buffered, &mut sink).map_err(|f| {
-                    FileFailure::new(
-                        f.into_error(&file, "Last.fm CSV"),
-                        Some(SourceFormat::LastFmCsv),
-                    )
-                })?;
-                SourceFormat::LastFmCsv
-            }
-        };
-        let staged = stager
-            .finish()
-            .map_err(|e| warehouse_failure(&file, Some(format), e))?;
-        let parsed_in = parse_started.elapsed();
-        drop(buffered);
-        let (sha256, bytes) = reader.finish().map_err(|source| {
-            FileFailure::new(
-                ImportError::Unreadable {
-                    file: file.clone(),
-                    source,
-                },
-                Some(format),
-            )
-        })?;
-
-        let skipped_total: u64 = skipped.values().sum();
-        if let Some(batch) = store::already_imported(&self.conn, self.listener_id, &sha256)
-            .map_err(|e| warehouse_failure(&file, Some(format), e))?
+        let format = parsed.format;
+        let fail = |e| warehouse_failure(&file, Some(format), e);
+        let skipped_total: u64 = parsed.skipped.values().sum();
+        if let Some(batch) =
+            store::already_imported(&self.conn, self.listener_id, &parsed.sha256).map_err(fail)?
         {
-            let _ = self.conn.execute_batch("DELETE FROM import_stage");
+            self.conn
+                .execute_batch("DELETE FROM import_stage")
+                .map_err(fail)?;
             return Ok(FileReport {
-                source: file,
+                source: file.clone(),
                 format: Some(format),
                 outcome: Outcome::AlreadyImported { batch_id: batch },
-                events_read,
+                events_read: parsed.events_read,
                 imported: 0,
-                duplicates: staged,
+                duplicates: parsed.staged,
                 cross_source: 0,
-                skipped,
+                skipped: parsed.skipped,
                 elapsed: Default::default(),
             });
         }
         let reasons = serde_json::to_string(
-            &skipped
+            &parsed
+                .skipped
                 .iter()
                 .map(|(k, v)| (k.as_str(), *v))
                 .collect::<BTreeMap<_, _>>(),
@@ -265,39 +250,38 @@ impl<'w> Importer<'w> {
             format,
             source_path: &file,
             file_name: &input.file_name(),
-            content_sha256: &sha256,
-            byte_size: bytes,
-            events_read,
+            content_sha256: &parsed.sha256,
+            byte_size: parsed.bytes,
+            events_read: parsed.events_read,
             skipped: skipped_total,
             skipped_reasons_json: &reasons,
             started_at_us,
             dedupe_window_secs: self.options.dedupe_window_secs,
         };
         let commit_started = Instant::now();
-        let (batch_id, counts) = store::commit(&self.conn, staged, &info)
-            .map_err(|e| warehouse_failure(&file, Some(format), e))?;
+        let (batch_id, counts) = store::commit(&self.conn, parsed.staged, &info).map_err(fail)?;
         tracing::debug!(
             file = %file,
-            parse_and_stage_ms = parsed_in.as_millis() as u64,
+            parse_ms = parsed.elapsed.as_millis() as u64,
             commit_ms = commit_started.elapsed().as_millis() as u64,
             "file committed"
         );
         Ok(FileReport {
-            source: file,
+            source: file.clone(),
             format: Some(format),
             outcome: Outcome::Imported { batch_id },
-            events_read,
+            events_read: parsed.events_read,
             imported: counts.imported,
             duplicates: counts.duplicates,
             cross_source: counts.cross_source,
-            skipped,
+            skipped: parsed.skipped,
             elapsed: Default::default(),
         })
     }
 }
 
 /// A failed file, with the format when it was known.
-struct FileFailure {
+pub(crate) struct FileFailure {
     error: ImportError,
     format: Option<SourceFormat>,
 }
@@ -329,55 +313,4 @@ fn warehouse_failure(
         },
         format,
     )
-}
-
-enum Sniffed {
-    Json,
-    Csv,
-}
-
-/// Look at the first bytes: JSON (`[` or `{`) or text for the CSV reader; refuse empty and
-/// binary files. Leading whitespace and a UTF-8 byte-order mark are consumed.
-fn sniff(reader: &mut impl BufRead, file: &str) -> Result<Sniffed, ImportError> {
-    let unreadable = |source| ImportError::Unreadable {
-        file: file.to_string(),
-        source,
-    };
-    let mut offset = 0u64;
-    loop {
-        let buf = reader.fill_buf().map_err(unreadable)?;
-        if buf.is_empty() {
-            return Err(ImportError::Empty {
-                file: file.to_string(),
-            });
-        }
-        if offset == 0 && buf.starts_with(b"\xEF\xBB\xBF") {
-            reader.consume(3);
-            offset += 3;
-            continue;
-        }
-        let skip = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        if skip == buf.len() {
-            reader.consume(skip);
-            offset += skip as u64;
-            continue;
-        }
-        reader.consume(skip);
-        offset += skip as u64;
-        let buf = reader.fill_buf().map_err(unreadable)?;
-        return match buf[0] {
-            b'[' | b'{' => Ok(Sniffed::Json),
-            _ if buf.iter().take(4096).any(|b| *b == 0) || buf.starts_with(b"PK\x03\x04") => {
-                Err(ImportError::UnknownFormat {
-                    file: file.to_string(),
-                    position: Position {
-                        byte: Some(offset),
-                        ..Default::default()
-                    },
-                    detail: "binary data; expected a Spotify streaming-history JSON file, a Spotify zip, or a Last.fm CSV/JSON export".into(),
-                })
-            }
-            _ => Ok(Sniffed::Csv),
-        };
-    }
 }

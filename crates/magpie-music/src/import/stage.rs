@@ -1,6 +1,7 @@
-//! The staging table: parsed events are gathered column by column into Arrow arrays and handed
-//! to DuckDB's appender a batch at a time (one call per ~8,000 rows instead of one per value),
-//! into a connection-local temporary table that only the commit reads.
+//! The staging table: parsed events are gathered column by column into Arrow arrays on the
+//! parsing thread ([`BatchBuilder`]) and handed to DuckDB's appender a batch at a time
+//! ([`StageWriter`]: one call per ~8,000 rows instead of one per value), into a
+//! connection-local temporary table that only the commit reads.
 
 use std::sync::Arc;
 
@@ -32,53 +33,61 @@ pub fn prepare(conn: &Connection) -> duckdb::Result<()> {
     conn.execute_batch(STAGE_DDL)
 }
 
-/// Rows per appended batch.
-const BATCH_ROWS: usize = 8192;
+/// Rows per Arrow batch handed to the appender.
+pub const BATCH_ROWS: usize = 8192;
 
-/// Appends parsed events to the staging table.
-pub struct Stager<'c> {
-    appender: Appender<'c>,
+/// Turns parsed events into Arrow batches (on the parsing thread).
+#[derive(Default)]
+pub struct BatchBuilder {
     batch: Batch,
+    /// Events staged so far in this file.
     pub rows: u64,
 }
 
-impl<'c> Stager<'c> {
-    pub fn new(conn: &'c Connection) -> duckdb::Result<Self> {
-        conn.execute_batch("DELETE FROM import_stage")?;
-        Ok(Self {
-            appender: conn.appender_to_catalog_and_db("import_stage", "temp", "main")?,
-            batch: Batch::default(),
-            rows: 0,
-        })
-    }
-
-    /// Stage one event; `false` when it names nothing (no identity).
-    pub fn push(&mut self, e: &ListenEvent) -> duckdb::Result<bool> {
+impl BatchBuilder {
+    /// Add one event; `false` when it names nothing (no identity) and was not added.
+    pub fn push(&mut self, e: &ListenEvent) -> bool {
         let Some(key) = identity::identity_key(e) else {
-            return Ok(false);
+            return false;
         };
         let fingerprint = identity::fingerprint(e, &key);
         self.batch.push(e, &key, fingerprint);
         self.rows += 1;
-        if self.batch.len == BATCH_ROWS {
-            self.flush_batch()?;
-        }
-        Ok(true)
+        true
     }
 
-    fn flush_batch(&mut self) -> duckdb::Result<()> {
-        if self.batch.len > 0 {
-            let batch = std::mem::take(&mut self.batch).finish();
-            self.appender.append_record_batch(batch)?;
-        }
-        Ok(())
+    /// A full batch, ready to send.
+    pub fn take_full(&mut self) -> Option<RecordBatch> {
+        (self.batch.len >= BATCH_ROWS).then(|| std::mem::take(&mut self.batch).finish())
     }
 
-    /// Append what is left and flush, surfacing any deferred append error.
-    pub fn finish(mut self) -> duckdb::Result<u64> {
-        self.flush_batch()?;
-        self.appender.flush()?;
-        Ok(self.rows)
+    /// Whatever is left.
+    pub fn take_rest(&mut self) -> Option<RecordBatch> {
+        (self.batch.len > 0).then(|| std::mem::take(&mut self.batch).finish())
+    }
+}
+
+/// Appends batches to the staging table (on the warehouse thread).
+pub struct StageWriter<'c> {
+    appender: Appender<'c>,
+}
+
+impl<'c> StageWriter<'c> {
+    /// Empty the staging table and start appending to it.
+    pub fn new(conn: &'c Connection) -> duckdb::Result<Self> {
+        conn.execute_batch("DELETE FROM import_stage")?;
+        Ok(Self {
+            appender: conn.appender_to_catalog_and_db("import_stage", "temp", "main")?,
+        })
+    }
+
+    pub fn append(&mut self, batch: RecordBatch) -> duckdb::Result<()> {
+        self.appender.append_record_batch(batch)
+    }
+
+    /// Flush, surfacing any deferred append error.
+    pub fn finish(mut self) -> duckdb::Result<()> {
+        self.appender.flush()
     }
 }
 

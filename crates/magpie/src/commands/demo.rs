@@ -49,6 +49,7 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let export_dir = config.data_dir.join("demo-export");
+            reset_demo_warehouse(config)?;
             if export_dir.exists() {
                 std::fs::remove_dir_all(&export_dir)?;
             }
@@ -77,6 +78,37 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Each `magpie demo` starts from an empty warehouse (a history generated on another day is
+/// shifted, and would otherwise add to the old one), but never deletes one that holds anything
+/// besides the demo's own imports.
+fn reset_demo_warehouse(config: &Config) -> anyhow::Result<()> {
+    let path = config.warehouse_path();
+    if !path.exists() {
+        return Ok(());
+    }
+    let foreign: i64 = {
+        let conn = magpie_core::Warehouse::open_read_only(&path)?;
+        conn.query_row(
+            "SELECT count(*) FROM raw.import_batches WHERE source_path NOT LIKE '%demo-export%'",
+            [],
+            |r| r.get(0),
+        )?
+    };
+    if foreign > 0 {
+        anyhow::bail!(
+            "{} holds imports that are not the demo's ({foreign} file(s)); the demo will not replace it. \
+             Run the demo with another --data-dir.",
+            path.display()
+        );
+    }
+    std::fs::remove_file(&path)?;
+    let wal = path.with_extension("duckdb.wal");
+    if wal.exists() {
+        std::fs::remove_file(wal)?;
+    }
+    Ok(())
 }
 
 fn print_summary(warehouse: &magpie_core::Warehouse) -> anyhow::Result<()> {
