@@ -41,6 +41,15 @@ pub struct Config {
     pub import: ImportConfig,
     pub spotify: SpotifyConfig,
     pub server: ServerConfig,
+    pub models: ModelsConfig,
+}
+
+/// The dbt-style models.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// A project folder (with dbt_project.yml) to build instead of the shipped models.
+    pub project_dir: Option<PathBuf>,
 }
 
 /// Logging settings.
@@ -122,6 +131,7 @@ impl Default for Config {
             import: ImportConfig::default(),
             spotify: SpotifyConfig::default(),
             server: ServerConfig::default(),
+            models: ModelsConfig::default(),
         }
     }
 }

@@ -7,9 +7,13 @@
 
 pub mod dag;
 pub mod datatests;
+pub mod embedded;
 pub mod materialize;
 pub mod project;
 pub mod render;
+pub mod runner;
+pub mod seeds;
+pub mod timezone;
 
 /// Errors of the models runner.
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Import listening history: Spotify exports (zip, folder or JSON files) and Last.fm CSV/JSON
     Import(ImportArgs),
+    /// Build the star schema: seeds, models in dependency order, then data tests
+    Build(BuildArgs),
     /// Run a read-only SQL query against the warehouse and print the result
     Sql(SqlArgs),
     /// Try magpie on a generated listening history (no account needed)
@@ -40,6 +42,19 @@ pub struct ImportArgs {
     /// Whose listening this is [default: the configured default listener]
     #[arg(long)]
     pub listener: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Only these models: NAME, NAME+ (and what depends on it), +NAME (and what it depends on)
+    #[arg(long, value_name = "SELECTOR")]
+    pub select: Option<String>,
+    /// Rebuild incremental models from scratch
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Skip the data tests
+    #[arg(long)]
+    pub no_tests: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

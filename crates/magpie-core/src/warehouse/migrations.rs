@@ -17,11 +17,18 @@ pub struct Migration {
 
 /// Every migration this version of magpie knows, oldest first. Never edit a released one:
 /// add a new file.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "listening_events",
-    sql: include_str!("../../migrations/0001_listening_events.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "listening_events",
+        sql: include_str!("../../migrations/0001_listening_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "model_runs",
+        sql: include_str!("../../migrations/0002_model_runs.sql"),
+    },
+];
 
 fn latest_known() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)

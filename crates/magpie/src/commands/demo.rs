@@ -66,6 +66,15 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             warehouse.checkpoint()?;
             println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
             print_summary(&warehouse)?;
+            let options = magpie_models::runner::BuildOptions {
+                run_tests: true,
+                temp_dir: config.data_dir.join("tmp"),
+                ..Default::default()
+            };
+            let report = super::build::build(config, &warehouse, &options)?;
+            if !report.ok() {
+                anyhow::bail!("the models did not build cleanly (see above)");
+            }
             println!(
                 "\nThe demo warehouse is {}.\nLook inside: magpie --data-dir {} sql \"SELECT * FROM raw.listen_events LIMIT 5\"",
                 warehouse.path().display(),

@@ -1,5 +1,6 @@
 //! One module per subcommand; this one loads the configuration and dispatches.
 
+mod build;
 mod demo;
 mod import;
 mod sql;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     magpie_core::logging::init(&config.log.level);
     match cli.command {
         Command::Import(args) => import::run(&config, args),
+        Command::Build(args) => build::run(&config, args),
         Command::Sql(args) => sql::run(&config, args),
         Command::Demo(args) => {
             if cli.data_dir.is_none() {

@@ -1,0 +1,86 @@
+//! `magpie build`: the models runner over the warehouse, one line per node and a summary.
+
+use std::process::ExitCode;
+
+use magpie_core::{Config, Warehouse};
+use magpie_models::project::Project;
+use magpie_models::runner::{BuildOptions, BuildReport, NodeKind, NodeResult, Runner, Status};
+
+use crate::cli::BuildArgs;
+
+pub fn run(config: &Config, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let warehouse = super::open_warehouse(config)?;
+    let options = BuildOptions {
+        select: args.select,
+        full_refresh: args.full_refresh,
+        run_tests: !args.no_tests,
+        temp_dir: config.data_dir.join("tmp"),
+        ..Default::default()
+    };
+    let report = build(config, &warehouse, &options)?;
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Build the configured project (or the shipped one), printing progress; used by `demo` too.
+pub fn build(
+    config: &Config,
+    warehouse: &Warehouse,
+    options: &BuildOptions,
+) -> anyhow::Result<BuildReport> {
+    let project = match &config.models.project_dir {
+        Some(dir) => Project::from_dir(dir)?,
+        None => magpie_models::embedded::project()?,
+    };
+    magpie_models::timezone::write_offsets(warehouse.conn(), config.tz())?;
+    let runner = Runner::new(warehouse.conn(), &project);
+    let report = runner.build(options, &mut print_node)?;
+    warehouse.checkpoint()?;
+    println!(
+        "build {}: {} models ({} ok, {} error, {} skipped), {} tests ({} pass, {} fail, {} error) in {:.2}s",
+        report.run_id,
+        report
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Model)
+            .count(),
+        report.count(NodeKind::Model, "success"),
+        report.count(NodeKind::Model, "error"),
+        report.count(NodeKind::Model, "skipped"),
+        report
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Test)
+            .count(),
+        report.count(NodeKind::Test, "success"),
+        report.count(NodeKind::Test, "fail"),
+        report.count(NodeKind::Test, "error"),
+        report.elapsed.as_secs_f64()
+    );
+    Ok(report)
+}
+
+fn print_node(n: &NodeResult) {
+    let status = match &n.status {
+        Status::Success => "OK".to_string(),
+        Status::Fail(count) => format!("FAIL {count}"),
+        Status::Error(_) => "ERROR".to_string(),
+        Status::Skipped => "SKIP".to_string(),
+    };
+    let rows = n.rows.map(|r| format!(" {r} rows")).unwrap_or_default();
+    let what = match (n.kind, n.materialized) {
+        (NodeKind::Model, Some(m)) => format!("model ({})", format!("{m:?}").to_lowercase()),
+        (kind, _) => kind.as_str().to_string(),
+    };
+    println!(
+        "{status:<8} {what:<20} {}{rows} [{:.0} ms]",
+        n.name,
+        n.duration.as_secs_f64() * 1000.0
+    );
+    if let Status::Error(e) = &n.status {
+        println!("         {e}");
+    }
+}

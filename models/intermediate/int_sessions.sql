@@ -1,0 +1,39 @@
+{{ config(materialized='table', schema='intermediate') }}
+-- Listening sessions: a new one starts after var('session_gap_minutes') of silence between the
+-- end of one play and the start of the next.
+with ordered as (
+    select
+        event_id,
+        listener_id,
+        ended_at,
+        ended_at - to_milliseconds(ms_played) as started_at,
+        lag(ended_at) over (partition by listener_id order by ended_at, event_id) as previous_end
+    from {{ ref('int_plays') }}
+),
+
+flagged as (
+    select
+        *,
+        case
+            when previous_end is null then 1
+            when started_at - previous_end >= to_minutes({{ var('session_gap_minutes') }}) then 1
+            else 0
+        end as starts_session
+    from ordered
+),
+
+numbered as (
+    select
+        *,
+        sum(starts_session) over (
+            partition by listener_id order by ended_at, event_id rows between unbounded preceding and current row
+        ) as session_number
+    from flagged
+)
+
+select
+    event_id,
+    listener_id,
+    session_number,
+    {{ generate_surrogate_key(['listener_id', 'session_number']) }} as session_id
+from numbered

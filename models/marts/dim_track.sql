@@ -1,0 +1,29 @@
+{{ config(materialized='table', schema='marts') }}
+-- One row per track: its Spotify URI when any source gave one, else its normalised
+-- "artist|track" identity.
+with plays as (
+    select * from {{ ref('int_plays') }}
+),
+
+albums as (
+    -- A track's album: the one it is most often played from.
+    select track_key, first(album_key order by n desc, album_key) as album_key
+    from (select track_key, album_key, count(*) as n from plays group by track_key, album_key)
+    group by track_key
+)
+
+select
+    {{ generate_surrogate_key(['p.track_key']) }} as track_id,
+    p.track_key,
+    first(p.track_name order by p.track_name) as track_name,
+    {{ generate_surrogate_key(['first(p.artist_key order by p.artist_key)']) }} as artist_id,
+    {{ generate_surrogate_key(['a.album_key']) }} as album_id,
+    first(p.spotify_track_uri order by p.spotify_track_uri) filter (where p.spotify_track_uri is not null) as spotify_track_uri,
+    max(p.ms_played) filter (where not p.ms_played_estimated) as longest_play_ms,
+    count(*) as play_count,
+    sum(p.ms_played) as ms_played,
+    min(p.ended_at) as first_played_at,
+    max(p.ended_at) as last_played_at
+from plays as p
+join albums as a using (track_key)
+group by p.track_key, a.album_key

@@ -1,0 +1,29 @@
+{{ config(materialized='table', schema='marts') }}
+-- One row per counted play. played_at is the UTC time the play ended; played_at_local the
+-- same in the listener's time zone; ms_played its duration (estimated where the source does
+-- not give it: see ms_played_estimated).
+select
+    {{ generate_surrogate_key(['p.event_id']) }} as play_id,
+    p.event_id,
+    p.listener_id,
+    {{ generate_surrogate_key(['p.track_key']) }} as track_id,
+    {{ generate_surrogate_key(['p.artist_key']) }} as artist_id,
+    {{ generate_surrogate_key(['p.album_key']) }} as album_id,
+    cast(strftime(p.ended_at_local, '%Y%m%d') as integer) as date_id,
+    cast(hour(p.ended_at_local) * 60 + minute(p.ended_at_local) as integer) as time_id,
+    a.location_id,
+    s.session_id,
+    p.ended_at as played_at,
+    p.ended_at_local as played_at_local,
+    p.ms_played,
+    p.ms_played_estimated,
+    p.skipped,
+    p.shuffle,
+    p.platform,
+    p.conn_country,
+    p.reason_start,
+    p.reason_end,
+    p.source_kind
+from {{ ref('int_plays') }} as p
+join {{ ref('int_sessions') }} as s using (event_id)
+left join {{ ref('dim_artist') }} as a using (artist_key)
