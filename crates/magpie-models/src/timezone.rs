@@ -23,21 +23,23 @@ pub fn transitions(tz: Tz) -> Vec<(DateTime<Utc>, i32)> {
         .single()
         .expect("valid date");
     let mut out = vec![(start, offset_at(tz, start))];
-    let mut t = start;
+    let mut t = start; // whole seconds throughout, so the bisection lands on one
     while t < end {
         let next = t + Duration::hours(6);
         let off = offset_at(tz, next);
         if off != out.last().expect("non-empty").1 {
-            // Narrow the change down to the minute.
-            let (mut lo, mut hi) = (t, next);
-            while hi - lo > Duration::minutes(1) {
+            // Narrow the change down to the second (whole seconds: no fractions creep in).
+            let (mut lo, mut hi) = (t.timestamp(), next.timestamp());
+            while hi - lo > 1 {
                 let mid = lo + (hi - lo) / 2;
-                if offset_at(tz, mid) == off {
+                let at = DateTime::from_timestamp(mid, 0).expect("in range");
+                if offset_at(tz, at) == off {
                     hi = mid
                 } else {
                     lo = mid
                 }
             }
+            let hi = DateTime::from_timestamp(hi, 0).expect("in range");
             out.push((hi, off));
         }
         t = next;

@@ -1,0 +1,187 @@
+//! The shipped star schema on the demo history and on real exports, checked against
+//! independent SQL over the raw tables.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use magpie_core::{OpenOptions, Warehouse};
+use magpie_models::runner::{BuildOptions, NodeKind, Runner, Status};
+use magpie_music::demo::{GenerateOptions, generate};
+use magpie_music::import::{ImportOptions, Importer};
+
+fn build(wh: &Warehouse, tz: chrono_tz::Tz, tmp: &Path) {
+    magpie_models::timezone::write_offsets(wh.conn(), tz).unwrap();
+    let project = magpie_models::embedded::project().unwrap();
+    let report = Runner::new(wh.conn(), &project)
+        .build(
+            &BuildOptions {
+                run_tests: true,
+                temp_dir: tmp.to_path_buf(),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    let bad: Vec<_> = report
+        .nodes
+        .iter()
+        .filter(|n| n.status != Status::Success)
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(
+        report
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Test)
+            .count()
+            > 30
+    );
+}
+
+fn rows(wh: &Warehouse, sql: &str) -> Vec<(i64, i64, i64)> {
+    let mut stmt = wh.conn().prepare(sql).unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn demo_marts_agree_with_raw_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    generate(&GenerateOptions {
+        plays: 20_000,
+        years: 3,
+        seed: 5,
+        end: NaiveDate::from_ymd_opt(2026, 5, 31),
+        timezone: chrono_tz::Europe::Berlin,
+        out_dir: export.clone(),
+        records_per_file: 5000,
+    })
+    .unwrap();
+    let wh = Warehouse::open(dir.path().join("w.duckdb"), &OpenOptions::default()).unwrap();
+    let summary = Importer::new(&wh, ImportOptions::default())
+        .unwrap()
+        .import_paths(&[export], &mut |_| {});
+    assert!(summary.all_ok());
+    build(&wh, chrono_tz::Europe::Berlin, dir.path());
+
+    // Plays, time and distinct tracks per local year, from raw with the play rule written out
+    // here (>= 30 s, music, not private, not a duplicate), and local time via chrono-tz's
+    // offsets (Berlin: +1h in winter, +2h in summer) computed with DuckDB's own date maths.
+    let independent = rows(
+        &wh,
+        "WITH counted AS (
+             SELECT e.*, e.ended_at + to_seconds(o.utc_offset_seconds) AS local_end
+             FROM raw.listen_events e ASOF JOIN raw.tz_offsets o ON e.ended_at >= o.valid_from
+             WHERE duplicate_of IS NULL AND content_kind = 'track' AND ms_played >= 30000
+               AND NOT coalesce(incognito_mode, false))
+         SELECT year(local_end), count(*), sum(ms_played) FROM counted GROUP BY 1 ORDER BY 1",
+    );
+    let marts = rows(
+        &wh,
+        "SELECT d.year, count(*), sum(f.ms_played) FROM marts.fact_plays f JOIN marts.dim_date d USING (date_id)
+         GROUP BY 1 ORDER BY 1",
+    );
+    assert_eq!(marts, independent);
+    assert!(independent.len() >= 3);
+
+    let distinct_raw: i64 = wh
+        .conn()
+        .query_row(
+            "SELECT count(DISTINCT identity_key) FROM raw.listen_events WHERE duplicate_of IS NULL
+             AND content_kind = 'track' AND ms_played >= 30000 AND NOT coalesce(incognito_mode, false)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let distinct_marts: i64 = wh
+        .conn()
+        .query_row(
+            "SELECT count(DISTINCT track_id) FROM marts.fact_plays",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(distinct_marts, distinct_raw);
+    // Daily aggregate sums back to the fact table.
+    let (daily, fact): (i64, i64) = wh
+        .conn()
+        .query_row(
+            "SELECT (SELECT sum(plays) FROM marts.agg_daily_listening), (SELECT count(*) FROM marts.fact_plays)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(daily, fact);
+    // Sessions: no two plays of one session more than 30 minutes apart.
+    let gaps: i64 = wh
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM (
+                SELECT session_id, played_at - to_milliseconds(ms_played) AS started,
+                       lag(played_at) OVER (PARTITION BY session_id ORDER BY played_at, event_id) AS prev
+                FROM marts.fact_plays) WHERE started - prev >= INTERVAL 30 MINUTE",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(gaps, 0);
+}
+
+fn realdata(sub: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/realdata")
+        .join(sub);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED: {} is absent", path.display());
+        None
+    }
+}
+
+#[test]
+fn real_exports_build_and_count_like_raw() {
+    let (Some(extended), Some(basic), Some(lastfm)) = (
+        realdata("spotify_export/extended/mica-92"),
+        realdata("spotify_export/basic/xKitsune47"),
+        realdata("lastfm/krishkumar/lastfm_scrobbles.csv"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().join("w.duckdb"), &OpenOptions::default()).unwrap();
+    let summary = Importer::new(&wh, ImportOptions::default())
+        .unwrap()
+        .import_paths(&[extended, basic, lastfm], &mut |_| {});
+    assert!(summary.all_ok(), "{summary}");
+    build(&wh, chrono_tz::UTC, dir.path());
+    let independent = rows(
+        &wh,
+        "SELECT year(ended_at), count(*), sum(ms_played) FROM raw.listen_events
+         WHERE source_kind IN ('spotify_extended', 'spotify_basic') AND duplicate_of IS NULL
+           AND content_kind = 'track' AND ms_played >= 30000 AND NOT coalesce(incognito_mode, false)
+         GROUP BY 1 ORDER BY 1",
+    );
+    let marts = rows(
+        &wh,
+        "SELECT year(played_at), count(*), sum(ms_played) FROM marts.fact_plays
+         WHERE source_kind IN ('spotify_extended', 'spotify_basic') GROUP BY 1 ORDER BY 1",
+    );
+    assert_eq!(marts, independent);
+    let (lastfm_facts, lastfm_events): (i64, i64) = wh
+        .conn()
+        .query_row(
+            "SELECT (SELECT count(*) FROM marts.fact_plays WHERE source_kind = 'lastfm'),
+                    (SELECT count(*) FROM raw.listen_events WHERE source_kind = 'lastfm' AND duplicate_of IS NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        lastfm_facts > 0 && lastfm_facts <= lastfm_events,
+        "{lastfm_facts} of {lastfm_events}"
+    );
+}
