@@ -12,23 +12,35 @@ with events as (
 ),
 
 -- The Spotify URI and album an identity is most often seen with, so that plays from sources
--- without them (basic export, Last.fm) join the same track and album.
+-- without them (basic export, Last.fm) join the same track and album. Plain aggregates (not
+-- window functions) so DuckDB can spill them to disk within a small memory limit.
+uri_counts as (
+    select identity_key, spotify_track_uri, count(*) as n
+    from {{ ref('int_listen_events') }}
+    where content_kind = 'track' and spotify_track_uri is not null
+    group by identity_key, spotify_track_uri
+),
+
+album_counts as (
+    select identity_key, album_name, count(*) as n
+    from {{ ref('int_listen_events') }}
+    where content_kind = 'track' and album_name is not null
+    group by identity_key, album_name
+),
+
 known as (
     select
-        identity_key,
-        first(spotify_track_uri order by uri_plays desc, spotify_track_uri) filter (where spotify_track_uri is not null) as spotify_track_uri,
-        first(album_name order by album_plays desc, album_name) filter (where album_name is not null) as album_name
+        coalesce(u.identity_key, a.identity_key) as identity_key,
+        u.spotify_track_uri,
+        a.album_name
     from (
-        select
-            identity_key,
-            spotify_track_uri,
-            album_name,
-            count(*) over (partition by identity_key, spotify_track_uri) as uri_plays,
-            count(*) over (partition by identity_key, album_name) as album_plays
-        from {{ ref('int_listen_events') }}
-        where content_kind = 'track'
-    )
-    group by identity_key
+        select identity_key, first(spotify_track_uri order by n desc, spotify_track_uri) as spotify_track_uri
+        from uri_counts group by identity_key
+    ) as u
+    full outer join (
+        select identity_key, first(album_name order by n desc, album_name) as album_name
+        from album_counts group by identity_key
+    ) as a using (identity_key)
 ),
 
 keyed as (

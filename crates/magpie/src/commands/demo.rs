@@ -66,6 +66,10 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             warehouse.checkpoint()?;
             println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
             print_summary(&warehouse)?;
+            let build_limit =
+                magpie_core::OpenOptions::from_budget(config.memory_budget, &config.data_dir)
+                    .memory_limit;
+            warehouse.set_memory_limit(build_limit)?;
             let options = magpie_models::runner::BuildOptions {
                 run_tests: true,
                 temp_dir: config.data_dir.join("tmp"),
