@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# dbt parity: builds the shipped models with magpie and with dbt-duckdb on copies of the same
+# demo warehouse, then compares every mart table row for row (EXCEPT ALL both ways), and
+# prints both tools' wall times.
+#   usage: scripts/dbt-parity.sh [PLAYS]     (default 350000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PLAYS="${1:-350000}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/magpie-ci/target}"
+export DBT_SEND_ANONYMOUS_USAGE_STATS=False
+WORK="${PARITY_DIR:-/tmp/magpie-parity}"
+mkdir -p "$WORK"
+cargo build --release -q -p magpie
+BIN="$CARGO_TARGET_DIR/release/magpie"
+
+if [ ! -x "$WORK/venv/bin/dbt" ]; then
+  python3 -m venv "$WORK/venv"
+  "$WORK/venv/bin/pip" install -q 'dbt-duckdb' 'dbt-core<1.12' 'duckdb==2.0.0'
+fi
+
+# One demo warehouse, imported once; raw.tz_offsets is written by `magpie build`.
+rm -rf "$WORK/base" "$WORK/magpie" "$WORK/dbt"
+rm -rf "$WORK/export"
+"$BIN" demo generate --plays "$PLAYS" --years 20 --seed 42 --end 2026-06-30 --out "$WORK/export" >/dev/null
+"$BIN" --data-dir "$WORK/base" import "$WORK/export" >/dev/null
+"$BIN" --data-dir "$WORK/base" build --select dim_time >/dev/null   # writes raw.tz_offsets
+mkdir -p "$WORK/magpie" "$WORK/dbt"
+cp "$WORK/base/magpie.duckdb" "$WORK/magpie/magpie.duckdb"
+cp "$WORK/base/magpie.duckdb" "$WORK/dbt/magpie.duckdb"
+
+now() { python3 -c "import time; print(time.time())"; }
+start=$(now)
+"$BIN" --data-dir "$WORK/magpie" build > "$WORK/magpie-build.log"
+magpie_s=$(python3 -c "print(round($(now) - $start, 2))")
+
+cat > "$WORK/profiles.yml" <<YML
+magpie:
+  target: copy
+  outputs:
+    copy:
+      type: duckdb
+      path: "$WORK/dbt/magpie.duckdb"
+      schema: main
+      threads: 2
+YML
+start=$(now)
+"$WORK/venv/bin/dbt" build --project-dir models --profiles-dir "$WORK" --target-path "$WORK/dbt-target" --log-path "$WORK" > "$WORK/dbt-build.log" || { tail -40 "$WORK/dbt-build.log"; exit 1; }
+dbt_s=$(python3 -c "print(round($(now) - $start, 2))")
+
+"$WORK/venv/bin/python" - "$WORK/magpie/magpie.duckdb" "$WORK/dbt/magpie.duckdb" <<'PY'
+import sys, duckdb
+con = duckdb.connect()
+con.execute(f"ATTACH '{sys.argv[1]}' AS m (READ_ONLY)")
+con.execute(f"ATTACH '{sys.argv[2]}' AS d (READ_ONLY)")
+tables = [r[0] for r in con.execute(
+    "SELECT table_name FROM duckdb_tables() WHERE database_name = 'm' AND schema_name = 'marts' ORDER BY 1").fetchall()]
+bad = 0
+for t in tables:
+    only_m = con.execute(f"SELECT count(*) FROM (SELECT * FROM m.marts.{t} EXCEPT ALL SELECT * FROM d.marts.{t})").fetchone()[0]
+    only_d = con.execute(f"SELECT count(*) FROM (SELECT * FROM d.marts.{t} EXCEPT ALL SELECT * FROM m.marts.{t})").fetchone()[0]
+    n = con.execute(f"SELECT count(*) FROM m.marts.{t}").fetchone()[0]
+    status = "same" if only_m == 0 and only_d == 0 else "DIFFERENT"
+    bad += status != "same"
+    print(f"{status:9} marts.{t}: {n} rows, {only_m} only in magpie's, {only_d} only in dbt's")
+print(f"parity: {len(tables) - bad} of {len(tables)} mart tables identical")
+sys.exit(1 if bad else 0)
+PY
+echo "magpie build: ${magpie_s}s; dbt build: ${dbt_s}s; ratio: $(python3 -c "print(round($dbt_s / $magpie_s, 1))")x"
