@@ -69,11 +69,21 @@ keyed as (
         k.spotify_track_uri
     from events as e
     left join known as k using (identity_key)
+),
+
+-- Local time: the ASOF join runs on (event_id, ended_at) only, so it sorts two narrow columns
+-- rather than whole rows; the result joins back by key.
+local_times as (
+    select
+        k.event_id,
+        k.ended_at + to_seconds(coalesce(o.utc_offset_seconds, 0)) as ended_at_local
+    from (select event_id, ended_at from keyed) as k
+    asof left join {{ source('raw', 'tz_offsets') }} as o
+        on k.ended_at >= o.valid_from
 )
 
 select
     keyed.*,
-    keyed.ended_at + to_seconds(coalesce(o.utc_offset_seconds, 0)) as ended_at_local
+    local_times.ended_at_local
 from keyed
-asof left join {{ source('raw', 'tz_offsets') }} as o
-    on keyed.ended_at >= o.valid_from
+join local_times using (event_id)

@@ -1,22 +1,56 @@
 {{ config(materialized='table', schema='marts') }}
--- Per listener and local day: plays, time, variety, skips and first-time artists. The
--- timeline and calendar pages read this instead of scanning every play.
-with firsts as (
+-- Per listener and local day: plays, time, variety, skips, sessions and first-time artists.
+-- The timeline and calendar pages read this instead of scanning every play. Built from plain
+-- group-bys (no count distinct) so it spills within a small memory limit.
+with artist_days as (
+    select listener_id, date_id, artist_id, count(*) as plays, sum(ms_played) as ms_played,
+           count(*) filter (where skipped) as skips, min(played_at) as first_played_that_day
+    from {{ ref('fact_plays') }}
+    group by listener_id, date_id, artist_id
+),
+
+first_plays as (
     select listener_id, artist_id, min(played_at) as first_played_at
     from {{ ref('fact_plays') }}
     group by listener_id, artist_id
+),
+
+by_artist as (
+    select
+        a.listener_id,
+        a.date_id,
+        sum(a.plays) as plays,
+        sum(a.ms_played) as ms_played,
+        count(*) as distinct_artists,
+        sum(a.skips) as skips,
+        count(*) filter (where a.first_played_that_day = f.first_played_at) as new_artists
+    from artist_days as a
+    join first_plays as f using (listener_id, artist_id)
+    group by a.listener_id, a.date_id
+),
+
+by_track as (
+    select listener_id, date_id, count(*) as distinct_tracks
+    from (select listener_id, date_id, track_id from {{ ref('fact_plays') }} group by all)
+    group by listener_id, date_id
+),
+
+by_session as (
+    select listener_id, date_id, count(*) as sessions
+    from (select listener_id, date_id, session_id from {{ ref('fact_plays') }} group by all)
+    group by listener_id, date_id
 )
 
 select
-    f.listener_id,
-    f.date_id,
-    count(*) as plays,
-    sum(f.ms_played) as ms_played,
-    count(distinct f.artist_id) as distinct_artists,
-    count(distinct f.track_id) as distinct_tracks,
-    count(*) filter (where f.skipped) as skips,
-    count(distinct f.artist_id) filter (where f.played_at = fi.first_played_at) as new_artists,
-    count(distinct f.session_id) as sessions
-from {{ ref('fact_plays') }} as f
-join firsts as fi using (listener_id, artist_id)
-group by f.listener_id, f.date_id
+    b.listener_id,
+    b.date_id,
+    b.plays,
+    b.ms_played,
+    b.distinct_artists,
+    t.distinct_tracks,
+    b.skips,
+    b.new_artists,
+    s.sessions
+from by_artist as b
+join by_track as t using (listener_id, date_id)
+join by_session as s using (listener_id, date_id)

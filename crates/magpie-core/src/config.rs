@@ -35,8 +35,8 @@ pub struct Config {
     pub timezone: String,
     /// The listener whose plays `import` adds when none is named.
     pub default_listener: String,
-    /// One figure for how much memory magpie may use; drives DuckDB's limit and threads
-    /// (40% of it for builds and queries, 12% while streaming an import).
+    /// One figure for how much memory magpie may use; drives DuckDB's limit (40% of it) and
+    /// threads.
     pub memory_budget: ByteSize,
     pub log: LogConfig,
     pub import: ImportConfig,
@@ -127,7 +127,7 @@ impl Default for Config {
             environment: Profile::Production,
             timezone: "UTC".into(),
             default_listener: "default".into(),
-            memory_budget: ByteSize::mb(512),
+            memory_budget: ByteSize::mb(160),
             log: LogConfig::default(),
             import: ImportConfig::default(),
             spotify: SpotifyConfig::default(),

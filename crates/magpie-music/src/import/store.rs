@@ -66,17 +66,38 @@ fn commit_inner(
         conn.query_row("SELECT nextval('raw.import_batch_seq')", [], |r| r.get(0))?;
 
     // Exact duplicates: the first of equal fingerprints in the file, and none already stored
-    // for this listener and source.
+    // for this listener and source. Exact duplicates share their times, so only stored events
+    // inside the file's time span can match; when there are none (a new export period, the
+    // common case) the comparison is skipped. The span is passed as constants so DuckDB can
+    // skip row groups by their min/max.
+    let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT min(coalesce(ended_us, started_us)), max(coalesce(ended_us, started_us)) FROM import_stage",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let overlaps: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM raw.listen_events
+                        WHERE listener_id = ? AND source_kind = ?
+                          AND (ended_at BETWEEN make_timestamp(?) AND make_timestamp(?)
+                               OR (ended_at IS NULL AND started_at BETWEEN make_timestamp(?) AND make_timestamp(?))))",
+        params![b.listener_id, kind, lo, hi, lo, hi],
+        |r| r.get(0),
+    )?;
+    let existing = if overlaps {
+        "ANTI JOIN (SELECT fingerprint FROM raw.listen_events WHERE listener_id = $1 AND source_kind = $2) e
+           ON e.fingerprint = f.fingerprint"
+    } else {
+        "WHERE $1::INTEGER IS NOT NULL AND $2::VARCHAR IS NOT NULL"
+    };
     conn.execute(
-        "CREATE OR REPLACE TEMP TABLE import_new AS
-         WITH firsts AS (
-             SELECT position, fingerprint, identity_key, ended_us, started_us FROM import_stage
-             QUALIFY row_number() OVER (PARTITION BY fingerprint ORDER BY position) = 1
-         )
-         SELECT f.position, f.identity_key, f.ended_us, f.started_us FROM firsts f
-         ANTI JOIN (SELECT fingerprint FROM raw.listen_events
-                    WHERE listener_id = ? AND source_kind = ?) e
-           ON e.fingerprint = f.fingerprint",
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE import_new AS
+             WITH firsts AS (
+                 SELECT position, fingerprint, identity_key, ended_us, started_us FROM import_stage
+                 QUALIFY row_number() OVER (PARTITION BY fingerprint ORDER BY position) = 1
+             )
+             SELECT f.position, f.identity_key, f.ended_us, f.started_us FROM firsts f {existing}"
+        ),
         params![b.listener_id, kind],
     )?;
     let new_rows: i64 = conn.query_row("SELECT count(*) FROM temp.import_new", [], |r| r.get(0))?;

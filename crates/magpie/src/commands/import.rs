@@ -11,7 +11,6 @@ use crate::cli::ImportArgs;
 
 pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let warehouse = super::open_warehouse(config)?;
-    warehouse.set_memory_limit(super::import_memory_limit(config))?;
     let mut options = ImportOptions::from_config(config);
     if let Some(listener) = args.listener {
         options.listener = listener;

@@ -50,11 +50,6 @@ fn redacted(config: &Config) -> Config {
     shown
 }
 
-/// An import streams: DuckDB needs only a small share of the budget for it.
-pub fn import_memory_limit(config: &Config) -> bytesize::ByteSize {
-    bytesize::ByteSize::b((config.memory_budget.as_u64() * 12 / 100).max(48_000_000))
-}
-
 /// Open the warehouse for writing with the configured memory budget.
 pub fn open_warehouse(config: &Config) -> anyhow::Result<Warehouse> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
