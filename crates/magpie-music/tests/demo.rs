@@ -76,6 +76,14 @@ fn demo_history_imports_and_looks_like_listening() {
         0
     );
 
+    // One listener plays one thing at a time: no play starts before the previous one ended
+    // (beyond the second Spotify's `ts` is truncated to).
+    let overlaps = count(
+        &wh,
+        "SELECT count(*) FROM (SELECT started_at, lag(ended_at) OVER (ORDER BY ended_at, event_id) AS prev
+         FROM raw.listen_events) WHERE started_at < prev - INTERVAL 2 SECOND",
+    );
+    assert_eq!(overlaps, 0);
     // Zipf-like popularity: the top tenth of artists take most of the plays.
     let artists = count(
         &wh,

@@ -189,6 +189,8 @@ fn allocate_days(rng: &mut ChaCha8Rng, first: NaiveDate, days: usize, total: u64
 struct ListenerState {
     /// An album being played through: (artist, album, next track).
     album_run: Option<(usize, usize, usize)>,
+    /// When the last play ended (ms): sessions never overlap, one listener plays one thing.
+    last_end_ms: i64,
 }
 
 /// Local start hours of sessions, weighted: commute, lunch, evening.
@@ -208,6 +210,8 @@ fn generate_day(
     state: &mut ListenerState,
     out: &mut Vec<Record>,
 ) {
+    // Plan the day's sessions (length, start), then play them in time order.
+    let mut sessions = Vec::new();
     let mut remaining = count;
     let total_weight: u32 = HOUR_WEIGHTS.iter().sum();
     while remaining > 0 {
@@ -235,6 +239,12 @@ fn generate_day(
             .earliest()
             .map(|t| t.timestamp_millis())
             .unwrap_or_else(|| local.and_utc().timestamp_millis());
+        sessions.push((start, session_len));
+    }
+    sessions.sort_unstable();
+    for (start, session_len) in sessions {
+        // A session planned while the previous one still plays starts after a short pause.
+        let start = start.max(state.last_end_ms + rng.random_range(120_000..1_200_000));
         let platform =
             ["android", "ios", "windows", "osx", "web_player", "cast"][rng.random_range(0..6)];
         let shuffle = rng.random::<f64>() < 0.45;
@@ -275,6 +285,7 @@ fn generate_day(
             ));
             clock = ended + rng.random_range(200..3000);
         }
+        state.last_end_ms = clock;
     }
 }
 
