@@ -213,7 +213,6 @@ const LEGACY_ENV: &[(&str, &str)] = &[
     ("ENVIRONMENT", "environment"),
     ("SPOTIFY_CLIENT_ID", "spotify.client_id"),
     ("SPOTIFY_CLIENT_SECRET", "spotify.client_secret"),
-    ("TZ_LISTENER", "timezone"),
 ];
 
 impl Config {

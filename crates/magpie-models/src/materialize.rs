@@ -39,37 +39,35 @@ fn in_transaction<T>(
     }
 }
 
-/// Build `relation` (`"schema"."name"`) from `sql` as configured. Returns the row count for
-/// tables and incremental models (`None` for views).
+/// Build `relation` (`"schema"."name"`) from `sql` as configured; `existing` is what
+/// [`existing_kind`] said of it. Returns the row count for tables and incremental models
+/// (`None` for views).
 pub fn materialize(
     conn: &Connection,
     schema: &str,
-    name: &str,
     relation: &str,
+    existing: Option<&str>,
     sql: &str,
     config: &ModelConfig,
     incremental_run: bool,
 ) -> duckdb::Result<Option<u64>> {
     conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
-    let existing = existing_kind(conn, schema, name)?;
     match config.materialized {
         Materialized::Ephemeral => Ok(None),
         Materialized::View => in_transaction(conn, || {
-            if existing.as_deref() == Some("BASE TABLE") {
+            if existing == Some("BASE TABLE") {
                 conn.execute_batch(&format!("DROP TABLE {relation}"))?;
             }
             conn.execute_batch(&format!("CREATE OR REPLACE VIEW {relation} AS (\n{sql}\n)"))?;
             Ok(None)
         }),
         Materialized::Table => in_transaction(conn, || {
-            replace_table(conn, relation, sql, existing.as_deref())?;
+            replace_table(conn, relation, sql, existing)?;
             count(conn, relation).map(Some)
         }),
-        Materialized::Incremental
-            if !incremental_run || existing.as_deref() != Some("BASE TABLE") =>
-        {
+        Materialized::Incremental if !incremental_run || existing != Some("BASE TABLE") => {
             in_transaction(conn, || {
-                replace_table(conn, relation, sql, existing.as_deref())?;
+                replace_table(conn, relation, sql, existing)?;
                 count(conn, relation).map(Some)
             })
         }

@@ -327,10 +327,10 @@ impl<'a> Runner<'a> {
         let model = self.project.model(name).expect("planned models exist");
         let schema = cfg.schema.clone().unwrap_or_else(|| "main".into());
         let relation = plan.relations[name].clone();
-        let exists =
-            materialize::existing_kind(self.conn, &schema, name)?.as_deref() == Some("BASE TABLE");
-        let incremental =
-            cfg.materialized == Materialized::Incremental && exists && !options.full_refresh;
+        let existing = materialize::existing_kind(self.conn, &schema, name)?;
+        let incremental = cfg.materialized == Materialized::Incremental
+            && existing.as_deref() == Some("BASE TABLE")
+            && !options.full_refresh;
         let mut ctx = base.clone();
         ctx.this = Some(relation.clone());
         ctx.incremental = incremental;
@@ -339,8 +339,8 @@ impl<'a> Runner<'a> {
         materialize::materialize(
             self.conn,
             &schema,
-            name,
             &relation,
+            existing.as_deref(),
             &rendered.sql,
             cfg,
             incremental,

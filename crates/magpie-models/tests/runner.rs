@@ -44,6 +44,15 @@ fn build(wh: &Warehouse, root: &Path, options: BuildOptions) -> BuildReport {
         .unwrap()
 }
 
+/// A build that must not start (the project itself is wrong): its error.
+fn build_error(wh: &Warehouse, root: &Path) -> String {
+    let project = Project::from_dir(root).unwrap();
+    Runner::new(wh.conn(), &project)
+        .build(&BuildOptions::default(), &mut |_| {})
+        .unwrap_err()
+        .to_string()
+}
+
 fn count(wh: &Warehouse, sql: &str) -> i64 {
     wh.conn().query_row(sql, [], |r| r.get(0)).unwrap()
 }
@@ -281,11 +290,7 @@ fn selection_and_graph_errors() {
     assert_eq!(built, vec!["a", "b"]);
 
     write(&root, &[("models/a.sql", "select * from {{ ref('b') }}")]);
-    let project = Project::from_dir(&root).unwrap();
-    let err = Runner::new(wh.conn(), &project)
-        .build(&BuildOptions::default(), &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let err = build_error(&wh, &root);
     assert!(
         err.contains("cycle") && err.contains("models/a.sql") && err.contains("models/b.sql"),
         "{err}"
@@ -295,11 +300,7 @@ fn selection_and_graph_errors() {
         &root,
         &[("models/a.sql", "select * from {{ ref('ghost') }}")],
     );
-    let project = Project::from_dir(&root).unwrap();
-    let err = Runner::new(wh.conn(), &project)
-        .build(&BuildOptions::default(), &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let err = build_error(&wh, &root);
     assert!(
         err.contains("models/a.sql") && err.contains("ghost"),
         "{err}"

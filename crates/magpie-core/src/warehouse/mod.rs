@@ -177,16 +177,6 @@ impl Warehouse {
             .map_err(|e| db(&self.path, e))
     }
 
-    /// Change DuckDB's memory limit for this database (e.g. lower while streaming an import).
-    pub fn set_memory_limit(&self, limit: ByteSize) -> Result<(), WarehouseError> {
-        self.conn
-            .execute_batch(&format!(
-                "SET memory_limit = '{}MB'",
-                (limit.as_u64() / 1_000_000).max(32)
-            ))
-            .map_err(|e| db(&self.path, e))
-    }
-
     /// Write everything to the database file and truncate the WAL.
     pub fn checkpoint(&self) -> Result<(), WarehouseError> {
         self.conn

@@ -243,10 +243,6 @@ impl<R: Read> HashingReader<R> {
         let digest = std::mem::take(&mut self.hasher).finalize();
         Ok((hex::encode(digest), self.bytes))
     }
-
-    pub fn bytes_read(&self) -> u64 {
-        self.bytes
-    }
 }
 
 struct HashSink<'a>(&'a mut Sha256, &'a mut u64);

@@ -40,27 +40,44 @@ pub fn build(
     let report = runner.build(options, &mut print_node)?;
     warehouse.checkpoint()?;
     println!(
-        "build {}: {} models ({} ok, {} error, {} skipped), {} tests ({} pass, {} fail, {} error) in {:.2}s",
+        "build {}: {} models ({}), {} tests ({}) in {:.2}s",
         report.run_id,
         report
             .nodes
             .iter()
             .filter(|n| n.kind == NodeKind::Model)
             .count(),
-        report.count(NodeKind::Model, "success"),
-        report.count(NodeKind::Model, "error"),
-        report.count(NodeKind::Model, "skipped"),
+        tally(
+            &report,
+            NodeKind::Model,
+            &[
+                ("success", "ok"),
+                ("error", "error"),
+                ("skipped", "skipped")
+            ]
+        ),
         report
             .nodes
             .iter()
             .filter(|n| n.kind == NodeKind::Test)
             .count(),
-        report.count(NodeKind::Test, "success"),
-        report.count(NodeKind::Test, "fail"),
-        report.count(NodeKind::Test, "error"),
+        tally(
+            &report,
+            NodeKind::Test,
+            &[("success", "pass"), ("fail", "fail"), ("error", "error")]
+        ),
         report.elapsed.as_secs_f64()
     );
     Ok(report)
+}
+
+/// "21 ok, 0 error, 0 skipped": counts of `kind` nodes per status, each under a display word.
+fn tally(report: &BuildReport, kind: NodeKind, statuses: &[(&str, &str)]) -> String {
+    statuses
+        .iter()
+        .map(|(status, word)| format!("{} {word}", report.count(kind, status)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn print_node(n: &NodeResult) {

@@ -58,18 +58,13 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             println!("{}", describe(&generated, started.elapsed().as_secs_f64()));
 
             let warehouse = super::open_warehouse(config)?;
-            let mut import_options = ImportOptions::from_config(config);
-            import_options.listener = config.default_listener.clone();
+            let import_options = ImportOptions::from_config(config);
             let started = Instant::now();
             let summary =
                 super::import::import_with_progress(&warehouse, import_options, &[export_dir])?;
             warehouse.checkpoint()?;
             println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
             print_summary(&warehouse)?;
-            let build_limit =
-                magpie_core::OpenOptions::from_budget(config.memory_budget, &config.data_dir)
-                    .memory_limit;
-            warehouse.set_memory_limit(build_limit)?;
             let options = magpie_models::runner::BuildOptions {
                 run_tests: true,
                 temp_dir: config.data_dir.join("tmp"),
