@@ -71,8 +71,8 @@ pub struct ModelDoc {
     pub description: Option<String>,
     #[serde(default)]
     pub columns: Vec<ColumnDoc>,
-    /// Model-level tests (e.g. relationships across several columns are not supported; this
-    /// holds tests written at the model level in dbt's syntax).
+    /// Model-level tests in dbt's syntax: read so that a project using them is refused with
+    /// a clear message (magpie runs column tests and singular tests).
     #[serde(default, alias = "data_tests")]
     pub tests: Vec<serde_yaml_ng::Value>,
 }
@@ -181,6 +181,15 @@ impl Project {
                 let doc: SchemaYml = serde_yaml_ng::from_str(&file.text)
                     .map_err(|e| ModelsError::Project(format!("{}: {e}", file.path.display())))?;
                 for m in doc.models {
+                    if !m.tests.is_empty() {
+                        return Err(ModelsError::Project(format!(
+                            "{}: `{}` has model-level tests, which magpie does not run yet; attach \
+                             unique / not_null / accepted_values / relationships to columns, or write \
+                             the check as a singular test in tests/",
+                            file.path.display(),
+                            m.name
+                        )));
+                    }
                     project.model_docs.insert(m.name.clone(), m);
                 }
                 project.sources.extend(doc.sources);

@@ -305,4 +305,23 @@ fn selection_and_graph_errors() {
         err.contains("models/a.sql") && err.contains("ghost"),
         "{err}"
     );
+
+    // Model-level tests are refused rather than silently skipped.
+    write(
+        &root,
+        &[
+            ("models/a.sql", "select 1 as x"),
+            (
+                "models/schema.yml",
+                "version: 2\nmodels:\n  - name: a\n    tests:\n      - dbt_utils.unique_combination_of_columns:\n          combination_of_columns: [x]\n",
+            ),
+        ],
+    );
+    let err = Project::from_dir(&root).unwrap_err().to_string();
+    assert!(
+        err.contains("models/schema.yml")
+            && err.contains("model-level tests")
+            && err.contains("`a`"),
+        "{err}"
+    );
 }

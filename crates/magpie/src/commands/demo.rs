@@ -75,7 +75,9 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("the models did not build cleanly (see above)");
             }
             println!(
-                "\nThe demo warehouse is {}.\nLook inside: magpie --data-dir {} sql \"SELECT * FROM raw.listen_events LIMIT 5\"",
+                "\nThe demo warehouse is {}. Look inside, e.g. your top artists:\n  \
+                 magpie --data-dir {} sql \"SELECT a.artist_name, count(*) AS plays FROM marts.fact_plays f \
+                 JOIN marts.dim_artist a USING (artist_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 10\"",
                 warehouse.path().display(),
                 config.data_dir.display()
             );
