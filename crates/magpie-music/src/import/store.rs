@@ -209,7 +209,6 @@ pub fn record_failure(
     error: &str,
     started_at_us: i64,
 ) -> duckdb::Result<()> {
-    conn.execute_batch("DELETE FROM import_stage")?;
     conn.execute(
         "INSERT INTO raw.import_batches
          (batch_id, listener_id, source_path, file_name, content_sha256, format, byte_size, status,
