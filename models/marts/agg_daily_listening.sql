@@ -3,15 +3,14 @@
 -- The timeline and calendar pages read this instead of scanning every play. Built from plain
 -- group-bys (no count distinct) so it spills within a small memory limit.
 with artist_days as (
-    select listener_id, date_id, artist_id, count(*) as plays, sum(ms_played) as ms_played,
-           count(*) filter (where skipped) as skips, min(played_at) as first_played_that_day
-    from {{ ref('fact_plays') }}
-    group by listener_id, date_id, artist_id
+    select listener_id, date_id, artist_id, plays, ms_played, skips,
+           first_played_at as first_played_that_day
+    from {{ ref('agg_daily_artist') }}
 ),
 
 first_plays as (
-    select listener_id, artist_id, min(played_at) as first_played_at
-    from {{ ref('fact_plays') }}
+    select listener_id, artist_id, min(first_played_at) as first_played_at
+    from {{ ref('agg_daily_artist') }}
     group by listener_id, artist_id
 ),
 

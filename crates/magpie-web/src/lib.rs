@@ -1,5 +1,30 @@
-//! magpie's HTTP server (issue 5): dashboards rendered as HTML with server-side SVG charts, a
-//! JSON API, `/health` and `/metrics`, all served from the binary.
+//! magpie's HTTP server: the listener's dashboards as HTML pages with server-side SVG charts,
+//! the same data as JSON (`?format=json`) and CSV (`?format=csv`), and `/health`.
 //!
-//! Not built yet. The crate exists so the workspace's dependency graph (and with it DuckDB's
-//! 30-minute C++ build) is fixed from the first commit: its dependencies are declared already.
+//! Everything the browser needs (templates, CSS, a little JavaScript of our own, the world
+//! map's country shapes) is embedded in the binary, so the dashboards work on a LAN without
+//! internet. Pages read only the marts, through a small pool of DuckDB connections
+//! ([`pool`]), and each (query, range) result is cached until the next build ([`cache`]).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), magpie_web::WebError> {
+//! let config = magpie_core::Config::default();
+//! let warehouse = magpie_core::Warehouse::open(config.warehouse_path(), &Default::default())?;
+//! let app = magpie_web::App::new(&config, &warehouse)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! magpie_web::serve(listener, app, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod cache;
+pub mod charts;
+mod error;
+mod format;
+mod pages;
+pub mod pool;
+pub mod range;
+mod render;
+mod server;
+
+pub use error::WebError;
+pub use server::{App, router, serve};

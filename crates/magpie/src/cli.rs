@@ -28,8 +28,10 @@ pub enum Command {
     Build(BuildArgs),
     /// Run a read-only SQL query against the warehouse and print the result
     Sql(SqlArgs),
-    /// Try magpie on a generated listening history (no account needed)
+    /// Try magpie on a generated listening history (no account needed), then serve its dashboards
     Demo(DemoArgs),
+    /// Serve the dashboards (HTML, JSON and CSV) and /health
+    Serve(ServeArgs),
     /// Show the effective configuration (secrets hidden) after validating it
     Config,
 }
@@ -81,6 +83,21 @@ pub struct DemoArgs {
     pub action: Option<DemoAction>,
     #[command(flatten)]
     pub shape: DemoShape,
+    /// Stop after building the marts instead of serving the dashboards
+    #[arg(long)]
+    pub no_serve: bool,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: server.bind, 0.0.0.0]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Port to listen on [default: server.port, 8080]
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,7 +19,7 @@ mod writer;
 
 use std::path::PathBuf;
 
-use chrono::{Datelike, Duration, NaiveDate, TimeZone, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Weekday};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Zipf};
@@ -79,6 +79,11 @@ pub enum DemoError {
     Invalid(String),
 }
 
+/// The longest history the generator writes.
+const MAX_YEARS: u32 = 100;
+/// About 16 hours of music a day: a denser history would not fit in the days it covers.
+const MAX_PLAYS_PER_DAY: f64 = 280.0;
+
 /// Number of artists for a history of `plays` plays.
 fn artist_count(plays: u64) -> usize {
     (plays / 120).clamp(60, 6000) as usize
@@ -89,10 +94,18 @@ pub fn generate(options: &GenerateOptions) -> Result<GenerateSummary, DemoError>
     if options.plays == 0 {
         return Err(DemoError::Invalid("--plays must be at least 1".into()));
     }
-    if options.years == 0 || options.years > 60 {
-        return Err(DemoError::Invalid(
-            "--years must be between 1 and 60".into(),
-        ));
+    if options.years == 0 || options.years > MAX_YEARS {
+        return Err(DemoError::Invalid(format!(
+            "--years must be between 1 and {MAX_YEARS}"
+        )));
+    }
+    let per_day = options.plays as f64 / (f64::from(options.years) * 365.0);
+    if per_day > MAX_PLAYS_PER_DAY {
+        return Err(DemoError::Invalid(format!(
+            "{} plays in {} years is {per_day:.0} plays a day, more than one listener can play \
+             (at most {MAX_PLAYS_PER_DAY}); give more --years or fewer --plays",
+            options.plays, options.years
+        )));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let artists = catalog::generate(&mut rng, artist_count(options.plays));
@@ -140,7 +153,12 @@ pub fn generate(options: &GenerateOptions) -> Result<GenerateSummary, DemoError>
         bytes,
         artists: artists.len(),
         first_day,
-        last_day,
+        // Dense days can spill past midnight: report the day the last play really ended.
+        last_day: DateTime::from_timestamp_millis(state.last_end_ms).map_or(last_day, |t| {
+            t.with_timezone(&options.timezone)
+                .date_naive()
+                .max(last_day)
+        }),
     })
 }
 

@@ -75,17 +75,20 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("the models did not build cleanly (see above)");
             }
             println!(
-                "\nThe demo warehouse is {}. Look inside, e.g. your top artists:\n  \
+                "\nThe demo warehouse is {}. Look inside with SQL, e.g. your top artists:\n  \
                  magpie --data-dir {} sql \"SELECT a.artist_name, count(*) AS plays FROM marts.fact_plays f \
                  JOIN marts.dim_artist a USING (artist_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 10\"",
                 warehouse.path().display(),
                 config.data_dir.display()
             );
-            Ok(if summary.all_ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            if !summary.all_ok() {
+                return Ok(ExitCode::FAILURE);
+            }
+            if args.no_serve {
+                return Ok(ExitCode::SUCCESS);
+            }
+            super::serve::serve_warehouse(config, &warehouse, &args.serve)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

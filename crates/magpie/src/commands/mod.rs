@@ -3,6 +3,7 @@
 mod build;
 mod demo;
 mod import;
+mod serve;
 mod sql;
 
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             demo::run(&config, args)
         }
+        Command::Serve(args) => serve::run(&config, &args),
         Command::Config => {
             print!("{}", toml::to_string_pretty(&redacted(&config))?);
             Ok(ExitCode::SUCCESS)

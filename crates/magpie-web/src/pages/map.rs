@@ -1,0 +1,161 @@
+//! The world map of artist origins: countries shaded by plays of artists from there; a
+//! country's artists listed when it is clicked.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::{PageQuery, context, frame, reply};
+use crate::charts::{self, WorldMap};
+use crate::format::{hours, thousands};
+use crate::render::{Rendered, Table};
+use crate::{App, WebError};
+
+#[derive(Debug, Clone, Serialize)]
+struct Country {
+    code: String,
+    name: String,
+    plays: i64,
+    ms_played: i64,
+    artists: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct CountryArtist {
+    id: String,
+    name: String,
+    plays: i64,
+    ms_played: i64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct MapData {
+    countries: Vec<Country>,
+    /// Plays of artists whose origin is not known (yet).
+    unknown_plays: i64,
+    /// Artists with a known origin, in the whole warehouse.
+    located_artists: i64,
+    selected: Option<String>,
+    selected_name: Option<String>,
+    artists: Vec<CountryArtist>,
+}
+
+pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+    reply(&app, &query, build(&app, &query).await)
+}
+
+async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
+    let mut frame = frame(app, query, "World map".into(), "map", "/map".into()).await?;
+    let range = frame
+        .range
+        .clone()
+        .unwrap_or_else(|| unreachable!("pages resolve a range"));
+    let selected = match query.country.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(c.to_ascii_uppercase())
+        }
+        Some(c) => {
+            return Err(WebError::BadRequest(format!(
+                "`country={c}` is not a two-letter country code"
+            )));
+        }
+        None => None,
+    };
+    if let Some(c) = &selected {
+        frame.keep.push(("country".into(), c.clone()));
+    }
+    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
+    let wanted = selected.clone();
+    let data = app
+        .cached(format!("map/{listener}/{}/{selected:?}", range.key()), move |conn| {
+            let mut out = MapData {
+                located_artists: conn.query_row(
+                    "SELECT count(*) FROM marts.dim_artist WHERE country_code IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )?,
+                ..Default::default()
+            };
+            let mut stmt = conn.prepare(
+                "SELECT a.country_code, coalesce(l.country_name, a.country_code), sum(x.plays)::BIGINT,
+                        sum(x.ms_played)::BIGINT, count(DISTINCT x.artist_id)
+                 FROM marts.agg_daily_artist AS x
+                 JOIN marts.dim_artist AS a USING (artist_id)
+                 LEFT JOIN marts.dim_location AS l ON l.country_code = a.country_code
+                 WHERE x.listener_id = ? AND x.date_id BETWEEN ? AND ?
+                 GROUP BY 1, 2 ORDER BY 3 DESC NULLS LAST",
+            )?;
+            let mut rows = stmt.query([listener, from, to])?;
+            while let Some(r) = rows.next()? {
+                let code: Option<String> = r.get(0)?;
+                match code {
+                    Some(code) => out.countries.push(Country {
+                        code,
+                        name: r.get(1)?,
+                        plays: r.get(2)?,
+                        ms_played: r.get(3)?,
+                        artists: r.get(4)?,
+                    }),
+                    None => out.unknown_plays += r.get::<_, i64>(2)?,
+                }
+            }
+            if let Some(code) = wanted {
+                out.selected_name = out.countries.iter().find(|c| c.code == code).map(|c| c.name.clone());
+                let mut stmt = conn.prepare(
+                    "SELECT x.artist_id, a.artist_name, sum(x.plays)::BIGINT, sum(x.ms_played)::BIGINT
+                     FROM marts.agg_daily_artist AS x JOIN marts.dim_artist AS a USING (artist_id)
+                     WHERE x.listener_id = ? AND x.date_id BETWEEN ? AND ? AND a.country_code = ?
+                     GROUP BY 1, 2 ORDER BY 3 DESC, 2 LIMIT 50",
+                )?;
+                let mut rows = stmt.query(duckdb::params![listener, from, to, code])?;
+                while let Some(r) = rows.next()? {
+                    out.artists.push(CountryArtist {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        plays: r.get(2)?,
+                        ms_played: r.get(3)?,
+                    });
+                }
+                out.selected = Some(code);
+            }
+            Ok(out)
+        })
+        .await?;
+    let values: HashMap<String, (f64, String)> = data
+        .countries
+        .iter()
+        .map(|c| {
+            let tip = format!(
+                "{}: {} plays, {}, {} artists",
+                c.name,
+                thousands(c.plays),
+                hours(c.ms_played),
+                c.artists
+            );
+            (c.code.clone(), (c.plays as f64, tip))
+        })
+        .collect();
+    let qs = range.query_string();
+    let svg = charts::world_map(&values, |code| Some(format!("/map?{qs}&country={code}")));
+    let mut table = Table::new(&["country_code", "country", "plays", "ms_played", "artists"]);
+    for c in &data.countries {
+        table.push(vec![
+            c.code.clone(),
+            c.name.clone(),
+            c.plays.to_string(),
+            c.ms_played.to_string(),
+            c.artists.to_string(),
+        ]);
+    }
+    let mut ctx = context(&frame, data.as_ref())?;
+    ctx["map_countries"] = serde_json::json!(WorldMap::get().len());
+    Ok(Rendered {
+        template: "map.html",
+        data: ctx,
+        charts: vec![("map".into(), svg)],
+        table,
+        name: format!("map-{}", range.key()),
+    })
+}

@@ -1,0 +1,147 @@
+//! One module per page. Each page computes a serialisable data structure from the marts
+//! (cached per range), which becomes HTML, JSON (`?format=json`) or CSV (`?format=csv`).
+
+pub mod detail;
+pub mod discoveries;
+pub mod genres;
+pub mod health;
+pub mod map;
+pub mod overview;
+pub mod patterns;
+mod queries;
+pub mod streaks;
+pub mod timeline;
+pub mod top;
+pub mod year;
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use crate::range::{DataBounds, DateRange, PRESETS, RangeQuery};
+use crate::render::{self, Format, Rendered};
+use crate::{App, WebError};
+
+/// Query parameters any page may take.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PageQuery {
+    pub range: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub format: Option<String>,
+    /// Timeline bucket: day, week, month.
+    pub grain: Option<String>,
+    /// Top lists: plays or time.
+    pub by: Option<String>,
+    /// The map: a country (ISO alpha-2) whose artists to list.
+    pub country: Option<String>,
+}
+
+impl PageQuery {
+    fn range_query(&self) -> RangeQuery {
+        RangeQuery {
+            range: self.range.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+        }
+    }
+
+    /// The format asked for; an unknown one falls back to HTML for the error page.
+    pub fn format(&self) -> Format {
+        Format::parse(self.format.as_deref()).unwrap_or(Format::Html)
+    }
+}
+
+/// What every page shows around its content: navigation, the range control, the listener.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frame {
+    pub title: String,
+    pub nav: &'static str,
+    pub listener: String,
+    pub range: Option<DateRange>,
+    pub previous: Option<DateRange>,
+    pub bounds: DataBounds,
+    /// Presets and the years with plays, for the range control.
+    pub presets: Vec<(String, String)>,
+    /// The current page's path and extra parameters to keep when the range changes.
+    pub path: String,
+    pub keep: Vec<(String, String)>,
+    /// The range as a query string, for links that keep it.
+    pub qs: String,
+}
+
+/// Resolve the range of a request and build the page frame.
+pub(crate) async fn frame(
+    app: &App,
+    query: &PageQuery,
+    title: String,
+    nav: &'static str,
+    path: String,
+) -> Result<Frame, WebError> {
+    Format::parse(query.format.as_deref())?;
+    let bounds = queries::bounds(app).await?;
+    let range = DateRange::resolve(&query.range_query(), app.today(), &bounds)?;
+    let mut presets: Vec<(String, String)> = PRESETS
+        .iter()
+        .map(|(k, l)| (k.to_string(), l.to_string()))
+        .collect();
+    if let (Some(first), Some(last)) = (bounds.first, bounds.last) {
+        use chrono::Datelike;
+        for y in (first.year()..=last.year()).rev() {
+            presets.push((y.to_string(), y.to_string()));
+        }
+    }
+    presets.push(("custom".into(), "Custom…".into()));
+    let mut keep = Vec::new();
+    for (k, v) in [("grain", &query.grain), ("by", &query.by)] {
+        if let Some(v) = v {
+            keep.push((k.to_string(), v.clone()));
+        }
+    }
+    Ok(Frame {
+        qs: range.query_string(),
+        title,
+        nav,
+        listener: app.listener_name().to_string(),
+        previous: range.previous(),
+        range: Some(range),
+        bounds,
+        presets,
+        path,
+        keep,
+    })
+}
+
+/// Send a page in the requested format.
+pub(crate) fn reply(app: &App, query: &PageQuery, page: Result<Rendered, WebError>) -> Response {
+    render::respond(app.templates(), query.format(), page)
+}
+
+/// Any path that is not a page.
+pub async fn not_found(State(app): State<App>, uri: Uri) -> Response {
+    let json =
+        uri.path().starts_with("/api") || uri.query().is_some_and(|q| q.contains("format=json"));
+    render::error_response(
+        app.templates(),
+        if json { Format::Json } else { Format::Html },
+        WebError::NotFound(format!("there is no page at {}", uri.path())),
+    )
+}
+
+/// Serialise a page's frame and data into one template context / JSON body.
+pub(crate) fn context<T: Serialize>(
+    frame: &Frame,
+    data: &T,
+) -> Result<serde_json::Value, WebError> {
+    let mut value = serde_json::to_value(data)
+        .map_err(|e| WebError::Unavailable(format!("cannot serialise the page: {e}")))?;
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert(
+            "frame".into(),
+            serde_json::to_value(frame)
+                .map_err(|e| WebError::Unavailable(format!("cannot serialise the page: {e}")))?,
+        );
+    }
+    Ok(value)
+}

@@ -1,0 +1,101 @@
+//! The overview: totals for the range against the previous period, listening over time and
+//! the range's top artists.
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::queries::{self, Kind, TopFilter, TopRow, Totals};
+use super::{Frame, PageQuery, context, frame, reply};
+use crate::charts::{self, Point};
+use crate::format::{hours, thousands};
+use crate::render::{Rendered, Table};
+use crate::{App, WebError};
+
+#[derive(Debug, Serialize)]
+struct Overview {
+    totals: Totals,
+    previous: Option<Totals>,
+    series: Vec<queries::Bucket>,
+    top_artists: Vec<TopRow>,
+}
+
+pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+    reply(&app, &query, build(&app, &query).await)
+}
+
+async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
+    let frame: Frame = frame(app, query, "Overview".into(), "overview", "/".into()).await?;
+    let range = frame
+        .range
+        .clone()
+        .unwrap_or_else(|| unreachable!("pages resolve a range"));
+    let totals = queries::totals(app, &range).await?;
+    let previous = match &frame.previous {
+        Some(p) => Some(queries::totals(app, p).await?.as_ref().clone()),
+        None => None,
+    };
+    let grain = range.grain();
+    let series = queries::series(app, &range, grain).await?;
+    let top = queries::top(app, &range, Kind::Artist, 10, false, TopFilter::default()).await?;
+
+    let points: Vec<Point> = series
+        .iter()
+        .map(|b| Point {
+            label: b.label.clone(),
+            value: b.plays as f64,
+            tip: format!(
+                "{}: {} plays, {}",
+                b.label,
+                thousands(b.plays),
+                hours(b.ms_played)
+            ),
+            href: Some(format!(
+                "/timeline?range=custom&from={}&to={}",
+                b.start, b.end
+            )),
+        })
+        .collect();
+    let ranking: Vec<Point> = top
+        .iter()
+        .map(|r| Point {
+            label: r.name.clone(),
+            value: r.plays as f64,
+            tip: format!(
+                "{}: {} plays, {}",
+                r.name,
+                thousands(r.plays),
+                hours(r.ms_played)
+            ),
+            href: Some(format!("/artist/{}?{}", r.id, range.query_string())),
+        })
+        .collect();
+    let mut table = Table::new(&["period_start", "period_end", "plays", "ms_played"]);
+    for b in series.iter() {
+        table.push(vec![
+            b.start.to_string(),
+            b.end.to_string(),
+            b.plays.to_string(),
+            b.ms_played.to_string(),
+        ]);
+    }
+    let data = Overview {
+        totals: totals.as_ref().clone(),
+        previous,
+        series: series.as_ref().clone(),
+        top_artists: top.as_ref().clone(),
+    };
+    Ok(Rendered {
+        template: "overview.html",
+        data: context(&frame, &data)?,
+        charts: vec![
+            ("series".into(), charts::columns(&points, "plays")),
+            (
+                "top_artists".into(),
+                charts::ranking(&ranking, |p| thousands(p.value as i64)),
+            ),
+        ],
+        table,
+        name: format!("overview-{}", range.key()),
+    })
+}

@@ -1,0 +1,154 @@
+//! The application state shared by handlers, the router, and serving with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::routing::get;
+use chrono::NaiveDate;
+use duckdb::Connection;
+use magpie_core::{Config, Warehouse};
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::cache::QueryCache;
+use crate::pages;
+use crate::pool::ReadPool;
+use crate::render::Templates;
+use crate::{WebError, render};
+
+/// Results kept by the query cache.
+const CACHE_ENTRIES: usize = 512;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: ReadPool,
+    cache: QueryCache,
+    templates: Templates,
+    tz: chrono_tz::Tz,
+    listener_id: i32,
+    listener_name: String,
+    started: Instant,
+}
+
+impl App {
+    /// State over an open warehouse: a pool of connections cloned from it, the listener from
+    /// the configuration (or the first one in the warehouse), the listener's time zone.
+    pub fn new(config: &Config, warehouse: &Warehouse) -> Result<Self, WebError> {
+        let root = warehouse.try_clone()?;
+        let (listener_id, listener_name) = listener(&root, &config.default_listener)?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool: ReadPool::new(&root, threads.clamp(2, 4))?,
+                cache: QueryCache::new(CACHE_ENTRIES),
+                templates: Templates::new()?,
+                tz: config.tz(),
+                listener_id,
+                listener_name,
+                started: Instant::now(),
+            }),
+        })
+    }
+
+    /// The result cache: call `clear()` after a build so pages show the new marts.
+    pub fn cache(&self) -> &QueryCache {
+        &self.inner.cache
+    }
+
+    pub(crate) fn pool(&self) -> &ReadPool {
+        &self.inner.pool
+    }
+
+    pub(crate) fn templates(&self) -> &Templates {
+        &self.inner.templates
+    }
+
+    pub(crate) fn listener_id(&self) -> i32 {
+        self.inner.listener_id
+    }
+
+    pub(crate) fn listener_name(&self) -> &str {
+        &self.inner.listener_name
+    }
+
+    pub(crate) fn uptime_secs(&self) -> u64 {
+        self.inner.started.elapsed().as_secs()
+    }
+
+    /// Today in the listener's time zone.
+    pub(crate) fn today(&self) -> NaiveDate {
+        chrono::Utc::now()
+            .with_timezone(&self.inner.tz)
+            .date_naive()
+    }
+
+    /// `work`'s result for `key`: from the cache, or computed on a pooled connection and kept.
+    pub(crate) async fn cached<T, F>(&self, key: String, work: F) -> Result<Arc<T>, WebError>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce(&Connection) -> Result<T, WebError> + Send + 'static,
+    {
+        if let Some(hit) = self.inner.cache.get::<T>(&key) {
+            return Ok(hit);
+        }
+        let value = Arc::new(self.inner.pool.run(work).await?);
+        self.inner.cache.put(key, Arc::clone(&value));
+        Ok(value)
+    }
+}
+
+/// The listener whose pages these are.
+fn listener(conn: &Connection, name: &str) -> Result<(i32, String), WebError> {
+    let mut stmt = conn.prepare(
+        "SELECT listener_id, name FROM listeners ORDER BY name = ? DESC, listener_id LIMIT 1",
+    )?;
+    let mut rows = stmt.query([name])?;
+    match rows.next()? {
+        Some(row) => Ok((row.get(0)?, row.get(1)?)),
+        None => Ok((0, name.to_string())),
+    }
+}
+
+/// All routes.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(pages::overview::page))
+        .route("/top/{kind}", get(pages::top::page))
+        .route("/timeline", get(pages::timeline::page))
+        .route("/patterns", get(pages::patterns::page))
+        .route("/genres", get(pages::genres::page))
+        .route("/map", get(pages::map::page))
+        .route("/artist/{id}", get(pages::detail::artist))
+        .route("/album/{id}", get(pages::detail::album))
+        .route("/track/{id}", get(pages::detail::track))
+        .route("/discoveries", get(pages::discoveries::page))
+        .route("/streaks", get(pages::streaks::page))
+        .route("/year/{year}", get(pages::year::page))
+        .route("/year", get(pages::year::latest))
+        .route("/health", get(pages::health::live))
+        .route("/health/ready", get(pages::health::ready))
+        .route("/assets/{file}", get(render::asset))
+        .fallback(pages::not_found)
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Serve `app` on `listener` until `shutdown` completes, then finish in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebError> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
