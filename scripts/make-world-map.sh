@@ -53,7 +53,13 @@ def ring(indexes):
             last = p
     if len(out) < 3:
         return ""
-    return "M" + "L".join(f"{x:g},{y:g}" for x, y in out) + "Z"
+    # Rings of Russia and Fiji cross the antimeridian: start a new subpath at the jump instead
+    # of drawing a line across the whole map.
+    d = ""
+    for i, (x, y) in enumerate(out):
+        jump = i > 0 and abs(x - out[i - 1][0]) > WIDTH / 2
+        d += ("M" if i == 0 or jump else "L") + f"{x:g},{y:g}"
+    return d + "Z"
 
 shapes = []
 for geom in topo["objects"]["countries"]["geometries"]:

@@ -44,6 +44,7 @@ pub enum Grain {
     Day,
     Week,
     Month,
+    Year,
 }
 
 impl Grain {
@@ -53,6 +54,7 @@ impl Grain {
             Grain::Day => "day",
             Grain::Week => "week",
             Grain::Month => "month",
+            Grain::Year => "year",
         }
     }
 
@@ -61,8 +63,9 @@ impl Grain {
             "day" => Ok(Grain::Day),
             "week" => Ok(Grain::Week),
             "month" => Ok(Grain::Month),
+            "year" => Ok(Grain::Year),
             other => Err(WebError::BadRequest(format!(
-                "grain `{other}` is not one of day, week, month"
+                "grain `{other}` is not one of day, week, month, year"
             ))),
         }
     }
@@ -221,7 +224,18 @@ impl DateRange {
         match self.days() {
             days if days <= 120 => Grain::Day,
             days if days <= 1100 => Grain::Week,
-            _ => Grain::Month,
+            days if days <= 15 * 366 => Grain::Month,
+            _ => Grain::Year,
+        }
+    }
+
+    /// The coarser buckets of a sparkline (a few dozen points at most).
+    pub fn spark_grain(&self) -> Grain {
+        match self.days() {
+            days if days <= 60 => Grain::Day,
+            days if days <= 400 => Grain::Week,
+            days if days <= 10 * 366 => Grain::Month,
+            _ => Grain::Year,
         }
     }
 

@@ -43,6 +43,7 @@ fn demo_then_sql_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(magpie(dir.path()).args([
         "demo",
+        "--no-serve",
         "--plays",
         "3000",
         "--years",
@@ -112,8 +113,16 @@ fn demo_then_sql_in_every_format() {
 fn demo_starts_afresh_but_never_replaces_real_data() {
     let dir = tempfile::tempdir().unwrap();
     for end in ["2026-03-01", "2026-04-15"] {
-        let out =
-            run(magpie(dir.path()).args(["demo", "--plays", "1500", "--years", "1", "--end", end]));
+        let out = run(magpie(dir.path()).args([
+            "demo",
+            "--no-serve",
+            "--plays",
+            "1500",
+            "--years",
+            "1",
+            "--end",
+            end,
+        ]));
         assert!(out.status.success());
     }
     assert_eq!(
@@ -147,7 +156,14 @@ fn demo_starts_afresh_but_never_replaces_real_data() {
         .status
         .success()
     );
-    let out = run(magpie(dir.path()).args(["--data-dir", "real", "demo", "--plays", "100"]));
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        "real",
+        "demo",
+        "--no-serve",
+        "--plays",
+        "100",
+    ]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("will not replace it"));
     assert_eq!(
@@ -265,4 +281,63 @@ fn killed_import_leaves_a_warehouse_that_resumes_without_duplicates() {
         ),
         "0"
     );
+}
+
+#[test]
+fn demo_serves_the_dashboards_until_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = magpie(dir.path())
+        .args([
+            "demo",
+            "--plays",
+            "1500",
+            "--years",
+            "1",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let address = loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "magpie demo ended before serving"
+        );
+        if let Some(rest) = line.strip_prefix("Dashboards on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(get("/health/ready").starts_with("HTTP/1.1 200"));
+    let page = get("/?range=all");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("<svg class=\"chart columns\""));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "a clean exit on SIGTERM");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("stopped"), "{rest}");
 }

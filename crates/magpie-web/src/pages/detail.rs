@@ -130,36 +130,46 @@ fn header(
     }))
 }
 
+/// All-time and in-range figures of one artist/album/track, in one scan.
 fn stats(
     conn: &duckdb::Connection,
     column: &str,
     id: &str,
     listener: i32,
-    range: Option<(i32, i32)>,
-) -> Result<Stats, WebError> {
-    let (from, to) = range.unwrap_or((0, 99_999_999));
-    let mut s: Stats = conn.query_row(
+    (from, to): (i32, i32),
+) -> Result<(Stats, Stats), WebError> {
+    let (mut all, mut within) = conn.query_row(
         &format!(
             "SELECT count(*), coalesce(sum(ms_played), 0)::BIGINT, count(*) FILTER (WHERE skipped),
-                    strftime(min(played_at_local), '%Y-%m-%d %H:%M'), strftime(max(played_at_local), '%Y-%m-%d %H:%M')
-             FROM marts.fact_plays WHERE listener_id = ? AND {column} = ? AND date_id BETWEEN ? AND ?"
+                    strftime(min(played_at_local), '%Y-%m-%d %H:%M'), strftime(max(played_at_local), '%Y-%m-%d %H:%M'),
+                    count(*) FILTER (WHERE date_id BETWEEN ?3 AND ?4),
+                    coalesce(sum(ms_played) FILTER (WHERE date_id BETWEEN ?3 AND ?4), 0)::BIGINT,
+                    count(*) FILTER (WHERE skipped AND date_id BETWEEN ?3 AND ?4),
+                    strftime(min(played_at_local) FILTER (WHERE date_id BETWEEN ?3 AND ?4), '%Y-%m-%d %H:%M'),
+                    strftime(max(played_at_local) FILTER (WHERE date_id BETWEEN ?3 AND ?4), '%Y-%m-%d %H:%M')
+             FROM marts.fact_plays WHERE listener_id = ?1 AND {column} = ?2"
         ),
         duckdb::params![listener, id, from, to],
         |r| {
-            Ok(Stats {
-                plays: r.get(0)?,
-                ms_played: r.get(1)?,
-                skips: r.get(2)?,
-                first_played: r.get(3)?,
-                last_played: r.get(4)?,
-                skip_rate: 0.0,
-            })
+            let at = |i: usize| -> duckdb::Result<Stats> {
+                Ok(Stats {
+                    plays: r.get(i)?,
+                    ms_played: r.get(i + 1)?,
+                    skips: r.get(i + 2)?,
+                    first_played: r.get(i + 3)?,
+                    last_played: r.get(i + 4)?,
+                    skip_rate: 0.0,
+                })
+            };
+            Ok((at(0)?, at(5)?))
         },
     )?;
-    if s.plays > 0 {
-        s.skip_rate = s.skips as f64 / s.plays as f64;
+    for s in [&mut all, &mut within] {
+        if s.plays > 0 {
+            s.skip_rate = s.skips as f64 / s.plays as f64;
+        }
     }
-    Ok(s)
+    Ok((all, within))
 }
 
 async fn build(app: &App, kind: Kind, id: String, query: &PageQuery) -> Result<Rendered, WebError> {
@@ -181,85 +191,75 @@ async fn build(app: &App, kind: Kind, id: String, query: &PageQuery) -> Result<R
     let column = format!("{}_id", kind.singular());
     let key = format!("detail/{listener}/{}/{id}/{}", kind.singular(), range.key());
     let wanted = id.clone();
-    let found = app
-        .cached(key, move |conn| {
-            let Some(header) = header(conn, kind, &wanted, listener)? else {
-                return Ok(None);
-            };
-            let all_time = stats(conn, &column, &wanted, listener, None)?;
-            let in_range = stats(conn, &column, &wanted, listener, Some((from, to)))?;
-            let mut stmt = conn.prepare(&format!(
-                "SELECT CAST(date_trunc('{}', d.date_day) AS DATE), count(*), sum(f.ms_played)::BIGINT
+    let found = app.cached(key, move |conn| {
+        let Some(header) = header(conn, kind, &wanted, listener)? else {
+            return Ok(None);
+        };
+        let (all_time, in_range) = stats(conn, &column, &wanted, listener, (from, to))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT CAST(date_trunc('{}', d.date_day) AS DATE), count(*), sum(f.ms_played)::BIGINT
                  FROM marts.fact_plays AS f JOIN marts.dim_date AS d USING (date_id)
                  WHERE f.listener_id = ? AND f.{column} = ? AND f.date_id BETWEEN ? AND ?
                  GROUP BY 1",
-                grain.sql_part()
-            ))?;
-            let mut by_bucket = std::collections::HashMap::new();
-            let mut rows = stmt.query(duckdb::params![listener, wanted, from, to])?;
-            while let Some(r) = rows.next()? {
-                by_bucket.insert(r.get::<_, chrono::NaiveDate>(0)?, (r.get::<_, i64>(1)?, r.get::<_, i64>(2)?));
-            }
-            let history = slots
-                .iter()
-                .map(|&(start, end)| {
-                    let (plays, ms_played) = by_bucket.get(&start).copied().unwrap_or_default();
-                    Period { label: queries::bucket_label(start, grain), start, end, plays, ms_played }
-                })
-                .collect::<Vec<_>>();
-            Ok(Some((header, all_time, in_range, history)))
-        })
-        .await?;
+            grain.sql_part()
+        ))?;
+        let mut by_bucket = std::collections::HashMap::new();
+        let mut rows = stmt.query(duckdb::params![listener, wanted, from, to])?;
+        while let Some(r) = rows.next()? {
+            by_bucket.insert(
+                r.get::<_, chrono::NaiveDate>(0)?,
+                (r.get::<_, i64>(1)?, r.get::<_, i64>(2)?),
+            );
+        }
+        let history = slots
+            .iter()
+            .map(|&(start, end)| {
+                let (plays, ms_played) = by_bucket.get(&start).copied().unwrap_or_default();
+                Period {
+                    label: queries::bucket_label(start, grain),
+                    start,
+                    end,
+                    plays,
+                    ms_played,
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok(Some((header, all_time, in_range, history)))
+    });
+    // The artist's (or album's) top tracks and albums are asked at the same time, on the
+    // pool's other connection.
+    let within = |artist: bool| TopFilter {
+        artist_id: artist.then(|| id.clone()),
+        album_id: (!artist).then(|| id.clone()),
+    };
+    let tracks = async {
+        match kind {
+            Kind::Artist => queries::top(app, &range, Kind::Track, 20, false, within(true))
+                .await
+                .map(Some),
+            Kind::Album => queries::top(app, &range, Kind::Track, 50, false, within(false))
+                .await
+                .map(Some),
+            Kind::Track => Ok(None),
+        }
+    };
+    let albums = async {
+        match kind {
+            Kind::Artist => queries::top(app, &range, Kind::Album, 20, false, within(true))
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    };
+    let (found, top_tracks, albums) = tokio::try_join!(found, tracks, albums)?;
     let Some((header, all_time, in_range, history)) = found.as_ref().clone() else {
         return Err(WebError::NotFound(format!(
             "there is no {} with the id `{id}`",
             kind.singular()
         )));
     };
-    let (top_tracks, albums) = match kind {
-        Kind::Artist => (
-            queries::top(
-                app,
-                &range,
-                Kind::Track,
-                20,
-                false,
-                TopFilter {
-                    artist_id: Some(id.clone()),
-                    album_id: None,
-                },
-            )
-            .await?,
-            queries::top(
-                app,
-                &range,
-                Kind::Album,
-                20,
-                false,
-                TopFilter {
-                    artist_id: Some(id.clone()),
-                    album_id: None,
-                },
-            )
-            .await?,
-        ),
-        Kind::Album => (
-            queries::top(
-                app,
-                &range,
-                Kind::Track,
-                50,
-                false,
-                TopFilter {
-                    artist_id: None,
-                    album_id: Some(id.clone()),
-                },
-            )
-            .await?,
-            Default::default(),
-        ),
-        Kind::Track => Default::default(),
-    };
+    let top_tracks: Vec<TopRow> = top_tracks.map(|t| t.as_ref().clone()).unwrap_or_default();
+    let albums: Vec<TopRow> = albums.map(|t| t.as_ref().clone()).unwrap_or_default();
     let qs = range.query_string();
     let points: Vec<Point> = history
         .iter()
@@ -315,8 +315,8 @@ async fn build(app: &App, kind: Kind, id: String, query: &PageQuery) -> Result<R
         all_time,
         in_range,
         history,
-        top_tracks: top_tracks.as_ref().clone(),
-        albums: albums.as_ref().clone(),
+        top_tracks,
+        albums,
     };
     Ok(Rendered {
         template: "detail.html",

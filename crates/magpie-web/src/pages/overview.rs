@@ -30,14 +30,20 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         .range
         .clone()
         .unwrap_or_else(|| unreachable!("pages resolve a range"));
-    let totals = queries::totals(app, &range).await?;
-    let previous = match &frame.previous {
-        Some(p) => Some(queries::totals(app, p).await?.as_ref().clone()),
-        None => None,
-    };
     let grain = range.grain();
-    let series = queries::series(app, &range, grain).await?;
-    let top = queries::top(app, &range, Kind::Artist, 10, false, TopFilter::default()).await?;
+    // The queries run side by side on the pool's connections.
+    let previous_totals = async {
+        match &frame.previous {
+            Some(p) => Ok(Some(queries::totals(app, p).await?.as_ref().clone())),
+            None => Ok(None),
+        }
+    };
+    let (totals, previous, series, top) = tokio::try_join!(
+        queries::totals(app, &range),
+        previous_totals,
+        queries::series(app, &range, grain),
+        queries::top(app, &range, Kind::Artist, 10, false, TopFilter::default()),
+    )?;
 
     let points: Vec<Point> = series
         .iter()

@@ -125,6 +125,7 @@ pub fn bucket_start(day: NaiveDate, grain: Grain) -> NaiveDate {
         Grain::Day => day,
         Grain::Week => day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
         Grain::Month => day.with_day(1).unwrap_or(day),
+        Grain::Year => day.with_ordinal(1).unwrap_or(day),
     }
 }
 
@@ -135,6 +136,9 @@ fn next_bucket(start: NaiveDate, grain: Grain) -> NaiveDate {
         Grain::Month => start
             .checked_add_months(chrono::Months::new(1))
             .unwrap_or(start + Duration::days(31)),
+        Grain::Year => start
+            .checked_add_months(chrono::Months::new(12))
+            .unwrap_or(start + Duration::days(366)),
     }
 }
 
@@ -144,6 +148,7 @@ pub fn bucket_label(start: NaiveDate, grain: Grain) -> String {
         Grain::Day => start.format("%Y-%m-%d").to_string(),
         Grain::Week => format!("wk {}", start.format("%Y-%m-%d")),
         Grain::Month => start.format("%Y-%m").to_string(),
+        Grain::Year => start.format("%Y").to_string(),
     }
 }
 
@@ -275,7 +280,7 @@ pub async fn top(
     filter: TopFilter,
 ) -> Result<Arc<Vec<TopRow>>, WebError> {
     let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
-    let grain = range.grain();
+    let grain = range.spark_grain();
     let range = range.clone();
     let key = format!(
         "top/{listener}/{}/{}/{limit}/{by_time}/{:?}/{:?}",
@@ -285,6 +290,8 @@ pub async fn top(
         filter.album_id
     );
     app.cached(key, move |conn| {
+        // Artists rank from the daily artist mart (a few thousand keys); tracks and albums
+        // from fact_plays. The names come from the dims.
         let (source, key_col, plays) = match kind {
             Kind::Artist => ("marts.agg_daily_artist", "artist_id", "sum(plays)"),
             Kind::Track => ("marts.fact_plays", "track_id", "count(*)"),
@@ -292,14 +299,16 @@ pub async fn top(
         };
         let names = match kind {
             Kind::Artist => {
-                "SELECT artist_id AS id, artist_name AS name, NULL::VARCHAR AS artist, NULL::VARCHAR AS artist_id FROM marts.dim_artist"
+                "SELECT artist_id AS key, artist_id AS id, artist_name AS name, NULL::VARCHAR AS artist,
+                        NULL::VARCHAR AS artist_id
+                 FROM marts.dim_artist"
             }
             Kind::Track => {
-                "SELECT t.track_id AS id, t.track_name AS name, a.artist_name AS artist, a.artist_id
+                "SELECT t.track_id AS key, t.track_id AS id, t.track_name AS name, a.artist_name AS artist, a.artist_id
                  FROM marts.dim_track AS t LEFT JOIN marts.dim_artist AS a USING (artist_id)"
             }
             Kind::Album => {
-                "SELECT b.album_id AS id, b.album_name AS name, a.artist_name AS artist, a.artist_id
+                "SELECT b.album_id AS key, b.album_id AS id, b.album_name AS name, a.artist_name AS artist, a.artist_id
                  FROM marts.dim_album AS b LEFT JOIN marts.dim_artist AS a USING (artist_id)"
             }
         };
@@ -315,27 +324,41 @@ pub async fn top(
             params.push(Box::new(album.clone()));
         }
         let order = if by_time { "ms_played" } else { "plays" };
+        // The source is filtered twice rather than through one CTE: DuckDB materialises a CTE
+        // that is read twice, which at 10M plays costs more than the second scan.
+        let scoped = format!(
+            "SELECT * FROM {source} WHERE listener_id = ? AND date_id BETWEEN ? AND ?{filters}"
+        );
         let sql = format!(
-            "WITH scoped AS (
-                 SELECT * FROM {source} WHERE listener_id = ? AND date_id BETWEEN ? AND ?{filters}
+            "WITH top AS (
+                 SELECT {key_col} AS key, {plays}::BIGINT AS plays, sum(ms_played)::BIGINT AS ms_played
+                 FROM ({scoped}) GROUP BY 1
              ),
-             top AS (
-                 SELECT {key_col} AS id, {plays}::BIGINT AS plays, sum(ms_played)::BIGINT AS ms_played
-                 FROM scoped GROUP BY 1 ORDER BY {order} DESC, id LIMIT {limit}
+             ranked AS (
+                 SELECT n.id, n.name, n.artist, n.artist_id, top.*
+                 FROM top JOIN ({names}) AS n USING (key)
+                 ORDER BY {order} DESC, n.id LIMIT {limit}
              ),
              trend AS (
-                 SELECT s.{key_col} AS id, CAST(date_trunc('{part}', d.date_day) AS DATE) AS bucket,
+                 SELECT s.{key_col} AS key, CAST(date_trunc('{part}', d.date_day) AS DATE) AS bucket,
                         {plays}::BIGINT AS n
-                 FROM scoped AS s JOIN marts.dim_date AS d USING (date_id)
-                 WHERE s.{key_col} IN (SELECT id FROM top)
+                 FROM ({scoped}) AS s JOIN marts.dim_date AS d USING (date_id)
+                 WHERE s.{key_col} IN (SELECT key FROM ranked)
                  GROUP BY ALL
              )
-             SELECT t.id, coalesce(n.name, '(unknown)'), n.artist, n.artist_id, t.plays, t.ms_played,
-                    tr.bucket, tr.n
-             FROM top AS t LEFT JOIN ({names}) AS n USING (id) LEFT JOIN trend AS tr USING (id)
-             ORDER BY t.{order} DESC, t.id, tr.bucket",
+             SELECT r.id, r.name, r.artist, r.artist_id, r.plays, r.ms_played, tr.bucket, tr.n
+             FROM ranked AS r LEFT JOIN trend AS tr USING (key)
+             ORDER BY r.{order} DESC, r.id, tr.bucket",
             part = grain.sql_part(),
         );
+        let mut params = params;
+        params.extend([Box::new(listener) as Box<dyn duckdb::ToSql>, Box::new(from), Box::new(to)]);
+        if let Some(artist) = &filter.artist_id {
+            params.push(Box::new(artist.clone()));
+        }
+        if let Some(album) = &filter.album_id {
+            params.push(Box::new(album.clone()));
+        }
         let slots = buckets(&range, grain);
         let mut stmt = conn.prepare(&sql)?;
         let refs: Vec<&dyn duckdb::ToSql> = params.iter().map(|p| p.as_ref()).collect();

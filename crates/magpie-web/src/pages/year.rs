@@ -79,18 +79,22 @@ async fn build(app: &App, year: &str, query: &PageQuery) -> Result<Rendered, Web
     if first.is_none_or(|f| f.year() > year) || last.is_none_or(|l| l.year() < year) {
         return Err(WebError::NotFound(format!("there are no plays in {year}")));
     }
-    let totals = queries::totals(app, &range).await?;
-    let previous = match &frame.previous {
-        Some(p) => queries::totals(app, p).await?.as_ref().clone(),
-        None => Totals::default(),
+    let previous_totals = async {
+        match &frame.previous {
+            Some(p) => Ok(queries::totals(app, p).await?.as_ref().clone()),
+            None => Ok(Totals::default()),
+        }
     };
-    let months = queries::series(app, &range, Grain::Month).await?;
     let top = |kind| queries::top(app, &range, kind, 10, false, TopFilter::default());
-    let (artists, tracks, albums) = (
-        top(Kind::Artist).await?,
-        top(Kind::Track).await?,
-        top(Kind::Album).await?,
-    );
+    // The queries run side by side on the pool's connections.
+    let (totals, previous, months, artists, tracks, albums) = tokio::try_join!(
+        queries::totals(app, &range),
+        previous_totals,
+        queries::series(app, &range, Grain::Month),
+        top(Kind::Artist),
+        top(Kind::Track),
+        top(Kind::Album),
+    )?;
     let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
     let (y_from, y_to) = (range.from, range.to);
     let highlights = app

@@ -1,0 +1,158 @@
+//! Test fixtures: a demo warehouse built through the real importer and models, served by the
+//! real server on 127.0.0.1:0.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use chrono::NaiveDate;
+use magpie_core::{Config, OpenOptions, Warehouse};
+use magpie_models::runner::{BuildOptions, Runner, Status};
+use magpie_music::demo::{GenerateOptions, generate};
+use magpie_music::import::{ImportOptions, Importer};
+use magpie_web::App;
+
+/// The demo history's last day: ranges in the tests are fixed against it.
+pub const LAST_DAY: &str = "2026-05-31";
+
+pub struct Served {
+    pub base: String,
+    pub app: App,
+    warehouse: Mutex<Warehouse>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// One number from SQL on the served warehouse.
+    pub fn int(&self, sql: &str) -> i64 {
+        let wh = self.warehouse.lock().unwrap();
+        wh.conn()
+            .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap_or(0)
+    }
+
+    /// Rows of (text, number) from SQL on the served warehouse.
+    pub fn pairs(&self, sql: &str) -> Vec<(String, i64)> {
+        let wh = self.warehouse.lock().unwrap();
+        let mut stmt = wh.conn().prepare(sql).unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Run statements on the served warehouse (then clear the app's cache).
+    pub fn execute(&self, sql: &str) {
+        self.warehouse
+            .lock()
+            .unwrap()
+            .conn()
+            .execute_batch(sql)
+            .unwrap();
+        self.app.cache().clear();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+fn config() -> Config {
+    Config {
+        timezone: "Europe/Berlin".into(),
+        ..Config::default()
+    }
+}
+
+/// Generate, import and build a demo history of `plays` plays in `dir`.
+pub fn demo_warehouse(dir: &Path, plays: u64) -> Warehouse {
+    let export = dir.join("export");
+    generate(&GenerateOptions {
+        plays,
+        years: 3,
+        seed: 11,
+        end: NaiveDate::parse_from_str(LAST_DAY, "%Y-%m-%d").ok(),
+        timezone: chrono_tz::Europe::Berlin,
+        out_dir: export.clone(),
+        records_per_file: 10_000,
+    })
+    .unwrap();
+    let wh = Warehouse::open(dir.join("magpie.duckdb"), &OpenOptions::default()).unwrap();
+    let summary = Importer::new(&wh, ImportOptions::default())
+        .unwrap()
+        .import_paths(&[export], &mut |_| {});
+    assert!(summary.all_ok());
+    magpie_models::timezone::write_offsets(wh.conn(), chrono_tz::Europe::Berlin).unwrap();
+    let project = magpie_models::embedded::project().unwrap();
+    let report = Runner::new(wh.conn(), &project)
+        .build(
+            &BuildOptions {
+                run_tests: true,
+                temp_dir: dir.to_path_buf(),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    let failed: Vec<_> = report
+        .nodes
+        .iter()
+        .filter(|n| n.status != Status::Success)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    wh
+}
+
+/// Serve `warehouse` on a free loopback port from a thread of its own.
+pub fn serve(warehouse: Warehouse, dir: tempfile::TempDir) -> Served {
+    let app = App::new(&config(), &warehouse).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let served_app = app.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            magpie_web::serve(listener, served_app, std::future::pending())
+                .await
+                .unwrap();
+        });
+    });
+    let addr = rx.recv().unwrap();
+    Served {
+        base: format!("http://{addr}"),
+        app,
+        warehouse: Mutex::new(warehouse),
+        _dir: dir,
+    }
+}
+
+/// The shared demo (20,000 plays over three years), built once per test binary.
+pub fn demo() -> &'static Served {
+    static DEMO: OnceLock<Served> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = demo_warehouse(dir.path(), 20_000);
+        serve(wh, dir)
+    })
+}
+
+/// GET a URL: status and body.
+pub async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// GET a URL as JSON, asserting 200.
+pub async fn json(url: &str) -> serde_json::Value {
+    let (status, body) = get(url).await;
+    assert_eq!(status, 200, "{url}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+}

@@ -1,0 +1,503 @@
+//! Handler tests: every page and its JSON on a demo warehouse, with the numbers checked
+//! against SQL written here over the marts (fact_plays and the dims, not the aggregates the
+//! pages read), and bad requests answered with a 4xx, never a 500.
+
+mod common;
+
+use common::{demo, get, json};
+
+const YEAR: &str = "date_id BETWEEN 20250101 AND 20251231";
+
+#[tokio::test]
+async fn overview_totals_match_fact_plays() {
+    let d = demo();
+    let page = json(&d.url("/?range=2025&format=json")).await;
+    let t = &page["totals"];
+    assert_eq!(
+        t["plays"],
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE {YEAR}"
+        ))
+    );
+    assert_eq!(
+        t["ms_played"],
+        d.int(&format!(
+            "SELECT sum(ms_played) FROM marts.fact_plays WHERE {YEAR}"
+        ))
+    );
+    assert_eq!(
+        t["artists"],
+        d.int(&format!(
+            "SELECT count(DISTINCT artist_id) FROM marts.fact_plays WHERE {YEAR}"
+        ))
+    );
+    assert_eq!(
+        t["tracks"],
+        d.int(&format!(
+            "SELECT count(DISTINCT track_id) FROM marts.fact_plays WHERE {YEAR}"
+        ))
+    );
+    assert_eq!(
+        t["albums"],
+        d.int(&format!(
+            "SELECT count(DISTINCT album_id) FROM marts.fact_plays WHERE {YEAR}"
+        ))
+    );
+    assert_eq!(
+        t["new_artists"],
+        d.int(
+            "SELECT count(*) FROM (SELECT artist_id, min(date_id) AS first FROM marts.fact_plays GROUP BY 1)
+             WHERE first BETWEEN 20250101 AND 20251231"
+        )
+    );
+    assert_eq!(
+        t["active_days"],
+        d.int(&format!(
+            "SELECT count(DISTINCT date_id) FROM marts.fact_plays WHERE {YEAR}"
+        ))
+    );
+    // The previous period is 2024.
+    assert_eq!(
+        page["previous"]["plays"],
+        d.int("SELECT count(*) FROM marts.fact_plays WHERE date_id BETWEEN 20240101 AND 20241231")
+    );
+    // Weekly buckets over the year add up to the total.
+    let series = page["series"].as_array().unwrap();
+    assert!(
+        series.len() >= 52 && series.len() <= 54,
+        "{} weeks",
+        series.len()
+    );
+    let sum: i64 = series.iter().map(|b| b["plays"].as_i64().unwrap()).sum();
+    assert_eq!(sum, t["plays"].as_i64().unwrap());
+
+    let (status, html) = get(&d.url("/?range=2025")).await;
+    assert_eq!(status, 200);
+    let plays = t["plays"].as_i64().unwrap();
+    let shown = format!("{},{:03}", plays / 1000, plays % 1000);
+    assert!(html.contains(&shown), "the page shows {shown} plays");
+    assert!(html.contains("<svg class=\"chart columns\""));
+    assert!(html.contains("data-tip="), "charts carry tooltips");
+}
+
+#[tokio::test]
+async fn top_lists_match_group_by_on_fact_plays() {
+    let d = demo();
+    for (kind, column) in [
+        ("artists", "artist_id"),
+        ("tracks", "track_id"),
+        ("albums", "album_id"),
+    ] {
+        let page = json(&d.url(&format!("/top/{kind}?range=2025&format=json"))).await;
+        let rows = page["rows"].as_array().unwrap();
+        let expected = d.pairs(&format!(
+            "SELECT {column}, count(*) FROM marts.fact_plays WHERE {YEAR} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
+        ));
+        for (row, (id, plays)) in rows.iter().zip(&expected) {
+            assert_eq!(row["id"], id.as_str(), "{kind}");
+            assert_eq!(row["plays"], *plays, "{kind}");
+            let trend: i64 = row["trend"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .sum();
+            assert_eq!(trend, *plays, "{kind}: the sparkline adds up to the plays");
+        }
+        assert!(rows.len() <= 100 && rows.len() >= 10);
+    }
+    // By time ranks by ms_played.
+    let page = json(&d.url("/top/artists?range=2025&by=time&format=json")).await;
+    let expected = d.pairs(&format!(
+        "SELECT artist_id, sum(ms_played)::BIGINT FROM marts.fact_plays WHERE {YEAR} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ));
+    assert_eq!(page["rows"][0]["id"], expected[0].0.as_str());
+    assert_eq!(page["rows"][0]["ms_played"], expected[0].1);
+    // CSV: a header and one line per row.
+    let (status, csv) = get(&d.url("/top/tracks?range=2025&format=csv")).await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "rank,id,name,artist,plays,ms_played");
+    let first = json(&d.url("/top/tracks?range=2025&format=json")).await;
+    assert!(lines[1].starts_with(&format!("1,{},", first["rows"][0]["id"].as_str().unwrap())));
+    assert_eq!(lines.len() - 1, first["rows"].as_array().unwrap().len());
+}
+
+#[tokio::test]
+async fn timeline_months_match_fact_plays_per_month() {
+    let d = demo();
+    let page = json(&d.url("/timeline?range=all&grain=month&format=json")).await;
+    let expected = d.pairs(
+        "SELECT strftime(date_trunc('month', dd.date_day), '%Y-%m'), count(*)
+         FROM marts.fact_plays f JOIN marts.dim_date dd USING (date_id) GROUP BY 1 ORDER BY 1",
+    );
+    let buckets: Vec<(String, i64)> = page["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["plays"].as_i64().unwrap() > 0)
+        .map(|b| {
+            (
+                b["label"].as_str().unwrap().to_string(),
+                b["plays"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(buckets, expected);
+    let (status, html) = get(&d.url("/timeline?range=90d&grain=day")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        html.matches("class=\"col\"").count(),
+        3 * 90,
+        "three charts of 90 days"
+    );
+}
+
+#[tokio::test]
+async fn patterns_grid_matches_hours_and_weekdays_of_plays() {
+    let d = demo();
+    let page = json(&d.url("/patterns?range=2025&format=json")).await;
+    let grid = page["grid"].as_array().unwrap();
+    for (dow, hour, plays) in d
+        .pairs(&format!(
+            "SELECT dd.day_of_week || '/' || t.hour, count(*) FROM marts.fact_plays f
+             JOIN marts.dim_date dd USING (date_id) JOIN marts.dim_time t USING (time_id)
+             WHERE f.{YEAR} GROUP BY 1"
+        ))
+        .into_iter()
+        .map(|(k, n)| {
+            let (dow, hour) = k.split_once('/').unwrap();
+            (
+                dow.parse::<usize>().unwrap(),
+                hour.parse::<usize>().unwrap(),
+                n,
+            )
+        })
+    {
+        assert_eq!(grid[dow - 1][hour], plays, "weekday {dow} hour {hour}");
+    }
+    let evening = d.int(&format!(
+        "SELECT count(*) FROM marts.fact_plays f JOIN marts.dim_time t USING (time_id)
+         WHERE f.{YEAR} AND t.part_of_day = 'evening'"
+    ));
+    let parts = page["parts_of_day"].as_array().unwrap();
+    assert_eq!(
+        parts.iter().find(|p| p["name"] == "evening").unwrap()["plays"],
+        evening
+    );
+    let weekend = d.int(&format!(
+        "SELECT count(*) FROM marts.fact_plays f JOIN marts.dim_date dd USING (date_id) WHERE f.{YEAR} AND dd.is_weekend"
+    ));
+    assert_eq!(page["week_split"][1]["plays"], weekend);
+}
+
+#[tokio::test]
+async fn detail_pages_match_their_plays() {
+    let d = demo();
+    let top = json(&d.url("/top/tracks?range=2025&format=json")).await;
+    let track = &top["rows"][0];
+    let (track_id, artist_id) = (
+        track["id"].as_str().unwrap(),
+        track["artist_id"].as_str().unwrap(),
+    );
+    let page = json(&d.url(&format!("/artist/{artist_id}?range=2025&format=json"))).await;
+    assert_eq!(
+        page["all_time"]["plays"],
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE artist_id = '{artist_id}'"
+        ))
+    );
+    assert_eq!(
+        page["in_range"]["plays"],
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE artist_id = '{artist_id}' AND {YEAR}"
+        ))
+    );
+    assert_eq!(page["in_range"]["skips"], d.int(&format!("SELECT count(*) FROM marts.fact_plays WHERE artist_id = '{artist_id}' AND {YEAR} AND skipped")));
+    let first = d.pairs(&format!(
+        "SELECT strftime(min(played_at_local), '%Y-%m-%d %H:%M'), 0 FROM marts.fact_plays WHERE artist_id = '{artist_id}'"
+    ));
+    assert_eq!(page["all_time"]["first_played"], first[0].0.as_str());
+    assert!(
+        page["top_tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == track_id)
+    );
+    assert!(page["header"]["popularity_group"].is_string());
+    let history: i64 = page["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["plays"].as_i64().unwrap())
+        .sum();
+    assert_eq!(history, page["in_range"]["plays"].as_i64().unwrap());
+
+    let page = json(&d.url(&format!("/track/{track_id}?range=2025&format=json"))).await;
+    assert_eq!(page["in_range"]["plays"], track["plays"]);
+    assert_eq!(page["header"]["artist_id"], artist_id);
+    let album_id = page["header"]["album_id"].as_str().unwrap().to_string();
+    let page = json(&d.url(&format!("/album/{album_id}?range=all&format=json"))).await;
+    assert_eq!(
+        page["all_time"]["plays"],
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE album_id = '{album_id}'"
+        ))
+    );
+    for path in [
+        format!("/artist/{artist_id}"),
+        format!("/track/{track_id}"),
+        format!("/album/{album_id}"),
+    ] {
+        let (status, html) = get(&d.url(&path)).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(html.contains("<svg class=\"chart columns\""), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn discoveries_streaks_and_year_in_review() {
+    let d = demo();
+    let page = json(&d.url("/discoveries?range=2025&format=json")).await;
+    assert_eq!(
+        page["new_tracks"],
+        d.int("SELECT count(*) FROM (SELECT track_id, min(date_id) AS first FROM marts.fact_plays GROUP BY 1)
+               WHERE first BETWEEN 20250101 AND 20251231")
+    );
+    let best = &page["artists"][0];
+    assert_eq!(
+        best["plays_since"],
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE artist_id = '{}'",
+            best["id"].as_str().unwrap()
+        ))
+    );
+
+    // Longest run of consecutive days, computed here with a self-join free of window tricks:
+    // a day starts a streak when the day before has no plays.
+    let page = json(&d.url("/streaks?range=all&format=json")).await;
+    let longest = d.int(
+        "WITH days AS (SELECT DISTINCT dd.date_day FROM marts.fact_plays f JOIN marts.dim_date dd USING (date_id)),
+              starts AS (SELECT date_day FROM days WHERE date_day - 1 NOT IN (SELECT date_day FROM days)),
+              ends AS (SELECT date_day FROM days WHERE date_day + 1 NOT IN (SELECT date_day FROM days))
+         SELECT max((SELECT min(e.date_day) FROM ends e WHERE e.date_day >= s.date_day) - s.date_day + 1) FROM starts s",
+    );
+    assert_eq!(page["longest"][0]["days"], longest);
+    assert!(page["current"]["end"] == common::LAST_DAY || page["current"].is_null());
+
+    let page = json(&d.url("/year/2025?format=json")).await;
+    assert_eq!(
+        page["totals"]["plays"],
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE {YEAR}"
+        ))
+    );
+    let top = d.pairs(&format!(
+        "SELECT artist_id, count(*) FROM marts.fact_plays WHERE {YEAR} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ));
+    assert_eq!(page["top_artists"][0]["id"], top[0].0.as_str());
+    let months: i64 = page["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["plays"].as_i64().unwrap())
+        .sum();
+    assert_eq!(months, page["totals"]["plays"].as_i64().unwrap());
+    let busiest = d.int(&format!("SELECT max(n) FROM (SELECT count(*) AS n FROM marts.fact_plays WHERE {YEAR} GROUP BY date_id)"));
+    assert_eq!(page["highlights"]["busiest_day_plays"], busiest);
+    let (status, _) = get(&d.url("/year")).await;
+    assert_eq!(status, 200, "/year redirects to the latest year");
+}
+
+#[tokio::test]
+async fn genres_and_map_say_enrichment_is_pending() {
+    let d = demo();
+    let (status, html) = get(&d.url("/genres")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"enrichment-pending\""));
+    let (status, html) = get(&d.url("/map")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"enrichment-pending\""));
+    assert!(
+        html.matches("<path class=\"country\"").count() > 150,
+        "the map draws the countries"
+    );
+}
+
+#[tokio::test]
+async fn every_page_renders_with_its_range_control() {
+    let d = demo();
+    for path in [
+        "/",
+        "/top/artists",
+        "/top/tracks",
+        "/top/albums",
+        "/timeline",
+        "/patterns",
+        "/genres",
+        "/map",
+        "/discoveries",
+        "/streaks",
+        "/year/2025",
+        "/?range=7d",
+        "/?range=30d",
+        "/?range=90d",
+        "/?range=year",
+        "/?range=all",
+        "/?range=custom&from=2025-02-01&to=2025-03-15",
+    ] {
+        let (status, html) = get(&d.url(path)).await;
+        assert_eq!(status, 200, "{path}");
+        if path != "/genres" {
+            assert!(html.contains("<svg"), "{path} has a chart");
+        }
+        assert!(html.contains("</html>"), "{path} is complete");
+        if !path.starts_with("/year") {
+            assert!(
+                html.contains("id=\"range-preset\""),
+                "{path} has the range control"
+            );
+        }
+    }
+    let (status, css) = get(&d.url("/assets/app.css")).await;
+    assert_eq!(status, 200);
+    assert!(css.contains("prefers-color-scheme: dark"));
+    let (status, _) = get(&d.url("/assets/app.js")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_4xx_and_a_reason() {
+    let d = demo();
+    let missing = "0123456789abcdef0123456789abcdef";
+    for (path, status, needle) in [
+        ("/?range=fortnight", 400, "not one of"),
+        (
+            "/?range=custom&from=2025-05-01&to=2025-04-01",
+            400,
+            "before it starts",
+        ),
+        (
+            "/?range=custom&from=0001-01-01&to=9999-12-31",
+            400,
+            "dates must lie between",
+        ),
+        (
+            "/?range=custom&from=yesterday&to=2025-01-01",
+            400,
+            "not a date",
+        ),
+        (
+            "/timeline?range=custom&from=1950-01-01&to=2026-01-01&grain=day",
+            400,
+            "too many columns",
+        ),
+        ("/timeline?grain=hour", 400, "not one of day, week, month"),
+        ("/top/artists?by=mood", 400, "plays or time"),
+        ("/?format=xml", 400, "not one of html, json, csv"),
+        ("/map?country=FRA", 400, "two-letter"),
+        (&format!("/artist/{missing}"), 404, "no artist"),
+        ("/track/not-an-id", 404, "no track"),
+        ("/album/%27%3B%20DROP%20TABLE", 404, "no album"),
+        ("/top/genres", 404, "no top list"),
+        ("/year/1950", 404, "no plays in 1950"),
+        ("/year/abcd", 404, "not a year"),
+        ("/no/such/page", 404, "no page"),
+    ] {
+        let (got, body) = get(&d.url(path)).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.contains(needle), "{path}: {body}");
+        assert!(body.contains("<html"), "{path}: a friendly page");
+        let sep = if path.contains('?') { '&' } else { '?' };
+        if !path.contains("format=") {
+            let (got, body) = get(&d.url(&format!("{path}{sep}format=json"))).await;
+            assert_eq!(got, status, "{path} as JSON");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["status"], status);
+            assert!(body["error"].as_str().unwrap().contains(needle));
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_and_cache() {
+    let d = demo();
+    let live = json(&d.url("/health")).await;
+    assert_eq!(live["status"], "ok");
+    let ready = json(&d.url("/health/ready")).await;
+    assert_eq!(ready["status"], "ready");
+    json(&d.url("/?range=2024&format=json")).await;
+    assert!(!d.app.cache().is_empty());
+    d.app.cache().clear();
+    assert!(d.app.cache().is_empty());
+}
+
+#[tokio::test]
+async fn enrichment_fills_the_map_and_genres() {
+    // A warehouse of its own: the enrichment rows written here must not leak into other tests.
+    let dir = tempfile::tempdir().unwrap();
+    let wh = common::demo_warehouse(dir.path(), 3_000);
+    let d = common::serve(wh, dir);
+    d.execute(
+        "UPDATE marts.dim_artist SET country_code = CASE WHEN hash(artist_id) % 3 = 0 THEN 'SE' WHEN hash(artist_id) % 3 = 1 THEN 'JP' ELSE NULL END;
+         INSERT INTO marts.dim_genre VALUES ('g1', 'indie pop', 'pop'), ('g2', 'shoegaze', 'rock');
+         INSERT INTO marts.bridge_artist_genre SELECT artist_id, CASE WHEN hash(artist_id) % 2 = 0 THEN 'g1' ELSE 'g2' END FROM marts.dim_artist;",
+    );
+    let page = json(&d.url("/map?range=all&country=SE&format=json")).await;
+    let sweden = page["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "SE")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sweden["plays"],
+        d.int("SELECT count(*) FROM marts.fact_plays f JOIN marts.dim_artist a USING (artist_id) WHERE a.country_code = 'SE'")
+    );
+    assert_eq!(sweden["name"], "Sweden");
+    assert_eq!(
+        page["unknown_plays"],
+        d.int("SELECT count(*) FROM marts.fact_plays f JOIN marts.dim_artist a USING (artist_id) WHERE a.country_code IS NULL")
+    );
+    assert!(!page["artists"].as_array().unwrap().is_empty());
+    let (_, html) = get(&d.url("/map?range=all")).await;
+    assert!(!html.contains("enrichment-pending"));
+    assert_eq!(
+        html.matches("country has").count(),
+        2,
+        "Sweden and Japan are shaded"
+    );
+
+    let page = json(&d.url("/genres?range=all&format=json")).await;
+    assert_eq!(page["enriched"], true);
+    let shoegaze = page["genres"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["genre"] == "shoegaze")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        shoegaze["plays"],
+        d.int("SELECT count(*) FROM marts.fact_plays f JOIN marts.bridge_artist_genre b USING (artist_id) WHERE b.genre_id = 'g2'")
+    );
+    let (_, html) = get(&d.url("/genres?range=all")).await;
+    assert!(html.contains("class=\"chart share\""));
+}
+
+#[tokio::test]
+async fn a_warehouse_without_marts_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh =
+        magpie_core::Warehouse::open(dir.path().join("empty.duckdb"), &Default::default()).unwrap();
+    let d = common::serve(wh, dir);
+    let (status, body) = get(&d.url("/health/ready")).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _) = get(&d.url("/health")).await;
+    assert_eq!(status, 200);
+    let (status, body) = get(&d.url("/top/artists")).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("magpie build"), "{body}");
+}
