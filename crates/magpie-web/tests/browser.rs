@@ -4,7 +4,7 @@
 //! switches and the overview fits a phone. A screenshot of every page is saved in the folder
 //! the test prints.
 //!
-//! Without chromedriver the test prints a notice and passes, unless MAGPIE_REQUIRE_BROWSER is
+//! Without chromedriver the test prints a notice and passes, unless REQUIRE_BROWSER_TESTS is
 //! set (CI sets it), which makes a missing browser a failure.
 
 mod common;
@@ -30,12 +30,11 @@ impl Drop for Driver {
 }
 
 fn chromedriver() -> Option<Driver> {
-    let binary =
-        std::env::var("MAGPIE_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     if !std::path::Path::new(&binary).exists() {
         assert!(
-            std::env::var_os("MAGPIE_REQUIRE_BROWSER").is_none(),
-            "MAGPIE_REQUIRE_BROWSER is set but there is no chromedriver at {binary}"
+            std::env::var_os("REQUIRE_BROWSER_TESTS").is_none(),
+            "REQUIRE_BROWSER_TESTS is set but there is no chromedriver at {binary}"
         );
         println!(
             "NOTICE: browser tests skipped: no chromedriver at {binary} (apt install chromium chromium-driver)"
@@ -65,7 +64,7 @@ fn chromedriver() -> Option<Driver> {
 }
 
 async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
-    let chrome = std::env::var("MAGPIE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chrome = std::env::var("CHROMIUM_BINARY").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), "chrome".into());
     caps.insert(

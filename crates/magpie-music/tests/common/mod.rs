@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use magpie_core::{OpenOptions, Warehouse};
 use magpie_music::import::{ImportOptions, ImportSummary, Importer};
 
-/// `../shared/realdata` beside the repository (or `MAGPIE_REALDATA`); `None`, with a printed
+/// `../shared/realdata` beside the repository (or `REALDATA_DIR`); `None`, with a printed
 /// notice, when it is absent so the test can skip.
 pub fn realdata(sub: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("MAGPIE_REALDATA")
+    let base = std::env::var_os("REALDATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realdata"));
     let path = base.join(sub);
