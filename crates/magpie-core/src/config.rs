@@ -73,11 +73,38 @@ pub struct ImportConfig {
 }
 
 /// Spotify application credentials (from the Spotify developer dashboard).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpotifyConfig {
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
+    /// The redirect URI registered in the Spotify dashboard: a loopback literal (paste-back
+    /// flow) or https.
+    pub redirect_uri: String,
+    /// How often each listener's recently-played is polled.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: std::time::Duration,
+    /// The next poll after a full page (plays may have been missed).
+    #[serde(with = "humantime_serde")]
+    pub catch_up_interval: std::time::Duration,
+    /// Spotify's accounts service (tests point it at a local fake).
+    pub accounts_url: String,
+    /// Spotify's Web API (tests point it at a local fake).
+    pub api_url: String,
+}
+
+impl Default for SpotifyConfig {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            client_secret: None,
+            redirect_uri: "http://127.0.0.1:8888/callback".into(),
+            poll_interval: std::time::Duration::from_secs(30 * 60),
+            catch_up_interval: std::time::Duration::from_secs(5 * 60),
+            accounts_url: "https://accounts.spotify.com".into(),
+            api_url: "https://api.spotify.com".into(),
+        }
+    }
 }
 
 /// The web server.
@@ -320,6 +347,27 @@ impl Config {
                     "`{}` is not a level (error, warn, info, debug, trace)",
                     self.log.level
                 ),
+            ));
+        }
+        let redirect = url::Url::parse(&self.spotify.redirect_uri).ok();
+        let redirect_ok = redirect.as_ref().is_some_and(|u| {
+            u.scheme() == "https"
+                || (u.scheme() == "http"
+                    && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]")))
+        });
+        if !redirect_ok {
+            return Err(invalid(
+                "spotify.redirect_uri",
+                "Spotify accepts https or a loopback literal such as http://127.0.0.1:8888/callback \
+                 (not `localhost`)",
+            ));
+        }
+        if self.spotify.poll_interval < std::time::Duration::from_secs(60)
+            || self.spotify.catch_up_interval < std::time::Duration::from_secs(60)
+        {
+            return Err(invalid(
+                "spotify.poll_interval",
+                "poll intervals must be at least 1 minute",
             ));
         }
         if self.server.port == 0 {

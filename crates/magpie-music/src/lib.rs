@@ -22,3 +22,4 @@ pub mod demo;
 pub mod event;
 pub mod identity;
 pub mod import;
+pub mod spotify;

@@ -32,6 +32,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the dashboards (HTML, JSON and CSV) and /health
     Serve(ServeArgs),
+    /// Connect Spotify accounts and poll their recently played tracks
+    #[command(subcommand)]
+    Spotify(SpotifyCommand),
     /// Show the effective configuration (secrets hidden) after validating it
     Config,
 }
@@ -126,4 +129,22 @@ pub struct DemoShape {
     /// Last day of the history, YYYY-MM-DD [default: today]
     #[arg(long, value_name = "DATE")]
     pub end: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpotifyCommand {
+    /// Connect a listener's Spotify account (paste-back flow: works on a NAS without a browser)
+    Connect {
+        /// Whose account [default: the configured default listener]
+        #[arg(long)]
+        listener: Option<String>,
+    },
+    /// Poll recently-played once for every connected listener, then exit (for cron or Prefect)
+    Poll {
+        /// Poll even if the next poll is not due yet (a 429's wait is still honoured)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show connected listeners, token expiry, poll state and possible gaps
+    Status,
 }

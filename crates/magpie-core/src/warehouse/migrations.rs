@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "model_runs",
         sql: include_str!("../../migrations/0002_model_runs.sql"),
     },
+    Migration {
+        version: 3,
+        name: "spotify_polling",
+        sql: include_str!("../../migrations/0003_spotify_polling.sql"),
+    },
 ];
 
 fn latest_known() -> i64 {

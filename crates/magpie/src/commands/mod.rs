@@ -4,6 +4,7 @@ mod build;
 mod demo;
 mod import;
 mod serve;
+mod spotify;
 mod sql;
 
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::run(&config, args)
         }
         Command::Serve(args) => serve::run(&config, &args),
+        Command::Spotify(command) => spotify::run(&config, command),
         Command::Config => {
             print!("{}", toml::to_string_pretty(&redacted(&config))?);
             Ok(ExitCode::SUCCESS)
