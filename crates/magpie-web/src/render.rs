@@ -27,6 +27,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("streaks.html", include_str!("../templates/streaks.html")),
     ("year.html", include_str!("../templates/year.html")),
+    (
+        "completeness.html",
+        include_str!("../templates/completeness.html"),
+    ),
     ("error.html", include_str!("../templates/error.html")),
 ];
 

@@ -132,6 +132,7 @@ pub fn router(app: App) -> Router {
         .route("/streaks", get(pages::streaks::page))
         .route("/year/{year}", get(pages::year::page))
         .route("/year", get(pages::year::latest))
+        .route("/completeness", get(pages::completeness::page))
         .route("/health", get(pages::health::live))
         .route("/health/ready", get(pages::health::ready))
         .route("/assets/{file}", get(render::asset))

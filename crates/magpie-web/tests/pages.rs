@@ -501,3 +501,39 @@ async fn a_warehouse_without_marts_is_not_ready() {
     assert_eq!(status, 503);
     assert!(body.contains("magpie build"), "{body}");
 }
+
+#[tokio::test]
+async fn completeness_lists_polling_gaps_and_whether_an_export_covers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = common::demo_warehouse_with(dir.path(), 3_000, |wh| {
+        wh.conn()
+            .execute_batch(
+                "INSERT INTO raw.spotify_gaps
+                 SELECT listener_id, min(ended_at), min(ended_at) + INTERVAL 30 DAY, now()::TIMESTAMP, 'full_page'
+                 FROM raw.listen_events GROUP BY listener_id;
+                 INSERT INTO raw.spotify_gaps
+                 SELECT listener_id, TIMESTAMP '2001-02-03 10:00', TIMESTAMP '2001-02-03 12:30', now()::TIMESTAMP, 'full_page'
+                 FROM listeners;",
+            )
+            .unwrap();
+    });
+    let d = common::serve(wh, dir);
+    let page = json(&d.url("/completeness?format=json")).await;
+    assert_eq!(page["covered"], 1, "{page}");
+    assert_eq!(page["open"], 1);
+    let gaps = page["gaps"].as_array().unwrap();
+    let open = gaps.iter().find(|g| g["covered"] == false).unwrap();
+    assert_eq!(
+        (open["from"].as_str(), open["minutes"].as_i64()),
+        (Some("2001-02-03 10:00"), Some(150))
+    );
+    let covered = gaps.iter().find(|g| g["covered"] == true).unwrap();
+    assert_eq!(
+        covered["export_events"],
+        d.int("SELECT count(*) FROM raw.listen_events e, (SELECT min(ended_at) AS t FROM raw.listen_events) m
+               WHERE e.ended_at > m.t AND e.ended_at < m.t + INTERVAL 30 DAY")
+    );
+    let (status, html) = get(&d.url("/completeness")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("open: import an export covering it"));
+}

@@ -44,6 +44,8 @@ struct State {
     retry_after_until: Option<DateTime<Utc>>,
     failures: i32,
     status: String,
+    /// When the state was last written (the poll that set the status).
+    marked_at: Option<DateTime<Utc>>,
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -75,7 +77,8 @@ impl<'w> Poller<'w> {
     fn load(&self, listener_id: i32) -> Result<State, SpotifyError> {
         let conn = self.warehouse.conn();
         let mut stmt = conn.prepare(
-            "SELECT cursor_ms, epoch_us(next_poll_at), epoch_us(retry_after_until), failures, status
+            "SELECT cursor_ms, epoch_us(next_poll_at), epoch_us(retry_after_until), failures, status,
+                    epoch_us(last_poll_at)
              FROM raw.spotify_poll_state WHERE listener_id = ?",
         )?;
         let mut rows = stmt.query([listener_id])?;
@@ -86,6 +89,7 @@ impl<'w> Poller<'w> {
                 retry_after_until: from_micros(r.get(2)?),
                 failures: r.get(3)?,
                 status: r.get(4)?,
+                marked_at: from_micros(r.get(5)?),
             },
             None => State {
                 status: "ok".into(),
@@ -155,7 +159,13 @@ impl<'w> Poller<'w> {
         let mut state = self.load(listener_id)?;
         let now = Utc::now();
         if state.status == "reconnect_needed" {
-            return Ok(PollOutcome::ReconnectNeeded);
+            // Connecting again (possibly by `magpie spotify connect` while this process runs)
+            // writes tokens authorised after the failure: polling resumes.
+            if state.marked_at.is_some_and(|at| tokens.authorized_at > at) {
+                state.status = "ok".into();
+            } else {
+                return Ok(PollOutcome::ReconnectNeeded);
+            }
         }
         if let Some(until) = state.retry_after_until.filter(|u| *u > now) {
             return Ok(PollOutcome::RateLimited(until));

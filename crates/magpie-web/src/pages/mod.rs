@@ -1,6 +1,7 @@
 //! One module per page. Each page computes a serialisable data structure from the marts
 //! (cached per range), which becomes HTML, JSON (`?format=json`) or CSV (`?format=csv`).
 
+pub mod completeness;
 pub mod detail;
 pub mod discoveries;
 pub mod genres;

@@ -68,6 +68,15 @@ fn config() -> Config {
 
 /// Generate, import and build a demo history of `plays` plays in `dir`.
 pub fn demo_warehouse(dir: &Path, plays: u64) -> Warehouse {
+    demo_warehouse_with(dir, plays, |_| {})
+}
+
+/// The same, running `before_build` on the warehouse between import and build.
+pub fn demo_warehouse_with(
+    dir: &Path,
+    plays: u64,
+    before_build: impl FnOnce(&Warehouse),
+) -> Warehouse {
     let export = dir.join("export");
     generate(&GenerateOptions {
         plays,
@@ -84,6 +93,7 @@ pub fn demo_warehouse(dir: &Path, plays: u64) -> Warehouse {
         .unwrap()
         .import_paths(&[export], &mut |_| {});
     assert!(summary.all_ok());
+    before_build(&wh);
     magpie_models::timezone::write_offsets(wh.conn(), chrono_tz::Europe::Berlin).unwrap();
     let project = magpie_models::embedded::project().unwrap();
     let report = Runner::new(wh.conn(), &project)

@@ -45,12 +45,66 @@ pub fn serve_warehouse(
         };
         println!("Dashboards on {shown} (Ctrl-C to stop)");
         tracing::info!(address = %local, "serving");
-        magpie_web::serve(listener, app, shutdown_signal()).await?;
+        // The server runs on the runtime's workers; this thread polls Spotify and rebuilds
+        // the marts (blocking DuckDB work) without holding up a request.
+        let mut server = tokio::spawn(magpie_web::serve(listener, app.clone(), shutdown_signal()));
+        tokio::select! {
+            served = &mut server => served??,
+            () = poll_loop(config, warehouse, &app) => {}
+        }
         anyhow::Ok(())
     })?;
     warehouse.checkpoint()?;
     println!("stopped");
     Ok(())
+}
+
+/// How often the loop looks for listeners whose poll is due (the poll interval itself is
+/// `spotify.poll_interval`, per listener).
+const POLL_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Poll every connected Spotify listener when due; after new plays, rebuild the marts and
+/// drop the dashboards' cache. Until the scheduler exists, this is magpie's collection loop.
+async fn poll_loop(config: &Config, warehouse: &Warehouse, app: &magpie_web::App) {
+    let poller = match magpie_music::spotify::Poller::new(warehouse, config) {
+        Ok(poller) => poller,
+        Err(e) => {
+            tracing::error!(error = %e, "Spotify polling is off");
+            return std::future::pending().await;
+        }
+    };
+    loop {
+        match poller.poll_all(false).await {
+            Ok(results) => {
+                let new: u64 = results
+                    .iter()
+                    .filter_map(|(_, r)| match r {
+                        Ok(magpie_music::spotify::PollOutcome::Polled { imported, .. }) => {
+                            Some(*imported)
+                        }
+                        _ => None,
+                    })
+                    .sum();
+                if new > 0 {
+                    tracing::info!(plays = new, "new plays from Spotify; rebuilding the marts");
+                    let options = magpie_models::runner::BuildOptions {
+                        run_tests: true,
+                        temp_dir: config.data_dir.join("tmp"),
+                        ..Default::default()
+                    };
+                    match super::build::build(config, warehouse, &options) {
+                        Ok(report) if report.ok() => app.cache().clear(),
+                        Ok(_) => tracing::error!("the marts did not build cleanly after a poll"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "building the marts after a poll failed")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "Spotify polling failed"),
+        }
+        tokio::time::sleep(POLL_CHECK).await;
+    }
 }
 
 /// Ctrl-C, or SIGTERM from `docker stop` / systemd.

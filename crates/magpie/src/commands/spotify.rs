@@ -52,13 +52,8 @@ fn connect(config: &Config, listener: String) -> anyhow::Result<ExitCode> {
     })?;
     let renew = tokens.refresh_expires_at().date_naive();
     store.put(&listener, tokens)?;
-    // A reconnect clears "reconnect needed" so polling resumes.
-    let warehouse = super::open_warehouse(config)?;
-    let id = warehouse.listener_id(&listener)?;
-    warehouse.conn().execute(
-        "UPDATE raw.spotify_poll_state SET status = 'ok', last_error = NULL, retry_after_until = NULL WHERE listener_id = ?",
-        [id],
-    )?;
+    // The poller sees tokens authorised after a "reconnect needed" and resumes by itself, also
+    // in a `magpie serve` that holds the warehouse right now.
     println!(
         "Connected `{listener}`. Tokens are in {} (mode 0600). Spotify ends this authorisation on {renew}; \
          magpie warns 14 days before. Poll now with `magpie spotify poll`.",
