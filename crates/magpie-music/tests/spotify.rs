@@ -424,7 +424,14 @@ async fn a_revoked_listener_needs_reconnecting_and_the_others_go_on() {
     // Connecting bob again resumes his polling.
     connect(&h, "bob").await;
     let out: HashMap<String, _> = poller.poll_all(true).await.unwrap().into_iter().collect();
-    assert_eq!(out["bob"].as_ref().unwrap(), &PollOutcome::Polled { items: 5, imported: 5, full_page: false });
+    assert_eq!(
+        out["bob"].as_ref().unwrap(),
+        &PollOutcome::Polled {
+            items: 5,
+            imported: 5,
+            full_page: false
+        }
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -27,4 +27,4 @@ mod render;
 mod server;
 
 pub use error::WebError;
-pub use server::{App, router, serve};
+pub use server::{Alerts, App, router, serve};

@@ -21,6 +21,11 @@ use crate::{WebError, render};
 /// Results kept by the query cache.
 const CACHE_ENTRIES: usize = 512;
 
+/// Messages every page shows at the top (e.g. "reconnect Spotify"), from whoever runs the
+/// server; asked at most every [`ALERTS_EVERY`].
+pub type Alerts = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+const ALERTS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct App {
@@ -35,6 +40,8 @@ struct Inner {
     listener_id: i32,
     listener_name: String,
     started: Instant,
+    alerts: Option<Alerts>,
+    shown: std::sync::Mutex<Option<(Instant, Vec<String>)>>,
 }
 
 impl App {
@@ -53,8 +60,36 @@ impl App {
                 listener_id,
                 listener_name,
                 started: Instant::now(),
+                alerts: None,
+                shown: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// Show `alerts` on every page (call before serving).
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.alerts = Some(alerts);
+        }
+        self
+    }
+
+    /// The current alerts, refreshed at most every 30 s.
+    pub(crate) fn alerts(&self) -> Vec<String> {
+        let Some(source) = &self.inner.alerts else {
+            return Vec::new();
+        };
+        let Ok(mut shown) = self.inner.shown.lock() else {
+            return Vec::new();
+        };
+        match &*shown {
+            Some((at, alerts)) if at.elapsed() < ALERTS_EVERY => alerts.clone(),
+            _ => {
+                let alerts = source();
+                *shown = Some((Instant::now(), alerts.clone()));
+                alerts
+            }
+        }
     }
 
     /// The result cache: call `clear()` after a build so pages show the new marts.

@@ -536,4 +536,37 @@ async fn completeness_lists_polling_gaps_and_whether_an_export_covers_them() {
     let (status, html) = get(&d.url("/completeness")).await;
     assert_eq!(status, 200);
     assert!(html.contains("open: import an export covering it"));
+    assert!(
+        !html.contains("class=\"alert\""),
+        "no alerts unless the runner gives some"
+    );
+}
+
+#[tokio::test]
+async fn alerts_from_the_runner_show_on_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = common::demo_warehouse(dir.path(), 2_000);
+    let config = magpie_core::Config {
+        timezone: "Europe/Berlin".into(),
+        ..Default::default()
+    };
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&asked);
+    let app = magpie_web::App::new(&config, &wh)
+        .unwrap()
+        .with_alerts(std::sync::Arc::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            vec!["Spotify ends ana's authorisation on 2026-12-01 <soon>".to_string()]
+        }));
+    let d = common::serve_app(app, wh, dir);
+    for path in ["/", "/top/artists", "/completeness"] {
+        let (status, html) = get(&d.url(path)).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("<p class=\"alert\" role=\"alert\">Spotify ends ana&#x27;s authorisation on 2026-12-01 &lt;soon&gt;</p>"), "{path}: escaped alert");
+    }
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "asked once per 30 s"
+    );
 }

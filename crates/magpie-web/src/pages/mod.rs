@@ -70,6 +70,8 @@ pub struct Frame {
     pub keep: Vec<(String, String)>,
     /// The range as a query string, for links that keep it.
     pub qs: String,
+    /// Notices for the top of the page (e.g. a Spotify account to reconnect).
+    pub alerts: Vec<String>,
 }
 
 /// Resolve the range of a request and build the page frame.
@@ -101,6 +103,7 @@ pub(crate) async fn frame(
         }
     }
     Ok(Frame {
+        alerts: app.alerts(),
         qs: range.query_string(),
         title,
         nav,

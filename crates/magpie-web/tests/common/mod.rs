@@ -117,7 +117,11 @@ pub fn demo_warehouse_with(
 
 /// Serve `warehouse` on a free loopback port from a thread of its own.
 pub fn serve(warehouse: Warehouse, dir: tempfile::TempDir) -> Served {
-    let app = App::new(&config(), &warehouse).unwrap();
+    serve_app(App::new(&config(), &warehouse).unwrap(), warehouse, dir)
+}
+
+/// Serve `warehouse` through `app` (built over it).
+pub fn serve_app(app: App, warehouse: Warehouse, dir: tempfile::TempDir) -> Served {
     let (tx, rx) = std::sync::mpsc::channel();
     let served_app = app.clone();
     std::thread::spawn(move || {

@@ -25,7 +25,8 @@ pub fn serve_warehouse(
         .clone()
         .unwrap_or_else(|| config.server.bind.clone());
     let port = args.port.unwrap_or(config.server.port);
-    let app = magpie_web::App::new(config, warehouse)?;
+    let app =
+        magpie_web::App::new(config, warehouse)?.with_alerts(spotify_alerts(config, warehouse)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)
@@ -57,6 +58,55 @@ pub fn serve_warehouse(
     warehouse.checkpoint()?;
     println!("stopped");
     Ok(())
+}
+
+/// The dashboards' banner about Spotify authorisations: refused ones (reconnect now) and those
+/// Spotify ends within 14 days (reconnect soon).
+fn spotify_alerts(config: &Config, warehouse: &Warehouse) -> anyhow::Result<magpie_web::Alerts> {
+    let store = magpie_music::spotify::TokenStore::new(&config.data_dir);
+    let conn = std::sync::Mutex::new(warehouse.try_clone()?);
+    Ok(std::sync::Arc::new(move || {
+        let Ok(listeners) = store.all() else {
+            return Vec::new();
+        };
+        // Listeners marked "reconnect needed", with when that was written.
+        let refused: std::collections::HashMap<String, i64> = conn
+            .lock()
+            .ok()
+            .and_then(|conn| {
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT l.name, epoch_us(s.last_poll_at) FROM raw.spotify_poll_state s
+                         JOIN listeners l USING (listener_id) WHERE s.status = 'reconnect_needed'",
+                    )
+                    .ok()?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+                    })
+                    .ok()?;
+                Some(rows.filter_map(Result::ok).collect())
+            })
+            .unwrap_or_default();
+        let now = chrono::Utc::now();
+        let mut alerts = Vec::new();
+        for (name, tokens) in listeners {
+            let since = refused.get(&name).copied();
+            if since.is_some_and(|at| tokens.authorized_at.timestamp_micros() <= at) {
+                alerts.push(format!(
+                    "Spotify no longer accepts {name}'s authorisation, so their plays are not collected: \
+                     run `magpie spotify connect --listener {name}` to reconnect."
+                ));
+            } else if tokens.reconnect_soon(now) {
+                alerts.push(format!(
+                    "Spotify ends {name}'s authorisation on {}: reconnect before then with \
+                     `magpie spotify connect --listener {name}`.",
+                    tokens.refresh_expires_at().date_naive()
+                ));
+            }
+        }
+        alerts
+    }))
 }
 
 /// How often the loop looks for listeners whose poll is due (the poll interval itself is
