@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod cache;
 pub mod charts;
 mod error;

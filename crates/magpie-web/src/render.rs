@@ -31,6 +31,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "completeness.html",
         include_str!("../templates/completeness.html"),
     ),
+    ("login.html", include_str!("../templates/login.html")),
+    (
+        "admin_spotify.html",
+        include_str!("../templates/admin_spotify.html"),
+    ),
     ("error.html", include_str!("../templates/error.html")),
 ];
 

@@ -12,6 +12,7 @@ use magpie_core::{Config, Warehouse};
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::admin;
 use crate::cache::QueryCache;
 use crate::pages;
 use crate::pool::ReadPool;
@@ -42,6 +43,9 @@ struct Inner {
     started: Instant,
     alerts: Option<Alerts>,
     shown: std::sync::Mutex<Option<(Instant, Vec<String>)>>,
+    data_dir: std::path::PathBuf,
+    sessions: crate::admin::Sessions,
+    connector: Option<Arc<dyn crate::admin::Connector>>,
 }
 
 impl App {
@@ -62,8 +66,31 @@ impl App {
                 started: Instant::now(),
                 alerts: None,
                 shown: std::sync::Mutex::new(None),
+                data_dir: config.data_dir.clone(),
+                sessions: crate::admin::Sessions::default(),
+                connector: None,
             }),
         })
+    }
+
+    /// Let the admin pages connect Spotify accounts through `connector` (call before serving).
+    pub fn with_connector(mut self, connector: Arc<dyn crate::admin::Connector>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.connector = Some(connector);
+        }
+        self
+    }
+
+    pub(crate) fn connector(&self) -> Option<&dyn crate::admin::Connector> {
+        self.inner.connector.as_deref()
+    }
+
+    pub(crate) fn sessions(&self) -> &crate::admin::Sessions {
+        &self.inner.sessions
+    }
+
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
     }
 
     /// Show `alerts` on every page (call before serving).
@@ -168,6 +195,18 @@ pub fn router(app: App) -> Router {
         .route("/year/{year}", get(pages::year::page))
         .route("/year", get(pages::year::latest))
         .route("/completeness", get(pages::completeness::page))
+        .route("/login", get(admin::login_form).post(admin::login))
+        .route("/logout", axum::routing::post(admin::logout))
+        .route("/admin/spotify", get(admin::spotify))
+        .route(
+            "/admin/spotify/start",
+            axum::routing::post(admin::spotify_start),
+        )
+        .route(
+            "/admin/spotify/finish",
+            axum::routing::post(admin::spotify_finish),
+        )
+        .route("/callback", get(admin::callback))
         .route("/health", get(pages::health::live))
         .route("/health/ready", get(pages::health::ready))
         .route("/assets/{file}", get(render::asset))

@@ -35,6 +35,9 @@ pub enum Command {
     /// Connect Spotify accounts and poll their recently played tracks
     #[command(subcommand)]
     Spotify(SpotifyCommand),
+    /// Administration: the web admin password
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Show the effective configuration (secrets hidden) after validating it
     Config,
 }
@@ -147,4 +150,10 @@ pub enum SpotifyCommand {
     },
     /// Show connected listeners, token expiry, poll state and possible gaps
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Set the password of the web admin pages (read from standard input; stored as an argon2 hash)
+    Password,
 }

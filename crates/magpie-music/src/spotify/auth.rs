@@ -55,6 +55,18 @@ pub struct PendingConnect {
     verifier: Secret,
 }
 
+impl PendingConnect {
+    /// Whether a redirect URL (or its query) carries this attempt's `state`.
+    pub fn matches(&self, redirected: &str) -> bool {
+        let query = url::Url::parse(redirected.trim())
+            .ok()
+            .and_then(|u| u.query().map(str::to_string))
+            .unwrap_or_else(|| redirected.trim().trim_start_matches('?').to_string());
+        url::form_urlencoded::parse(query.as_bytes())
+            .any(|(k, v)| k == "state" && v == self.state.as_str())
+    }
+}
+
 /// Begin connecting `listener`: the authorize link to show.
 pub fn start_connect(
     config: &SpotifyConfig,

@@ -56,7 +56,7 @@ pub struct TokenStore {
 impl TokenStore {
     pub fn new(data_dir: &Path) -> Self {
         Self {
-            path: data_dir.join("secrets").join("spotify-tokens.json"),
+            path: magpie_core::secrets::dir(data_dir).join("spotify-tokens.json"),
         }
     }
 
@@ -79,35 +79,16 @@ impl TokenStore {
     }
 
     fn write(&self, file: &File) -> Result<(), SpotifyError> {
-        let fail = |e: std::io::Error| SpotifyError::TokenFile {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(fail)?;
-        let tmp = self.path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(file).map_err(|e| SpotifyError::TokenFile {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
-        #[cfg(unix)]
-        {
-            use std::io::Write;
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(fail)?;
-            out.write_all(&body).map_err(fail)?;
-            out.sync_all().map_err(fail)?;
-        }
-        #[cfg(not(unix))]
-        std::fs::write(&tmp, &body).map_err(fail)?;
-        std::fs::rename(&tmp, &self.path).map_err(fail)
+        magpie_core::secrets::write_private(&self.path, &body).map_err(|e| {
+            SpotifyError::TokenFile {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            }
+        })
     }
 
     /// Every listener with tokens, by name.

@@ -39,6 +39,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => serve::run(&config, &args),
         Command::Spotify(command) => spotify::run(&config, command),
+        Command::Admin(crate::cli::AdminCommand::Password) => {
+            println!(
+                "New admin password for the web pages (at least {} characters), then Enter:",
+                magpie_core::secrets::MIN_PASSWORD_LEN
+            );
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            magpie_core::secrets::set_admin_password(&config.data_dir, password)?;
+            println!(
+                "Saved (as an argon2 hash in {}). Log in at /login.",
+                magpie_core::secrets::dir(&config.data_dir).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config => {
             print!("{}", toml::to_string_pretty(&redacted(&config))?);
             Ok(ExitCode::SUCCESS)

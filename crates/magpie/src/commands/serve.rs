@@ -25,8 +25,9 @@ pub fn serve_warehouse(
         .clone()
         .unwrap_or_else(|| config.server.bind.clone());
     let port = args.port.unwrap_or(config.server.port);
-    let app =
-        magpie_web::App::new(config, warehouse)?.with_alerts(spotify_alerts(config, warehouse)?);
+    let app = magpie_web::App::new(config, warehouse)?
+        .with_alerts(spotify_alerts(config, warehouse)?)
+        .with_connector(std::sync::Arc::new(SpotifyConnector::new(config)?));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)
@@ -58,6 +59,135 @@ pub fn serve_warehouse(
     warehouse.checkpoint()?;
     println!("stopped");
     Ok(())
+}
+
+/// The admin page's Spotify connection: the same paste-back flow as `magpie spotify connect`,
+/// one pending attempt per listener.
+struct SpotifyConnector {
+    config: magpie_core::config::SpotifyConfig,
+    store: magpie_music::spotify::TokenStore,
+    http: reqwest::Client,
+    pending:
+        std::sync::Mutex<std::collections::HashMap<String, magpie_music::spotify::PendingConnect>>,
+}
+
+impl SpotifyConnector {
+    fn new(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            config: config.spotify.clone(),
+            store: magpie_music::spotify::TokenStore::new(&config.data_dir),
+            http: magpie_music::spotify::http_client()?,
+            pending: Default::default(),
+        })
+    }
+}
+
+impl magpie_web::admin::Connector for SpotifyConnector {
+    fn redirect_uri(&self) -> String {
+        self.config.redirect_uri.clone()
+    }
+
+    fn listeners(&self) -> Vec<magpie_web::admin::ConnectedListener> {
+        let now = chrono::Utc::now();
+        self.store
+            .all()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, tokens)| magpie_web::admin::ConnectedListener {
+                name,
+                status: if tokens.reconnect_soon(now) {
+                    "reconnect soon".into()
+                } else {
+                    "connected".into()
+                },
+                authorisation_ends: tokens.refresh_expires_at().date_naive().to_string(),
+            })
+            .collect()
+    }
+
+    fn start(&self, listener: &str) -> Result<String, String> {
+        let connected = self.store.all().map_err(|e| e.to_string())?;
+        if !connected.contains_key(listener)
+            && connected.len() >= magpie_music::spotify::MAX_LISTENERS
+        {
+            return Err(format!(
+                "{} listeners are connected already, the most a Spotify development-mode app serves",
+                magpie_music::spotify::MAX_LISTENERS
+            ));
+        }
+        let pending = magpie_music::spotify::start_connect(&self.config, listener)
+            .map_err(|e| e.to_string())?;
+        let url = pending.url.clone();
+        if let Ok(mut map) = self.pending.lock() {
+            map.insert(listener.to_string(), pending);
+        }
+        Ok(url)
+    }
+
+    fn finish<'a>(
+        &'a self,
+        listener: &'a str,
+        pasted: &'a str,
+    ) -> magpie_web::admin::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let pending = self
+                .pending
+                .lock()
+                .ok()
+                .and_then(|mut map| map.remove(listener))
+                .ok_or_else(|| {
+                    format!("no connect attempt for `{listener}` is waiting: start again")
+                })?;
+            self.complete(pending, pasted).await
+        })
+    }
+
+    fn finish_redirect<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> magpie_web::admin::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let pending = self
+                .pending
+                .lock()
+                .ok()
+                .and_then(|mut map| {
+                    let listener = map
+                        .iter()
+                        .find(|(_, p)| p.matches(url))
+                        .map(|(l, _)| l.clone())?;
+                    map.remove(&listener)
+                })
+                .ok_or_else(|| {
+                    "no connect attempt matches this redirect: start again from /admin/spotify"
+                        .to_string()
+                })?;
+            self.complete(pending, url).await
+        })
+    }
+}
+
+impl SpotifyConnector {
+    /// Exchange the code and keep the tokens.
+    async fn complete(
+        &self,
+        pending: magpie_music::spotify::PendingConnect,
+        redirected: &str,
+    ) -> Result<String, String> {
+        let listener = pending.listener.clone();
+        let tokens =
+            magpie_music::spotify::finish_connect(&self.config, &self.http, pending, redirected)
+                .await
+                .map_err(|e| e.to_string())?;
+        let ends = tokens.refresh_expires_at().date_naive();
+        self.store
+            .put(&listener, tokens)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(listener, "Spotify connected from the admin page");
+        Ok(format!(
+            "Connected {listener}. Spotify ends this authorisation on {ends}; polling starts within a minute."
+        ))
+    }
 }
 
 /// The dashboards' banner about Spotify authorisations: refused ones (reconnect now) and those

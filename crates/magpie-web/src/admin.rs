@@ -1,0 +1,382 @@
+//! Admin actions behind a login: the password is magpie's admin password (an argon2 hash in
+//! `DATA_DIR/secrets`, set with `magpie admin password`); a login gives an HttpOnly,
+//! SameSite=Strict session cookie. The admin pages connect Spotify accounts through a
+//! [`Connector`] the running binary provides (the paste-back flow, as on the command line).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::{Deserialize, Serialize};
+
+use crate::pages::Frame;
+use crate::range::DataBounds;
+use crate::render::{self, Format, Rendered, Table};
+use crate::{App, WebError};
+
+const COOKIE: &str = "magpie_session";
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// A future the connector returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A listener's Spotify connection as the admin page shows it (never a token).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectedListener {
+    pub name: String,
+    pub status: String,
+    pub authorisation_ends: String,
+}
+
+/// Connects Spotify accounts; implemented by the binary over magpie-music.
+pub trait Connector: Send + Sync {
+    /// The redirect URI to register in the Spotify dashboard.
+    fn redirect_uri(&self) -> String;
+    fn listeners(&self) -> Vec<ConnectedListener>;
+    /// Begin connecting `listener`: the authorize link.
+    fn start(&self, listener: &str) -> Result<String, String>;
+    /// Finish with the pasted redirect URL: a success message.
+    fn finish<'a>(
+        &'a self,
+        listener: &'a str,
+        pasted: &'a str,
+    ) -> BoxFuture<'a, Result<String, String>>;
+    /// Finish a direct redirect to magpie's own `/callback` (when the redirect URI points at
+    /// this server): the attempt is found by its unguessable `state`.
+    fn finish_redirect<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<String, String>>;
+}
+
+/// Logged-in sessions (in memory: a restart logs everyone out).
+#[derive(Default)]
+pub struct Sessions {
+    live: Mutex<HashMap<String, Instant>>,
+}
+
+impl Sessions {
+    fn open(&self) -> String {
+        let id = hex_token();
+        if let Ok(mut live) = self.live.lock() {
+            live.retain(|_, at| at.elapsed() < SESSION_TTL);
+            live.insert(id.clone(), Instant::now());
+        }
+        id
+    }
+
+    fn valid(&self, id: &str) -> bool {
+        self.live
+            .lock()
+            .is_ok_and(|live| live.get(id).is_some_and(|at| at.elapsed() < SESSION_TTL))
+    }
+
+    fn close(&self, id: &str) {
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(id);
+        }
+    }
+}
+
+fn hex_token() -> String {
+    rand::random::<[u8; 32]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn logged_in(app: &App, jar: &CookieJar) -> bool {
+    jar.get(COOKIE)
+        .is_some_and(|c| app.sessions().valid(c.value()))
+}
+
+/// Only local paths, so a login cannot send the browser elsewhere.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/admin/spotify".into(),
+    }
+}
+
+fn frame(app: &App, title: &str, path: &str) -> Frame {
+    Frame {
+        title: title.into(),
+        nav: "admin",
+        listener: app.listener_name().to_string(),
+        range: None,
+        previous: None,
+        bounds: DataBounds::default(),
+        presets: Vec::new(),
+        path: path.into(),
+        keep: Vec::new(),
+        qs: String::new(),
+        alerts: app.alerts(),
+    }
+}
+
+fn page<T: Serialize>(
+    app: &App,
+    status: StatusCode,
+    frame: &Frame,
+    data: &T,
+    template: &'static str,
+) -> Response {
+    let rendered = crate::pages::context(frame, data).map(|data| Rendered {
+        template,
+        data,
+        charts: Vec::new(),
+        table: Table::default(),
+        name: "admin".into(),
+    });
+    let mut response = render::respond(app.templates(), Format::Html, rendered);
+    *response.status_mut() = status;
+    response
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginPage {
+    next: String,
+    error: Option<String>,
+    password_set: bool,
+}
+
+pub async fn login_form(State(app): State<App>, Query(q): Query<NextQuery>) -> Response {
+    let data = LoginPage {
+        next: safe_next(q.next.as_deref()),
+        error: None,
+        password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
+    };
+    page(
+        &app,
+        StatusCode::OK,
+        &frame(&app, "Log in", "/login"),
+        &data,
+        "login.html",
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(app): State<App>,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let ok = magpie_core::secrets::verify_admin_password(app.data_dir(), &form.password)
+        .unwrap_or(false);
+    if !ok {
+        // A failed attempt costs time, which slows guessing.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let data = LoginPage {
+            next: safe_next(form.next.as_deref()),
+            error: Some("Wrong password.".into()),
+            password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
+        };
+        tracing::warn!("failed admin login");
+        return page(
+            &app,
+            StatusCode::UNAUTHORIZED,
+            &frame(&app, "Log in", "/login"),
+            &data,
+            "login.html",
+        );
+    }
+    let cookie = Cookie::build((COOKIE, app.sessions().open()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .build();
+    (
+        jar.add(cookie),
+        Redirect::to(&safe_next(form.next.as_deref())),
+    )
+        .into_response()
+}
+
+pub async fn logout(State(app): State<App>, jar: CookieJar) -> Response {
+    if let Some(c) = jar.get(COOKIE) {
+        app.sessions().close(c.value());
+    }
+    (
+        jar.remove(Cookie::build(COOKIE).path("/")),
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Serialize)]
+struct SpotifyPage {
+    available: bool,
+    redirect_uri: String,
+    listeners: Vec<ConnectedListener>,
+    /// Set after "Connect": the link to open and the listener being connected.
+    link: Option<String>,
+    connecting: Option<String>,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+fn spotify_page(app: &App, status: StatusCode, mut data: SpotifyPage) -> Response {
+    if let Some(c) = app.connector() {
+        data.available = true;
+        data.redirect_uri = c.redirect_uri();
+        data.listeners = c.listeners();
+    }
+    page(
+        app,
+        status,
+        &frame(app, "Connect Spotify", "/admin/spotify"),
+        &data,
+        "admin_spotify.html",
+    )
+}
+
+fn login_first(path: &str) -> Response {
+    Redirect::to(&format!("/login?next={}", url_escape(path))).into_response()
+}
+
+fn url_escape(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn spotify(State(app): State<App>, jar: CookieJar) -> Response {
+    if !logged_in(&app, &jar) {
+        return login_first("/admin/spotify");
+    }
+    spotify_page(&app, StatusCode::OK, SpotifyPage::default())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartForm {
+    listener: String,
+}
+
+fn valid_listener(name: &str) -> Result<(), WebError> {
+    if (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(WebError::BadRequest(
+            "a listener name has 1 to 40 letters, digits, - or _".into(),
+        ))
+    }
+}
+
+pub async fn spotify_start(
+    State(app): State<App>,
+    jar: CookieJar,
+    Form(form): Form<StartForm>,
+) -> Response {
+    if !logged_in(&app, &jar) {
+        return login_first("/admin/spotify");
+    }
+    let listener = form.listener.trim().to_string();
+    let result = connector_for(&app, &listener).and_then(|c| c.start(&listener));
+    match result {
+        Ok(link) => spotify_page(
+            &app,
+            StatusCode::OK,
+            SpotifyPage {
+                link: Some(link),
+                connecting: Some(listener),
+                ..Default::default()
+            },
+        ),
+        Err(error) => refused(&app, error),
+    }
+}
+
+/// The Spotify page with an error, as a 400.
+fn refused(app: &App, error: String) -> Response {
+    spotify_page(
+        app,
+        StatusCode::BAD_REQUEST,
+        SpotifyPage {
+            error: Some(error),
+            ..Default::default()
+        },
+    )
+}
+
+/// The connector, if this process has one and the listener name is valid.
+fn connector_for<'a>(app: &'a App, listener: &str) -> Result<&'a dyn Connector, String> {
+    valid_listener(listener).map_err(|e| e.to_string())?;
+    app.connector()
+        .ok_or_else(|| "Spotify is not available here".to_string())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FinishForm {
+    listener: String,
+    pasted: String,
+}
+
+pub async fn spotify_finish(
+    State(app): State<App>,
+    jar: CookieJar,
+    Form(form): Form<FinishForm>,
+) -> Response {
+    if !logged_in(&app, &jar) {
+        return login_first("/admin/spotify");
+    }
+    let listener = form.listener.trim();
+    let result = match connector_for(&app, listener) {
+        Ok(connector) => connector.finish(listener, &form.pasted).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(message) => spotify_page(
+            &app,
+            StatusCode::OK,
+            SpotifyPage {
+                message: Some(message),
+                ..Default::default()
+            },
+        ),
+        Err(error) => refused(&app, error),
+    }
+}
+
+/// `/callback`: Spotify's redirect straight to magpie (when `spotify.redirect_uri` points at
+/// this server). No session is needed: the `state` ties it to an attempt an admin started, and
+/// only this server holds that attempt's PKCE verifier.
+pub async fn callback(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    let Some(connector) = app.connector() else {
+        return refused(&app, "Spotify is not available here".into());
+    };
+    let url = format!("http://magpie{uri}");
+    match connector.finish_redirect(&url).await {
+        Ok(message) => spotify_page(
+            &app,
+            StatusCode::OK,
+            SpotifyPage {
+                message: Some(message),
+                ..Default::default()
+            },
+        ),
+        Err(error) => refused(&app, error),
+    }
+}
