@@ -225,12 +225,12 @@ fn spotify_alerts(config: &Config, warehouse: &Warehouse) -> anyhow::Result<magp
             if since.is_some_and(|at| tokens.authorized_at.timestamp_micros() <= at) {
                 alerts.push(format!(
                     "Spotify no longer accepts {name}'s authorisation, so their plays are not collected: \
-                     run `magpie spotify connect --listener {name}` to reconnect."
+                     reconnect under Connect Spotify (/admin/spotify) or with `magpie spotify connect --listener {name}`."
                 ));
             } else if tokens.reconnect_soon(now) {
                 alerts.push(format!(
-                    "Spotify ends {name}'s authorisation on {}: reconnect before then with \
-                     `magpie spotify connect --listener {name}`.",
+                    "Spotify ends {name}'s authorisation on {}: reconnect before then under Connect Spotify \
+                     (/admin/spotify) or with `magpie spotify connect --listener {name}`.",
                     tokens.refresh_expires_at().date_naive()
                 ));
             }
