@@ -1,7 +1,8 @@
 {{ config(materialized='table', schema='intermediate') }}
 -- The plays that count (PRODUCT §2.2): one per listen (duplicates from other sources were
 -- marked at import), music only, at least var('min_play_ms'), private sessions excluded unless
--- var('include_incognito'). Each gets its track, artist and album identity and local time.
+-- var('include_incognito'). Each gets its track, artist and album identity (from
+-- int_track_identities) and local time.
 with events as (
     select *
     from {{ ref('int_listen_events') }}
@@ -9,38 +10,6 @@ with events as (
       and content_kind = 'track'
       and ms_played >= {{ var('min_play_ms') }}
       {% if not var('include_incognito') %}and not incognito_mode{% endif %}
-),
-
--- The Spotify URI and album an identity is most often seen with, so that plays from sources
--- without them (basic export, Last.fm) join the same track and album. Plain aggregates (not
--- window functions) so DuckDB can spill them to disk within a small memory limit.
-uri_counts as (
-    select identity_key, spotify_track_uri, count(*) as n
-    from {{ ref('int_listen_events') }}
-    where content_kind = 'track' and spotify_track_uri is not null
-    group by identity_key, spotify_track_uri
-),
-
-album_counts as (
-    select identity_key, album_name, count(*) as n
-    from {{ ref('int_listen_events') }}
-    where content_kind = 'track' and album_name is not null
-    group by identity_key, album_name
-),
-
-known as (
-    select
-        coalesce(u.identity_key, a.identity_key) as identity_key,
-        u.spotify_track_uri,
-        a.album_name
-    from (
-        select identity_key, first(spotify_track_uri order by n desc, spotify_track_uri) as spotify_track_uri
-        from uri_counts group by identity_key
-    ) as u
-    full outer join (
-        select identity_key, first(album_name order by n desc, album_name) as album_name
-        from album_counts group by identity_key
-    ) as a using (identity_key)
 ),
 
 keyed as (
@@ -68,22 +37,30 @@ keyed as (
         split_part(e.identity_key, '|', 1) || '|' || coalesce({{ normalise_name('coalesce(e.album_name, k.album_name)') }}, '') as album_key,
         k.spotify_track_uri
     from events as e
-    left join known as k using (identity_key)
+    left join {{ ref('int_track_identities') }} as k using (identity_key)
 ),
 
--- Local time: the ASOF join runs on (event_id, ended_at) only, so it sorts two narrow columns
--- rather than whole rows; the result joins back by key.
-local_times as (
+-- Local time: the zone's offsets as periods [valid_from, valid_to), listed under every year
+-- they touch, so each play finds its period by an equi-join on its year (a hash join, which
+-- spills within a small memory limit, where an ASOF join over millions of wide rows does not).
+periods as (
     select
-        k.event_id,
-        k.ended_at + to_seconds(coalesce(o.utc_offset_seconds, 0)) as ended_at_local
-    from (select event_id, ended_at from keyed) as k
-    asof left join {{ source('raw', 'tz_offsets') }} as o
-        on k.ended_at >= o.valid_from
+        valid_from,
+        coalesce(lead(valid_from) over (order by valid_from), timestamp '2200-01-01') as valid_to,
+        utc_offset_seconds
+    from {{ source('raw', 'tz_offsets') }}
+),
+
+period_years as (
+    select *, unnest(range(year(valid_from), year(valid_to) + 1)) as year
+    from periods
 )
 
 select
     keyed.*,
-    local_times.ended_at_local
+    keyed.ended_at + to_seconds(coalesce(p.utc_offset_seconds, 0)) as ended_at_local
 from keyed
-join local_times using (event_id)
+left join period_years as p
+    on p.year = year(keyed.ended_at)
+    and keyed.ended_at >= p.valid_from
+    and keyed.ended_at < p.valid_to

@@ -8,7 +8,7 @@ with plays as (
 select
     {{ generate_surrogate_key(['album_key']) }} as album_id,
     album_key,
-    coalesce(first(album_name order by album_name) filter (where album_name is not null), '(unknown album)') as album_name,
+    coalesce(min(album_name), '(unknown album)') as album_name,
     {{ generate_surrogate_key(['artist_key']) }} as artist_id,
     count(*) as play_count,
     sum(ms_played) as ms_played,

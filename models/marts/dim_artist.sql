@@ -14,8 +14,8 @@ names as (
 ids as (
     select
         artist_key,
-        first(spotify_artist_uri order by spotify_artist_uri) filter (where spotify_artist_uri is not null) as spotify_artist_uri,
-        first(artist_mbid order by artist_mbid) filter (where artist_mbid is not null) as musicbrainz_id,
+        min(spotify_artist_uri) as spotify_artist_uri,
+        min(artist_mbid) as musicbrainz_id,
         count(*) as play_count,
         sum(ms_played) as ms_played,
         min(ended_at) as first_played_at,

@@ -15,10 +15,10 @@ albums as (
 select
     {{ generate_surrogate_key(['p.track_key']) }} as track_id,
     p.track_key,
-    first(p.track_name order by p.track_name) as track_name,
-    {{ generate_surrogate_key(['first(p.artist_key order by p.artist_key)']) }} as artist_id,
+    min(p.track_name) as track_name,
+    {{ generate_surrogate_key(['min(p.artist_key)']) }} as artist_id,
     {{ generate_surrogate_key(['a.album_key']) }} as album_id,
-    first(p.spotify_track_uri order by p.spotify_track_uri) filter (where p.spotify_track_uri is not null) as spotify_track_uri,
+    min(p.spotify_track_uri) as spotify_track_uri,
     max(p.ms_played) filter (where not p.ms_played_estimated) as longest_play_ms,
     count(*) as play_count,
     sum(p.ms_played) as ms_played,

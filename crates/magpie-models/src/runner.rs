@@ -336,16 +336,31 @@ impl<'a> Runner<'a> {
         ctx.incremental = incremental;
         let rendered = render::render(name, &model.sql, &self.project.macros, &ctx)
             .map_err(|e| render_error(&model.path, &e))?;
-        materialize::materialize(
-            self.conn,
-            &schema,
-            &relation,
-            existing.as_deref(),
-            &rendered.sql,
-            cfg,
-            incremental,
-        )
-        .map_err(|e| ModelsError::Render {
+        let build = || {
+            materialize::materialize(
+                self.conn,
+                &schema,
+                &relation,
+                existing.as_deref(),
+                &rendered.sql,
+                cfg,
+                incremental,
+            )
+        };
+        let result = match build() {
+            // Each DuckDB thread keeps its own buffers while writing a table; near the memory
+            // limit (a large history on a small budget) one thread fits where two do not.
+            // The failed attempt was rolled back, so the model is built again, single-threaded.
+            Err(e) if is_out_of_memory(&e) => {
+                tracing::warn!(
+                    model = name,
+                    "out of memory; building it again with one thread"
+                );
+                single_threaded(self.conn, build)
+            }
+            other => other,
+        };
+        result.map_err(|e| ModelsError::Render {
             file: model.path.display().to_string(),
             message: e.to_string(),
         })
@@ -438,5 +453,51 @@ fn render_error(path: &std::path::Path, e: &minijinja::Error) -> ModelsError {
     ModelsError::Render {
         file: path.display().to_string(),
         message,
+    }
+}
+
+fn is_out_of_memory(error: &duckdb::Error) -> bool {
+    error.to_string().contains("Out of Memory Error")
+}
+
+/// Run `work` with DuckDB's `threads` set to 1, restoring the setting afterwards.
+fn single_threaded<T>(
+    conn: &Connection,
+    work: impl FnOnce() -> duckdb::Result<T>,
+) -> duckdb::Result<T> {
+    let threads: i64 = conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+        r.get(0)
+    })?;
+    conn.execute_batch("SET threads = 1")?;
+    let result = work();
+    conn.execute_batch(&format!("SET threads = {threads}"))?;
+    result
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn single_threaded_runs_with_one_thread_and_restores_the_setting() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("SET threads = 2").unwrap();
+        let inside: i64 = single_threaded(&conn, || {
+            conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+                r.get(0)
+            })
+        })
+        .unwrap();
+        assert_eq!(inside, 1);
+        let after: i64 = conn
+            .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(after, 2);
+        let oom = conn
+            .execute_batch("SET memory_limit = '1MB'; SELECT count(*) FROM (SELECT range::VARCHAR || repeat('x', 100) AS s FROM range(2000000) ORDER BY s)")
+            .unwrap_err();
+        assert!(is_out_of_memory(&oom), "{oom}");
     }
 }
