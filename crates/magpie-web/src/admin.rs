@@ -309,6 +309,18 @@ pub async fn spotify_start(
     }
 }
 
+/// The Spotify page after connecting.
+fn connected(app: &App, message: String) -> Response {
+    spotify_page(
+        app,
+        StatusCode::OK,
+        SpotifyPage {
+            message: Some(message),
+            ..Default::default()
+        },
+    )
+}
+
 /// The Spotify page with an error, as a 400.
 fn refused(app: &App, error: String) -> Response {
     spotify_page(
@@ -348,14 +360,7 @@ pub async fn spotify_finish(
         Err(error) => Err(error),
     };
     match result {
-        Ok(message) => spotify_page(
-            &app,
-            StatusCode::OK,
-            SpotifyPage {
-                message: Some(message),
-                ..Default::default()
-            },
-        ),
+        Ok(message) => connected(&app, message),
         Err(error) => refused(&app, error),
     }
 }
@@ -369,14 +374,7 @@ pub async fn callback(State(app): State<App>, uri: axum::http::Uri) -> Response 
     };
     let url = format!("http://magpie{uri}");
     match connector.finish_redirect(&url).await {
-        Ok(message) => spotify_page(
-            &app,
-            StatusCode::OK,
-            SpotifyPage {
-                message: Some(message),
-                ..Default::default()
-            },
-        ),
+        Ok(message) => connected(&app, message),
         Err(error) => refused(&app, error),
     }
 }

@@ -180,7 +180,7 @@ impl<'w> Poller<'w> {
                 "the Spotify authorisation expires soon: run `magpie spotify connect --listener {name}`"
             );
         }
-        match self.fetch(name, tokens).await {
+        match self.fetch(name, tokens, state.cursor_ms).await {
             Ok(page) => self.store_page(name, listener_id, &mut state, page),
             Err(SpotifyError::ReconnectNeeded(who)) => {
                 state.status = "reconnect_needed".into();
@@ -209,10 +209,13 @@ impl<'w> Poller<'w> {
     }
 
     /// The page after the cursor, refreshing the access token when needed (once on a 401).
-    async fn fetch(&self, name: &str, mut tokens: Tokens) -> Result<client::Page, SpotifyError> {
+    async fn fetch(
+        &self,
+        name: &str,
+        mut tokens: Tokens,
+        cursor: Option<i64>,
+    ) -> Result<client::Page, SpotifyError> {
         let spotify = &self.config.spotify;
-        let listener_id = self.warehouse.listener_id(name)?;
-        let cursor = self.load(listener_id)?.cursor_ms;
         let mut refreshed = false;
         loop {
             if tokens.access_expired(Utc::now()) && !refreshed {

@@ -283,12 +283,7 @@ async fn build(app: &App, kind: Kind, id: String, query: &PageQuery) -> Result<R
     let track_points: Vec<Point> = top_tracks
         .iter()
         .take(15)
-        .map(|t| Point {
-            label: t.name.clone(),
-            value: t.plays as f64,
-            tip: format!("{}: {} plays", t.name, thousands(t.plays)),
-            href: Some(format!("/track/{}?{qs}", t.id)),
-        })
+        .map(|t| t.point(Kind::Track, &qs))
         .collect();
     let mut table = Table::new(&["period_start", "period_end", "plays", "ms_played"]);
     for p in &history {

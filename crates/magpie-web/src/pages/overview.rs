@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::queries::{self, Kind, TopFilter, TopRow, Totals};
 use super::{Frame, PageQuery, context, frame, reply};
 use crate::charts::{self, Point};
-use crate::format::{hours, thousands};
+use crate::format::thousands;
 use crate::render::{Rendered, Table};
 use crate::{App, WebError};
 
@@ -45,37 +45,9 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         queries::top(app, &range, Kind::Artist, 10, false, TopFilter::default()),
     )?;
 
-    let points: Vec<Point> = series
-        .iter()
-        .map(|b| Point {
-            label: b.label.clone(),
-            value: b.plays as f64,
-            tip: format!(
-                "{}: {} plays, {}",
-                b.label,
-                thousands(b.plays),
-                hours(b.ms_played)
-            ),
-            href: Some(format!(
-                "/timeline?range=custom&from={}&to={}",
-                b.start, b.end
-            )),
-        })
-        .collect();
-    let ranking: Vec<Point> = top
-        .iter()
-        .map(|r| Point {
-            label: r.name.clone(),
-            value: r.plays as f64,
-            tip: format!(
-                "{}: {} plays, {}",
-                r.name,
-                thousands(r.plays),
-                hours(r.ms_played)
-            ),
-            href: Some(format!("/artist/{}?{}", r.id, range.query_string())),
-        })
-        .collect();
+    let points: Vec<Point> = series.iter().map(|b| b.point(b.label.clone())).collect();
+    let qs = range.query_string();
+    let ranking: Vec<Point> = top.iter().map(|r| r.point(Kind::Artist, &qs)).collect();
     let mut table = Table::new(&["period_start", "period_end", "plays", "ms_played"]);
     for b in series.iter() {
         table.push(vec![

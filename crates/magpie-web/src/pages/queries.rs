@@ -10,6 +10,8 @@ use std::sync::Arc;
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Serialize;
 
+use crate::charts::Point;
+use crate::format::{hours, thousands};
 use crate::range::{DataBounds, DateRange, Grain};
 use crate::{App, WebError};
 
@@ -117,6 +119,27 @@ pub struct Bucket {
     pub ms_played: i64,
     pub new_artists: i64,
     pub sessions: i64,
+}
+
+impl Bucket {
+    /// This bucket as a chart column labelled `label`: plays, with a click into its period on
+    /// the timeline.
+    pub fn point(&self, label: String) -> Point {
+        Point {
+            tip: format!(
+                "{}: {} plays, {}",
+                self.label,
+                thousands(self.plays),
+                hours(self.ms_played)
+            ),
+            label,
+            value: self.plays as f64,
+            href: Some(format!(
+                "/timeline?range=custom&from={}&to={}",
+                self.start, self.end
+            )),
+        }
+    }
 }
 
 /// The first day of the bucket holding `day`.
@@ -259,6 +282,23 @@ pub struct TopRow {
     pub ms_played: i64,
     /// Plays per bucket of the range (for the sparkline).
     pub trend: Vec<i64>,
+}
+
+impl TopRow {
+    /// This entry as a ranking bar by plays, linking to `/{kind}/{id}?{qs}`.
+    pub fn point(&self, kind: Kind, qs: &str) -> Point {
+        Point {
+            label: self.name.clone(),
+            value: self.plays as f64,
+            tip: format!(
+                "{}: {} plays, {}",
+                self.name,
+                thousands(self.plays),
+                hours(self.ms_played)
+            ),
+            href: Some(format!("/{}/{}?{qs}", kind.singular(), self.id)),
+        }
+    }
 }
 
 /// Optional filters of a top list.

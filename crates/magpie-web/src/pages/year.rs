@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::queries::{self, Kind, TopFilter, TopRow, Totals};
 use super::{PageQuery, context, frame, reply};
 use crate::charts::{self, Point};
-use crate::format::{hours, thousands};
+use crate::format::thousands;
 use crate::range::Grain;
 use crate::render::{Rendered, Table};
 use crate::{App, WebError};
@@ -133,35 +133,11 @@ async fn build(app: &App, year: &str, query: &PageQuery) -> Result<Rendered, Web
         .await?;
     let points: Vec<Point> = months
         .iter()
-        .map(|b| Point {
-            label: b.start.format("%b").to_string(),
-            value: b.plays as f64,
-            tip: format!(
-                "{}: {} plays, {}",
-                b.label,
-                thousands(b.plays),
-                hours(b.ms_played)
-            ),
-            href: Some(format!(
-                "/timeline?range=custom&from={}&to={}",
-                b.start, b.end
-            )),
-        })
+        .map(|b| b.point(b.start.format("%b").to_string()))
         .collect();
-    let ranking = |rows: &[TopRow], kind: &str| -> Vec<Point> {
-        rows.iter()
-            .map(|r| Point {
-                label: r.name.clone(),
-                value: r.plays as f64,
-                tip: format!(
-                    "{}: {} plays, {}",
-                    r.name,
-                    thousands(r.plays),
-                    hours(r.ms_played)
-                ),
-                href: Some(format!("/{kind}/{}?range={year}", r.id)),
-            })
-            .collect()
+    let qs = format!("range={year}");
+    let ranking = |rows: &[TopRow], kind: Kind| -> Vec<Point> {
+        rows.iter().map(|r| r.point(kind, &qs)).collect()
     };
     let mut table = Table::new(&["kind", "rank", "id", "name", "plays", "ms_played"]);
     for (kind, rows) in [("artist", &artists), ("track", &tracks), ("album", &albums)] {
@@ -184,11 +160,15 @@ async fn build(app: &App, year: &str, query: &PageQuery) -> Result<Rendered, Web
         ("months".into(), charts::columns(&points, "plays")),
         (
             "artists".into(),
-            charts::ranking(&ranking(&artists, "artist"), |p| thousands(p.value as i64)),
+            charts::ranking(&ranking(&artists, Kind::Artist), |p| {
+                thousands(p.value as i64)
+            }),
         ),
         (
             "tracks".into(),
-            charts::ranking(&ranking(&tracks, "track"), |p| thousands(p.value as i64)),
+            charts::ranking(&ranking(&tracks, Kind::Track), |p| {
+                thousands(p.value as i64)
+            }),
         ),
     ];
     let data = Year {
