@@ -1,6 +1,7 @@
 {{ config(materialized='table', schema='marts') }}
 -- One row per artist (normalised name), with the name as most often written, the identifiers
--- the sources gave, and where they come from once enrichment knows it.
+-- the sources and enrichment gave, and where the artist comes from (country, areas) once
+-- enrichment knows it.
 with plays as (
     select * from {{ ref('int_plays') }}
 ),
@@ -28,12 +29,20 @@ select
     {{ generate_surrogate_key(['ids.artist_key']) }} as artist_id,
     ids.artist_key,
     (select first(n.artist_name order by n.n desc, n.artist_name) from names as n where n.artist_key = ids.artist_key) as artist_name,
-    ids.spotify_artist_uri,
-    ids.musicbrainz_id,
-    cast(null as varchar) as country_code,
-    cast(null as varchar) as location_id,
+    coalesce(ids.spotify_artist_uri, 'spotify:artist:' || e.spotify_artist_id) as spotify_artist_uri,
+    coalesce(ids.musicbrainz_id, e.musicbrainz_id) as musicbrainz_id,
+    e.artist_type,
+    e.area_name,
+    e.begin_area_name,
+    e.active_from,
+    e.active_to,
+    e.image_url,
+    l.country_code,
+    l.location_id,
     ids.play_count,
     ids.ms_played,
     ids.first_played_at,
     ids.last_played_at
 from ids
+left join {{ ref('int_artist_enrichment') }} as e using (artist_key)
+left join {{ ref('dim_location') }} as l on l.country_code = e.country_code

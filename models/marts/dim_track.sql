@@ -1,6 +1,6 @@
 {{ config(materialized='table', schema='marts') }}
 -- One row per track: its Spotify URI when any source gave one, else its normalised
--- "artist|track" identity.
+-- "artist|track" identity; duration, explicit flag and ISRC once enrichment has looked it up.
 with plays as (
     select * from {{ ref('int_plays') }}
 ),
@@ -10,8 +10,9 @@ albums as (
     select track_key, first(album_key order by n desc, album_key) as album_key
     from (select track_key, album_key, count(*) as n from plays group by track_key, album_key)
     group by track_key
-)
+),
 
+tracks as (
 select
     {{ generate_surrogate_key(['p.track_key']) }} as track_id,
     p.track_key,
@@ -27,3 +28,12 @@ select
 from plays as p
 join albums as a using (track_key)
 group by p.track_key, a.album_key
+)
+
+select
+    t.*,
+    m.duration_ms,
+    m.explicit,
+    m.isrc
+from tracks as t
+left join {{ ref('stg_spotify_tracks_meta') }} as m using (spotify_track_uri)

@@ -43,6 +43,51 @@ pub struct Config {
     pub spotify: SpotifyConfig,
     pub server: ServerConfig,
     pub models: ModelsConfig,
+    pub enrichment: EnrichmentConfig,
+}
+
+/// Enrichment: Spotify metadata, MusicBrainz genres and origins, countries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrichmentConfig {
+    /// Work the queue in the background while `magpie serve` runs.
+    pub background: bool,
+    /// Spotify metadata requests per second (the API allows bursts but answers 429 to
+    /// sustained load; 0 turns the limiter off, for local fake servers only).
+    pub spotify_requests_per_second: f64,
+    /// Look up tracks that came without a Spotify URI (basic export, Last.fm) by search.
+    pub spotify_search: bool,
+    /// MusicBrainz's web service root.
+    pub musicbrainz_url: String,
+    /// MusicBrainz requests per second for the whole process: at most 1 against
+    /// musicbrainz.org (its rule); 0 turns the limiter off, for local servers only.
+    pub musicbrainz_requests_per_second: f64,
+    /// Contact for the MusicBrainz User-Agent (`magpie/<version> ( contact )`): an e-mail
+    /// address or URL where the operators can reach you.
+    pub contact: String,
+    /// Lowest MusicBrainz search score (0-100) accepted for a name match.
+    pub search_min_score: u8,
+    /// Tries per item before it stays failed.
+    pub max_attempts: u32,
+    /// Longest wait for one response.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for EnrichmentConfig {
+    fn default() -> Self {
+        Self {
+            background: true,
+            spotify_requests_per_second: 2.0,
+            spotify_search: false,
+            musicbrainz_url: "https://musicbrainz.org".into(),
+            musicbrainz_requests_per_second: 1.0,
+            contact: "https://github.com/magpie-music/magpie".into(),
+            search_min_score: 90,
+            max_attempts: 5,
+            request_timeout: std::time::Duration::from_secs(20),
+        }
+    }
 }
 
 /// The dbt-style models.
@@ -160,6 +205,7 @@ impl Default for Config {
             spotify: SpotifyConfig::default(),
             server: ServerConfig::default(),
             models: ModelsConfig::default(),
+            enrichment: EnrichmentConfig::default(),
         }
     }
 }
@@ -370,8 +416,46 @@ impl Config {
                 "poll intervals must be at least 1 minute",
             ));
         }
+        self.validate_enrichment()?;
         if self.server.port == 0 {
             return Err(invalid("server.port", "must be between 1 and 65535"));
+        }
+        Ok(())
+    }
+
+    fn validate_enrichment(&self) -> Result<(), ConfigError> {
+        let e = &self.enrichment;
+        let mb = url::Url::parse(&e.musicbrainz_url)
+            .map_err(|err| invalid("enrichment.musicbrainz_url", format!("not a URL: {err}")))?;
+        let official = mb
+            .host_str()
+            .is_some_and(|h| h == "musicbrainz.org" || h.ends_with(".musicbrainz.org"));
+        let rate = e.musicbrainz_requests_per_second;
+        if !rate.is_finite() || rate < 0.0 || (official && (rate == 0.0 || rate > 1.0)) {
+            return Err(invalid(
+                "enrichment.musicbrainz_requests_per_second",
+                "MusicBrainz allows at most 1 request per second (0 < rate <= 1); a rate of 0 \
+                 (no limit) is only for a local mirror",
+            ));
+        }
+        let rate = e.spotify_requests_per_second;
+        if !rate.is_finite() || !(0.0..=20.0).contains(&rate) {
+            return Err(invalid(
+                "enrichment.spotify_requests_per_second",
+                "must be between 0 (no limit) and 20",
+            ));
+        }
+        if e.contact.trim().is_empty() {
+            return Err(invalid(
+                "enrichment.contact",
+                "MusicBrainz asks for a contact (e-mail or URL) in the User-Agent",
+            ));
+        }
+        if e.search_min_score > 100 {
+            return Err(invalid("enrichment.search_min_score", "must be 0-100"));
+        }
+        if e.max_attempts == 0 {
+            return Err(invalid("enrichment.max_attempts", "must be at least 1"));
         }
         Ok(())
     }

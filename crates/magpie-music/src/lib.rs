@@ -19,6 +19,7 @@
 //! ```
 
 pub mod demo;
+pub mod enrich;
 pub mod event;
 pub mod identity;
 pub mod import;

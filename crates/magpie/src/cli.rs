@@ -32,6 +32,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the dashboards (HTML, JSON and CSV) and /health
     Serve(ServeArgs),
+    /// Enrich artists, tracks and albums (Spotify metadata, MusicBrainz genres and origins,
+    /// countries) in the foreground; resumable after Ctrl-C
+    Enrich(EnrichArgs),
     /// Connect Spotify accounts and poll their recently played tracks
     #[command(subcommand)]
     Spotify(SpotifyCommand),
@@ -70,6 +73,19 @@ pub enum OutputFormat {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct EnrichArgs {
+    /// Only this source [default: all]
+    #[arg(long, value_name = "SOURCE", value_parser = ["spotify", "musicbrainz", "geo"])]
+    pub source: Vec<String>,
+    /// Stop after this many items
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Rebuild the marts afterwards so the dashboards show what was found
+    #[arg(long)]
+    pub build: bool,
 }
 
 #[derive(Debug, Args)]

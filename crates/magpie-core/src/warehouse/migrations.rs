@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "spotify_polling",
         sql: include_str!("../../migrations/0003_spotify_polling.sql"),
     },
+    Migration {
+        version: 4,
+        name: "enrichment",
+        sql: include_str!("../../migrations/0004_enrichment.sql"),
+    },
 ];
 
 fn latest_known() -> i64 {

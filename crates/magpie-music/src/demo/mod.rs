@@ -15,6 +15,7 @@
 //! ```
 
 pub mod catalog;
+pub mod enrichment;
 mod writer;
 
 use std::path::PathBuf;
@@ -85,7 +86,7 @@ const MAX_YEARS: u32 = 100;
 const MAX_PLAYS_PER_DAY: f64 = 280.0;
 
 /// Number of artists for a history of `plays` plays.
-fn artist_count(plays: u64) -> usize {
+pub(crate) fn artist_count(plays: u64) -> usize {
     (plays / 120).clamp(60, 6000) as usize
 }
 

@@ -191,6 +191,29 @@ pub async fn refresh(
     tokens_from(&response, Some(&tokens.refresh_token), tokens.authorized_at)
 }
 
+/// An app access token by the Client Credentials flow (needs the client secret): enough for
+/// the catalogue endpoints that enrichment calls, without a user. Returns the token and how
+/// long it lasts.
+pub async fn app_token(
+    config: &SpotifyConfig,
+    http: &reqwest::Client,
+) -> Result<(Secret, std::time::Duration), SpotifyError> {
+    if config.client_secret.is_none() {
+        return Err(SpotifyError::Config(
+            "an app token needs the client secret (SPOTIFY_CLIENT_SECRET)".into(),
+        ));
+    }
+    let response = client(config)?
+        .exchange_client_credentials()
+        .request_async(http)
+        .await
+        .map_err(|e| token_error(e, "(app)"))?;
+    let lasts = response
+        .expires_in()
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    Ok((Secret::new(response.access_token().secret().clone()), lasts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

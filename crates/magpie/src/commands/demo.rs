@@ -54,7 +54,8 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
                 std::fs::remove_dir_all(&export_dir)?;
             }
             let started = Instant::now();
-            let generated = demo::generate(&options(config, &args.shape, export_dir.clone()))?;
+            let generate_options = options(config, &args.shape, export_dir.clone());
+            let generated = demo::generate(&generate_options)?;
             println!("{}", describe(&generated, started.elapsed().as_secs_f64()));
 
             let warehouse = super::open_warehouse(config)?;
@@ -64,6 +65,10 @@ pub fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
                 super::import::import_with_progress(&warehouse, import_options, &[export_dir])?;
             warehouse.checkpoint()?;
             println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
+            let artists = demo::enrichment::write(warehouse.conn(), &generate_options)?;
+            println!(
+                "added what MusicBrainz would say of the {artists} made-up artists (genres, countries)"
+            );
             print_summary(&warehouse)?;
             let options = magpie_models::runner::BuildOptions {
                 run_tests: true,

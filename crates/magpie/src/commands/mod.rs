@@ -2,6 +2,7 @@
 
 mod build;
 mod demo;
+mod enrich;
 mod import;
 mod serve;
 mod spotify;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::run(&config, args)
         }
         Command::Serve(args) => serve::run(&config, &args),
+        Command::Enrich(args) => enrich::run(&config, args),
         Command::Spotify(command) => spotify::run(&config, command),
         Command::Admin(crate::cli::AdminCommand::Password) => {
             println!(

@@ -52,7 +52,7 @@ pub fn serve_warehouse(
         let mut server = tokio::spawn(magpie_web::serve(listener, app.clone(), shutdown_signal()));
         tokio::select! {
             served = &mut server => served??,
-            () = poll_loop(config, warehouse, &app) => {}
+            _ = async { tokio::join!(poll_loop(config, warehouse, &app), enrich_loop(config, warehouse, &app)) } => {}
         }
         anyhow::Ok(())
     })?;
@@ -286,6 +286,78 @@ async fn poll_loop(config: &Config, warehouse: &Warehouse, app: &magpie_web::App
         tokio::time::sleep(POLL_CHECK).await;
     }
 }
+
+/// Enrichment in the background: a pass of up to [`ENRICH_PASS`] items whenever there is work,
+/// a minute's pause when there is none (or a service asked to wait), and a rebuild of the
+/// marts once found items have waited [`REBUILD_AFTER`] or the queue has run dry.
+async fn enrich_loop(config: &Config, warehouse: &Warehouse, app: &magpie_web::App) {
+    use magpie_music::enrich::{Enricher, RunOptions};
+    if !config.enrichment.background {
+        return std::future::pending().await;
+    }
+    let setup = || -> anyhow::Result<_> {
+        Ok((
+            Enricher::new(config)?,
+            warehouse.try_clone()?,
+            warehouse.try_clone()?,
+        ))
+    };
+    let (mut enricher, spotify_conn, musicbrainz_conn) = match setup() {
+        Ok(parts) => parts,
+        Err(e) => {
+            tracing::error!(error = %e, "enrichment is off");
+            return std::future::pending().await;
+        }
+    };
+    let options = RunOptions {
+        limit: Some(ENRICH_PASS),
+        max_wait: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let mut found_since_build = 0u64;
+    let mut last_build = std::time::Instant::now();
+    loop {
+        let idle = match enricher
+            .run(&spotify_conn, &musicbrainz_conn, &options)
+            .await
+        {
+            Ok(summary) => {
+                found_since_build += summary.done;
+                summary.done + summary.not_found + summary.failed == 0
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "enrichment failed");
+                true
+            }
+        };
+        if found_since_build > 0 && (idle || last_build.elapsed() >= REBUILD_AFTER) {
+            tracing::info!(
+                found = found_since_build,
+                "enrichment found new facts; rebuilding the marts"
+            );
+            let options = magpie_models::runner::BuildOptions {
+                run_tests: true,
+                temp_dir: config.data_dir.join("tmp"),
+                ..Default::default()
+            };
+            match super::build::build(config, warehouse, &options) {
+                Ok(report) if report.ok() => app.cache().clear(),
+                Ok(_) => tracing::error!("the marts did not build cleanly after enrichment"),
+                Err(e) => tracing::error!(error = %e, "building the marts after enrichment failed"),
+            }
+            found_since_build = 0;
+            last_build = std::time::Instant::now();
+        }
+        if idle {
+            tokio::time::sleep(POLL_CHECK).await;
+        }
+    }
+}
+
+/// Items per background enrichment pass (a minute or two at the default rates).
+const ENRICH_PASS: u64 = 60;
+/// How long found facts may wait for a rebuild while the queue keeps going.
+const REBUILD_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Ctrl-C, or SIGTERM from `docker stop` / systemd.
 async fn shutdown_signal() {
