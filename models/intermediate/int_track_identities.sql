@@ -1,7 +1,8 @@
 {{ config(materialized='table', schema='intermediate') }}
 -- Identity resolution across sources: for each track identity, the Spotify URI and the album
 -- it is most often seen with, so that plays from sources without them (basic export, Last.fm)
--- join the same track and album. Plain aggregates (not window functions) so DuckDB can spill
+-- join the same track and album; a track no play gave a URI for takes the one a Spotify
+-- search matched (enrichment.spotify_search), and its album from the track's metadata. Plain aggregates (not window functions) so DuckDB can spill
 -- them to disk within a small memory limit; a table of its own so that int_plays joins a
 -- finished, small relation.
 with uri_counts as (
@@ -31,6 +32,17 @@ known as (
         select identity_key, first(album_name order by n desc, album_name) as album_name
         from album_counts group by identity_key
     ) as a using (identity_key)
+),
+
+searched as (
+    select s.identity_key, s.spotify_track_uri, m.album_name
+    from {{ ref('stg_spotify_search_matches') }} as s
+    left join {{ ref('stg_spotify_tracks_meta') }} as m using (spotify_track_uri)
 )
 
-select * from known
+select
+    coalesce(k.identity_key, s.identity_key) as identity_key,
+    coalesce(k.spotify_track_uri, s.spotify_track_uri) as spotify_track_uri,
+    coalesce(k.album_name, s.album_name) as album_name
+from known as k
+full outer join searched as s using (identity_key)

@@ -3,8 +3,7 @@
 -- up to a country).
 select
     entity_key as artist_key,
-    upper(body ->> '$.country_code') as country_code,
+    upper(json_extract_string(body, '$.country_code')) as country_code,
     fetched_at
 from {{ source('raw', 'enrichment_responses') }}
 where source = 'geo' and entity = 'artist' and status = 0
-qualify row_number() over (partition by entity_key order by fetched_at desc) = 1

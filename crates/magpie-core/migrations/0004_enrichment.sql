@@ -18,17 +18,18 @@ CREATE TABLE raw.enrichment_queue (
     PRIMARY KEY (source, entity, entity_key)
 );
 
--- One row per lookup made (the latest per source/entity/key is the one models read). `body` is
--- the JSON as the service sent it, or a JSON object magpie derived (geo); DuckDB's storage
--- compresses it.
+-- The latest answer per source/entity/key (a new lookup replaces the old one). `body` is the
+-- JSON as the service sent it, or a JSON object magpie derived (geo, search matches); DuckDB's
+-- storage compresses it.
 CREATE TABLE raw.enrichment_responses (
     source      VARCHAR NOT NULL,
-    entity      VARCHAR NOT NULL,   -- track | artist | album | area | url | search
+    entity      VARCHAR NOT NULL,   -- track | artist | album | area | url | search | search_match
     entity_key  VARCHAR NOT NULL,
     request     VARCHAR NOT NULL,   -- path and query, without the host
     status      INTEGER NOT NULL,   -- HTTP status (200, 404); 0 for derived rows
     fetched_at  TIMESTAMP NOT NULL,
-    body        JSON
+    body        JSON,
+    PRIMARY KEY (source, entity, entity_key)
 );
 
 CREATE TABLE raw.enrichment_waits (

@@ -185,3 +185,151 @@ fn real_exports_build_and_count_like_raw() {
         "{lastfm_facts} of {lastfm_events}"
     );
 }
+
+#[test]
+fn enrichment_fills_artists_genres_tracks_and_locations() {
+    use magpie_music::identity::normalise;
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let options = GenerateOptions {
+        plays: 6_000,
+        years: 2,
+        seed: 11,
+        end: NaiveDate::from_ymd_opt(2026, 5, 31),
+        timezone: chrono_tz::UTC,
+        out_dir: export.clone(),
+        records_per_file: 5000,
+    };
+    generate(&options).unwrap();
+    let wh = Warehouse::open(dir.path().join("w.duckdb"), &OpenOptions::default()).unwrap();
+    assert!(
+        Importer::new(&wh, ImportOptions::default())
+            .unwrap()
+            .import_paths(&[export], &mut |_| {})
+            .all_ok()
+    );
+    magpie_music::demo::enrichment::write(wh.conn(), &options).unwrap();
+    let artists =
+        magpie_music::demo::catalog::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(11), 60);
+    // The most-played artist's MusicBrainz answer is replaced by Spotify metadata only: its
+    // genres then come from Spotify, and its Spotify id from its track's lookup.
+    let top = &artists[0];
+    let top_key = normalise(&top.name);
+    let track = &top.albums[0].tracks[0];
+    let conn = wh.conn();
+    conn.execute(
+        "DELETE FROM raw.enrichment_responses WHERE source IN ('musicbrainz', 'geo') AND entity_key = ?",
+        [&top_key],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO raw.enrichment_responses VALUES
+           ('spotify', 'track', ?, '/v1/tracks/x', 200, TIMESTAMP '2026-06-01', ?),
+           ('spotify', 'artist', ?, '/v1/artists/x', 200, TIMESTAMP '2026-06-01', ?)",
+        duckdb::params![
+            track.spotify_id,
+            serde_json::json!({"id": track.spotify_id, "name": track.name, "duration_ms": 123456,
+                "explicit": true, "external_ids": {"isrc": "GBXXX0000001"},
+                "artists": [{"id": top.spotify_id, "name": top.name}],
+                "album": {"id": "alb", "name": top.albums[0].name}})
+            .to_string(),
+            top.spotify_id,
+            serde_json::json!({"id": top.spotify_id, "name": top.name,
+                "genres": ["Dream Pop", "shoegaze"], "images": [{"url": "https://i.scdn.co/x"}]})
+            .to_string()
+        ],
+    )
+    .unwrap();
+    build(&wh, chrono_tz::UTC, dir.path());
+
+    // Every other artist's country and genres are the catalog's.
+    let mut stmt = conn
+        .prepare(
+            "SELECT a.artist_key, a.country_code, l.country_code IS NOT NULL,
+                    list_sort(list(g.genre_name) FILTER (WHERE g.genre_name IS NOT NULL))
+             FROM marts.dim_artist a
+             LEFT JOIN marts.dim_location l USING (location_id)
+             LEFT JOIN marts.bridge_artist_genre b USING (artist_id)
+             LEFT JOIN marts.dim_genre g USING (genre_id)
+             GROUP BY ALL",
+        )
+        .unwrap();
+    let found: std::collections::HashMap<String, (Option<String>, bool, Vec<String>)> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get(1)?, r.get(2)?, {
+                    let v: duckdb::types::Value = r.get(3)?;
+                    match v {
+                        duckdb::types::Value::List(items) => items
+                            .into_iter()
+                            .filter_map(|i| match i {
+                                duckdb::types::Value::Text(t) => Some(t),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => vec![],
+                    }
+                }),
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut checked = 0;
+    for artist in artists.iter().skip(1) {
+        let Some((country, located, genres)) = found.get(&normalise(&artist.name)) else {
+            continue; // never played
+        };
+        assert_eq!(country.as_deref(), Some(artist.country), "{}", artist.name);
+        assert!(located);
+        let mut expected: Vec<String> = artist.genres.iter().map(|g| g.to_string()).collect();
+        expected.sort();
+        assert_eq!(genres, &expected, "{}", artist.name);
+        checked += 1;
+    }
+    assert!(checked > 30, "{checked} artists checked");
+    let (country, _, genres) = &found[&top_key];
+    assert_eq!(country, &None);
+    assert_eq!(
+        genres,
+        &vec!["dream pop".to_string(), "shoegaze".to_string()]
+    );
+
+    let text = |sql: &str| -> String { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        text(&format!(
+            "SELECT spotify_artist_uri FROM marts.dim_artist WHERE artist_key = '{top_key}'"
+        )),
+        format!("spotify:artist:{}", top.spotify_id)
+    );
+    assert_eq!(
+        text(&format!(
+            "SELECT duration_ms || ' ' || explicit || ' ' || isrc FROM marts.dim_track
+             WHERE spotify_track_uri = 'spotify:track:{}'",
+            track.spotify_id
+        )),
+        "123456 true GBXXX0000001"
+    );
+    // Families from the seed; plays carry their artist's location.
+    assert_eq!(
+        text("SELECT genre_family FROM marts.dim_genre WHERE genre_name = 'indie folk'"),
+        "folk"
+    );
+    assert_eq!(
+        text("SELECT genre_family FROM marts.dim_genre WHERE genre_name = 'dream pop'"),
+        "pop"
+    );
+    let (located, expected): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(location_id) FROM marts.fact_plays),
+                    (SELECT count(*) FROM marts.fact_plays f JOIN marts.dim_artist a USING (artist_id)
+                     WHERE a.country_code IS NOT NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(located, expected);
+    assert!(located > 0);
+}

@@ -38,6 +38,8 @@ const LONDON_TRACK: &str = "dddddddddddddddddddddd";
 /// The real payloads the fakes answer with.
 struct Payloads {
     track: Value,
+    /// "Somebody Told Me", a track the basic export names without a URI.
+    other_track: Value,
     artist: Value,
     album: Value,
     mb_lookup: Value,
@@ -53,6 +55,8 @@ fn payloads(base: &Path) -> Payloads {
     let mb = "musicbrainz/musicbrainzws2";
     Payloads {
         track: read(&format!("{web}/tracks/GetSeveralTracksRequest.json"))["tracks"][0].clone(),
+        other_track: read(&format!("{web}/tracks/GetSeveralTracksRequest.json"))["tracks"][1]
+            .clone(),
         artist: read(&format!("{web}/artists/GetSeveralArtistsRequest.json"))["artists"][0].clone(),
         album: read(&format!("{web}/albums/GetSeveralAlbumsRequest.json"))["albums"][0].clone(),
         mb_lookup: read(&format!("{mb}/lookup/MbArtistResult.json")),
@@ -167,6 +171,30 @@ async fn spotify_item(
         }
         _ => not_found(),
     }
+}
+
+async fn spotify_search(
+    State(fake): State<Arc<Fake>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    fake.record(format!("/v1/search?q={}", q["q"]), &headers);
+    if !authorised(&headers) {
+        return json_response(StatusCode::UNAUTHORIZED, json!({"error": {"status": 401}}));
+    }
+    // Spotify's search answers loosely: the right track comes second, after a cover.
+    let items = if q["q"].contains("Somebody Told Me") {
+        let mut cover = fake.payloads.other_track.clone();
+        cover["id"] = json!("coverversion00000000000");
+        cover["artists"][0]["name"] = json!("Karaoke Stars");
+        json!([cover, fake.payloads.other_track.clone()])
+    } else {
+        json!([])
+    };
+    json_response(
+        StatusCode::OK,
+        json!({"tracks": {"href": "", "items": items, "limit": 10, "next": null, "offset": 0, "total": 2}}),
+    )
 }
 
 fn mb_busy(fake: &Fake) -> Option<Response> {
@@ -334,6 +362,7 @@ async fn harness(musicbrainz_rate: f64) -> Option<Harness> {
     let app = Router::new()
         .route("/api/token", post(token))
         .route("/v1/{kind}/{id}", get(spotify_item))
+        .route("/v1/search", get(spotify_search))
         .route("/ws/2/url", get(mb_url))
         .route("/ws/2/artist", get(mb_search))
         .route("/ws/2/artist/{mbid}", get(mb_artist))
@@ -360,8 +389,16 @@ async fn harness(musicbrainz_rate: f64) -> Option<Harness> {
     }
     let file = dir.path().join("Streaming_History_Audio_2024_0.json");
     std::fs::write(&file, serde_json::to_vec(&plays).unwrap()).unwrap();
+    // A basic export names its tracks without URIs.
+    let basic = dir.path().join("StreamingHistory_music_0.json");
+    let basic_plays = json!([
+        {"endTime": "2024-03-02 09:00", "artistName": "The Killers", "trackName": "Somebody Told Me", "msPlayed": 190000},
+        {"endTime": "2024-03-02 09:05", "artistName": "The Killers", "trackName": "Somebody Told Me", "msPlayed": 190000},
+        {"endTime": "2024-03-02 09:10", "artistName": "Unheard Of", "trackName": "Nothing", "msPlayed": 190000}
+    ]);
+    std::fs::write(&basic, basic_plays.to_string()).unwrap();
     let warehouse = common::warehouse(dir.path());
-    assert!(common::import(&warehouse, &[file]).all_ok());
+    assert!(common::import(&warehouse, &[file, basic]).all_ok());
 
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
@@ -586,4 +623,77 @@ async fn a_stopped_run_resumes_without_redoing_finished_items() {
     let before = h.fake.log.lock().unwrap().len();
     h.run(&mut enricher, None).await;
     assert_eq!(h.fake.log.lock().unwrap().len(), before);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tracks_without_uris_are_searched_only_when_configured() {
+    let Some(mut h) = harness(0.0).await else {
+        return;
+    };
+    let mut enricher = Enricher::new(&h.config).unwrap();
+    h.run(&mut enricher, None).await;
+    assert_eq!(h.fake.hits("/v1/search"), 0, "off by default");
+
+    h.config.enrichment.spotify_search = true;
+    let mut enricher = Enricher::new(&h.config).unwrap();
+    h.run(&mut enricher, None).await;
+    let killers = format!(
+        "{}|{}",
+        normalise("The Killers"),
+        normalise("Somebody Told Me")
+    );
+    assert_eq!(h.state("spotify", "search", &killers).0, "done");
+    let unheard = format!("{}|{}", normalise("Unheard Of"), normalise("Nothing"));
+    assert_eq!(h.state("spotify", "search", &unheard).0, "not_found");
+    // The match (not the cover listed first) is kept, and its track was then looked up.
+    let matched = h.text(&format!(
+        "SELECT body ->> '$.spotify_track_id' FROM raw.enrichment_responses
+         WHERE entity = 'search_match' AND entity_key = '{killers}'"
+    ));
+    assert_eq!(matched, h.fake.payloads.other_track["id"].as_str().unwrap());
+    assert_eq!(
+        h.state("spotify", "track", &matched).0,
+        "not_found",
+        "the fake knows one track"
+    );
+    // Searches are cached: a further run asks nothing again.
+    h.run(&mut enricher, None).await;
+    assert_eq!(h.fake.hits("/v1/search"), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unreachable_service_is_paused_not_failed_item_by_item() {
+    let Some(mut h) = harness(0.0).await else {
+        return;
+    };
+    // Nothing listens on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    h.config.enrichment.musicbrainz_url = format!("http://127.0.0.1:{port}");
+    let mut enricher = Enricher::new(&h.config).unwrap();
+    let a = h.warehouse.try_clone().unwrap();
+    let b = h.warehouse.try_clone().unwrap();
+    let options = RunOptions {
+        sources: vec![Source::MusicBrainz],
+        ..Default::default()
+    };
+    let summary = enricher.run(&a, &b, &options).await.unwrap();
+    assert_eq!(summary.failed, 5, "five tries, then a pause");
+    assert_eq!(summary.waiting.len(), 1);
+    assert_eq!(summary.waiting[0].0, Source::MusicBrainz);
+    let queued: i64 = h
+        .warehouse
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM raw.enrichment_queue WHERE source = 'musicbrainz' AND state = 'queued'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(queued > 0, "the rest wait for the service, untouched");
+    assert_eq!(
+        h.text("SELECT reason FROM raw.enrichment_waits WHERE source = 'musicbrainz'"),
+        "5 failures in a row"
+    );
 }

@@ -31,6 +31,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "completeness.html",
         include_str!("../templates/completeness.html"),
     ),
+    (
+        "enrichment.html",
+        include_str!("../templates/enrichment.html"),
+    ),
     ("login.html", include_str!("../templates/login.html")),
     (
         "admin_spotify.html",

@@ -46,6 +46,9 @@ struct Inner {
     data_dir: std::path::PathBuf,
     sessions: crate::admin::Sessions,
     connector: Option<Arc<dyn crate::admin::Connector>>,
+    enrichment_attempts: u32,
+    /// Spotify client id and secret configured (an app token needs both).
+    spotify_client: (bool, bool),
 }
 
 impl App {
@@ -69,6 +72,11 @@ impl App {
                 data_dir: config.data_dir.clone(),
                 sessions: crate::admin::Sessions::default(),
                 connector: None,
+                enrichment_attempts: config.enrichment.max_attempts,
+                spotify_client: (
+                    config.spotify.client_id.is_some(),
+                    config.spotify.client_secret.is_some(),
+                ),
             }),
         })
     }
@@ -83,6 +91,23 @@ impl App {
 
     pub(crate) fn connector(&self) -> Option<&dyn crate::admin::Connector> {
         self.inner.connector.as_deref()
+    }
+
+    /// `enrichment.max_attempts`: failed items below it are retried.
+    pub(crate) fn enrichment_attempts(&self) -> u32 {
+        self.inner.enrichment_attempts
+    }
+
+    /// Whether enrichment can get a Spotify token: an app token (id and secret), or a
+    /// connected listener's.
+    pub(crate) fn spotify_metadata_ready(&self) -> bool {
+        match self.inner.spotify_client {
+            (true, true) => true,
+            (true, false) => magpie_music::spotify::TokenStore::new(&self.inner.data_dir)
+                .all()
+                .is_ok_and(|all| !all.is_empty()),
+            _ => false,
+        }
     }
 
     pub(crate) fn sessions(&self) -> &crate::admin::Sessions {
@@ -195,6 +220,7 @@ pub fn router(app: App) -> Router {
         .route("/year/{year}", get(pages::year::page))
         .route("/year", get(pages::year::latest))
         .route("/completeness", get(pages::completeness::page))
+        .route("/enrichment", get(pages::enrichment::page))
         .route("/login", get(admin::login_form).post(admin::login))
         .route("/logout", axum::routing::post(admin::logout))
         .route("/admin/spotify", get(admin::spotify))

@@ -435,56 +435,101 @@ async fn health_and_cache() {
 
 #[tokio::test]
 async fn enrichment_fills_the_map_and_genres() {
-    // A warehouse of its own: the enrichment rows written here must not leak into other tests.
+    // A warehouse of its own, with the demo's MusicBrainz-shaped enrichment built into the
+    // marts by the shipped models.
     let dir = tempfile::tempdir().unwrap();
-    let wh = common::demo_warehouse(dir.path(), 3_000);
+    let options = common::demo_options(dir.path(), 3_000);
+    let wh = common::demo_warehouse_with(dir.path(), 3_000, |wh| {
+        magpie_music::demo::enrichment::write(wh.conn(), &options).unwrap();
+    });
     let d = common::serve(wh, dir);
-    d.execute(
-        "UPDATE marts.dim_artist SET country_code = CASE WHEN hash(artist_id) % 3 = 0 THEN 'SE' WHEN hash(artist_id) % 3 = 1 THEN 'JP' ELSE NULL END;
-         INSERT INTO marts.dim_genre VALUES ('g1', 'indie pop', 'pop'), ('g2', 'shoegaze', 'rock');
-         INSERT INTO marts.bridge_artist_genre SELECT artist_id, CASE WHEN hash(artist_id) % 2 = 0 THEN 'g1' ELSE 'g2' END FROM marts.dim_artist;",
+    let country = d.text(
+        "SELECT a.country_code FROM marts.fact_plays f JOIN marts.dim_artist a USING (artist_id)
+         GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
     );
-    let page = json(&d.url("/map?range=all&country=SE&format=json")).await;
-    let sweden = page["countries"]
+    let page = json(&d.url(&format!("/map?range=all&country={country}&format=json"))).await;
+    let top = page["countries"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["code"] == "SE")
+        .find(|c| c["code"] == country.as_str())
         .unwrap()
         .clone();
     assert_eq!(
-        sweden["plays"],
-        d.int("SELECT count(*) FROM marts.fact_plays f JOIN marts.dim_artist a USING (artist_id) WHERE a.country_code = 'SE'")
+        top["plays"],
+        d.int(&format!("SELECT count(*) FROM marts.fact_plays f JOIN marts.dim_artist a USING (artist_id) WHERE a.country_code = '{country}'"))
     );
-    assert_eq!(sweden["name"], "Sweden");
     assert_eq!(
-        page["unknown_plays"],
-        d.int("SELECT count(*) FROM marts.fact_plays f JOIN marts.dim_artist a USING (artist_id) WHERE a.country_code IS NULL")
+        top["name"],
+        d.text(&format!(
+            "SELECT country_name FROM marts.dim_location WHERE country_code = '{country}'"
+        ))
     );
+    assert_eq!(page["unknown_plays"], 0, "every demo artist has a country");
     assert!(!page["artists"].as_array().unwrap().is_empty());
     let (_, html) = get(&d.url("/map?range=all")).await;
     assert!(!html.contains("enrichment-pending"));
     assert_eq!(
-        html.matches("country has").count(),
-        2,
-        "Sweden and Japan are shaded"
+        html.matches("country has").count() as i64,
+        d.int("SELECT count(DISTINCT a.country_code) FROM marts.fact_plays f JOIN marts.dim_artist a USING (artist_id)"),
+        "every country with plays is shaded"
     );
 
     let page = json(&d.url("/genres?range=all&format=json")).await;
     assert_eq!(page["enriched"], true);
-    let shoegaze = page["genres"]
+    let genres = page["genres"].as_array().unwrap();
+    let top = &genres[0];
+    assert_eq!(
+        top["plays"],
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays f JOIN marts.bridge_artist_genre b USING (artist_id)
+             JOIN marts.dim_genre g USING (genre_id) WHERE g.genre_name = '{}'",
+            top["genre"].as_str().unwrap()
+        ))
+    );
+    // Families split each play across its artist's genres: they add up to the plays.
+    let families: f64 = page["families"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|g| g["genre"] == "shoegaze")
-        .unwrap()
-        .clone();
-    assert_eq!(
-        shoegaze["plays"],
-        d.int("SELECT count(*) FROM marts.fact_plays f JOIN marts.bridge_artist_genre b USING (artist_id) WHERE b.genre_id = 'g2'")
+        .map(|f| f["plays"].as_f64().unwrap())
+        .sum();
+    let plays = d.int("SELECT count(*) FROM marts.fact_plays");
+    assert!(
+        (families - plays as f64).abs() < 0.01,
+        "{families} vs {plays}"
     );
     let (_, html) = get(&d.url("/genres?range=all")).await;
     assert!(html.contains("class=\"chart share\""));
+    assert!(html.contains("Genre families"));
+
+    // The enrichment page reads the queue live.
+    let page = json(&d.url("/enrichment?format=json")).await;
+    let source = |name: &str| {
+        page["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["source"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        source("musicbrainz")["done"],
+        d.int("SELECT count(*) FROM raw.enrichment_queue WHERE source = 'musicbrainz' AND state = 'done'")
+    );
+    assert_eq!(source("geo")["percent"], 100.0);
+    assert_eq!(
+        page["spotify_ready"], false,
+        "no Spotify credentials in the tests"
+    );
+    d.execute(
+        "INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, state, attempts, last_error, queued_at, finished_at)
+         VALUES ('musicbrainz', 'artist', 'zzz', 'Zed', 'not_found', 1, 'ambiguous: 2 MusicBrainz artists named `zzz`', now()::TIMESTAMP, now()::TIMESTAMP)",
+    );
+    let (status, html) = get(&d.url("/enrichment")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("ambiguous: 2 MusicBrainz artists named `zzz`"));
 }
 
 #[tokio::test]

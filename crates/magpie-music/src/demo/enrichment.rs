@@ -33,7 +33,7 @@ pub fn write(conn: &Connection, options: &GenerateOptions) -> duckdb::Result<usi
     conn.execute_batch("BEGIN TRANSACTION")?;
     let result = (|| {
         let mut response = conn.prepare(
-            "INSERT INTO raw.enrichment_responses VALUES (?, 'artist', ?, 'demo', ?, current_timestamp::TIMESTAMP, ?)",
+            "INSERT OR REPLACE INTO raw.enrichment_responses VALUES (?, 'artist', ?, 'demo', ?, current_timestamp::TIMESTAMP, ?)",
         )?;
         let mut queued = conn.prepare(
             "INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, state, attempts, queued_at, finished_at)

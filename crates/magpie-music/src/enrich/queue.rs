@@ -62,10 +62,15 @@ impl<'c> Queue<'c> {
         Self { conn }
     }
 
-    /// Queue new entities and update priorities and hints (see `refresh.sql`).
-    pub fn refresh(&self, now: DateTime<Utc>) -> duckdb::Result<()> {
+    /// Queue new entities and update priorities and hints (see `refresh.sql`); with `search`,
+    /// also searches for tracks that came without a URI (`refresh_search.sql`).
+    pub fn refresh(&self, now: DateTime<Utc>, search: bool) -> duckdb::Result<()> {
         let literal = format!("TIMESTAMP '{}'", ts(now).format("%Y-%m-%d %H:%M:%S%.6f"));
-        let sql = include_str!("refresh.sql").replace("$now", &literal);
+        let mut sql = include_str!("refresh.sql").to_string();
+        if search {
+            sql.push_str(include_str!("refresh_search.sql"));
+        }
+        let sql = sql.replace("$now", &literal);
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         match self.conn.execute_batch(&sql) {
             Ok(()) => self.conn.execute_batch("COMMIT"),
@@ -90,7 +95,7 @@ impl<'c> Queue<'c> {
             .map(|n| format!("'{n}'"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT source, entity, entity_key, label, CAST(hints AS VARCHAR), attempts, priority
              FROM raw.enrichment_queue
              WHERE source IN ({list})
@@ -160,11 +165,13 @@ impl<'c> Queue<'c> {
             }
             Outcome::Deferred => return Ok(()),
         };
-        self.conn.execute(
-            "UPDATE raw.enrichment_queue
-             SET state = ?, last_error = ?, attempts = ?, not_before = ?, finished_at = ?
-             WHERE source = ? AND entity = ? AND entity_key = ?",
-            params![
+        self.conn
+            .prepare_cached(
+                "UPDATE raw.enrichment_queue
+                 SET state = ?, last_error = ?, attempts = ?, not_before = ?, finished_at = ?
+                 WHERE source = ? AND entity = ? AND entity_key = ?",
+            )?
+            .execute(params![
                 state,
                 error,
                 attempts,
@@ -173,16 +180,16 @@ impl<'c> Queue<'c> {
                 item.source.as_str(),
                 item.entity,
                 item.key
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
-    /// Keep responses (also those of requests whose item is not finished yet, such as a
-    /// MusicBrainz URL lookup before a 503, so they are not made again).
+    /// Keep responses, replacing an earlier answer to the same lookup (also those of requests
+    /// whose item is not finished yet, such as a MusicBrainz URL lookup before a 503, so they
+    /// are not made again).
     pub fn store(&self, responses: &[Response], now: DateTime<Utc>) -> duckdb::Result<()> {
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO raw.enrichment_responses
+            "INSERT OR REPLACE INTO raw.enrichment_responses
              (source, entity, entity_key, request, status, fetched_at, body)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )?;
@@ -200,7 +207,7 @@ impl<'c> Queue<'c> {
         Ok(())
     }
 
-    /// The latest kept response for (source, entity, key): (status, body).
+    /// The kept response for (source, entity, key): (status, body).
     pub fn cached(
         &self,
         source: Source,
@@ -209,8 +216,7 @@ impl<'c> Queue<'c> {
     ) -> duckdb::Result<Option<(u16, serde_json::Value)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT status, CAST(body AS VARCHAR) FROM raw.enrichment_responses
-             WHERE source = ? AND entity = ? AND entity_key = ?
-             ORDER BY fetched_at DESC LIMIT 1",
+             WHERE source = ? AND entity = ? AND entity_key = ?",
         )?;
         stmt.query_row(params![source.as_str(), entity, key], |r| {
             let body: Option<String> = r.get(1)?;
@@ -231,11 +237,8 @@ impl<'c> Queue<'c> {
     ) -> duckdb::Result<Option<DateTime<Utc>>> {
         let until: Option<NaiveDateTime> = self
             .conn
-            .query_row(
-                "SELECT until FROM raw.enrichment_waits WHERE source = ?",
-                [source.as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT until FROM raw.enrichment_waits WHERE source = ?")?
+            .query_row([source.as_str()], |r| r.get(0))
             .optional()?;
         Ok(until.map(|u| u.and_utc()).filter(|u| *u > now))
     }

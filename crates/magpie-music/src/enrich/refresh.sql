@@ -1,6 +1,6 @@
 -- Queue what the warehouse knows and enrichment has not looked up yet, and bring every queued
 -- item's priority (its plays) and hints up to date. Run after imports, polls and each batch of
--- enrichment; cheap when nothing changed (rows are only written when a value differs).
+-- enrichment. Cheap when nothing changed (rows are only written when a value differs).
 
 -- Spotify: every track with a URI in the plays.
 INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, priority, queued_at)
@@ -11,31 +11,39 @@ GROUP BY substr(spotify_track_uri, 15)
 ON CONFLICT (source, entity, entity_key) DO UPDATE SET priority = excluded.priority
 WHERE raw.enrichment_queue.priority <> excluded.priority;
 
+-- What each track looked up links to, read out of the JSON once, by one json_extract_string
+-- call (each JSON function keeps its own large buffers: one per field does not fit a small
+-- memory limit).
+CREATE OR REPLACE TEMP TABLE enrichment_track_links AS
+SELECT
+    'spotify:track:' || entity_key AS uri,
+    entity_key AS track_id,
+    v[1] AS artist_id,
+    v[2] AS artist_name,
+    v[3] AS album_id,
+    v[4] AS album_name
+FROM (
+    SELECT entity_key, json_extract_string(body, ['$.artists[0].id', '$.artists[0].name', '$.album.id', '$.album.name']) AS v
+    FROM raw.enrichment_responses
+    WHERE source = 'spotify' AND entity = 'track' AND status = 200
+);
+
 -- Spotify: the primary artist and the album of every track looked up, with the plays of their
--- tracks.
+-- tracks. (Two statements: DuckDB 2.0 reserves far more memory for an upsert over a UNION.)
+
 INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, priority, queued_at)
-WITH tracks AS (
-    SELECT r.entity_key, r.body
-    FROM raw.enrichment_responses AS r
-    WHERE r.source = 'spotify' AND r.entity = 'track' AND r.status = 200
-    QUALIFY row_number() OVER (PARTITION BY r.entity_key ORDER BY r.fetched_at DESC) = 1
-),
-linked AS (
-    SELECT
-        t.body ->> '$.artists[0].id' AS artist_id,
-        t.body ->> '$.artists[0].name' AS artist_name,
-        t.body ->> '$.album.id' AS album_id,
-        t.body ->> '$.album.name' AS album_name,
-        q.priority
-    FROM tracks AS t
-    JOIN raw.enrichment_queue AS q
-        ON q.source = 'spotify' AND q.entity = 'track' AND q.entity_key = t.entity_key
-)
-SELECT 'spotify', 'artist', artist_id, min(artist_name), sum(priority), $now
-FROM linked WHERE artist_id IS NOT NULL GROUP BY artist_id
-UNION ALL
-SELECT 'spotify', 'album', album_id, min(album_name), sum(priority), $now
-FROM linked WHERE album_id IS NOT NULL GROUP BY album_id
+SELECT 'spotify', 'artist', l.artist_id, min(l.artist_name), sum(q.priority), $now
+FROM enrichment_track_links AS l
+JOIN raw.enrichment_queue AS q ON q.source = 'spotify' AND q.entity = 'track' AND q.entity_key = l.track_id
+WHERE l.artist_id IS NOT NULL GROUP BY l.artist_id
+ON CONFLICT (source, entity, entity_key) DO UPDATE SET priority = excluded.priority
+WHERE raw.enrichment_queue.priority <> excluded.priority;
+
+INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, priority, queued_at)
+SELECT 'spotify', 'album', l.album_id, min(l.album_name), sum(q.priority), $now
+FROM enrichment_track_links AS l
+JOIN raw.enrichment_queue AS q ON q.source = 'spotify' AND q.entity = 'track' AND q.entity_key = l.track_id
+WHERE l.album_id IS NOT NULL GROUP BY l.album_id
 ON CONFLICT (source, entity, entity_key) DO UPDATE SET priority = excluded.priority
 WHERE raw.enrichment_queue.priority <> excluded.priority;
 
@@ -43,16 +51,10 @@ WHERE raw.enrichment_queue.priority <> excluded.priority;
 -- when Last.fm gave one and the Spotify artist id when a track lookup found one. An artist not
 -- found by name is tried again once a Spotify id is known.
 INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, hints, priority, queued_at)
-WITH track_artists AS (
-    SELECT 'spotify:track:' || r.entity_key AS uri, r.body ->> '$.artists[0].id' AS spotify_artist_id
-    FROM raw.enrichment_responses AS r
-    WHERE r.source = 'spotify' AND r.entity = 'track' AND r.status = 200
-    QUALIFY row_number() OVER (PARTITION BY r.entity_key ORDER BY r.fetched_at DESC) = 1
-),
-plays AS (
-    SELECT split_part(e.identity_key, '|', 1) AS artist_key, e.artist_name, e.artist_mbid, t.spotify_artist_id
+WITH plays AS (
+    SELECT split_part(e.identity_key, '|', 1) AS artist_key, e.artist_name, e.artist_mbid, t.artist_id AS spotify_artist_id
     FROM raw.listen_events AS e
-    LEFT JOIN track_artists AS t ON t.uri = e.spotify_track_uri
+    LEFT JOIN enrichment_track_links AS t ON t.uri = e.spotify_track_uri
     WHERE e.content_kind = 'track' AND e.duplicate_of IS NULL AND e.identity_key IS NOT NULL
 )
 SELECT
@@ -81,3 +83,5 @@ FROM raw.enrichment_queue
 WHERE source = 'musicbrainz' AND entity = 'artist' AND state = 'done'
 ON CONFLICT (source, entity, entity_key) DO UPDATE SET priority = excluded.priority
 WHERE raw.enrichment_queue.priority <> excluded.priority;
+
+DROP TABLE enrichment_track_links;

@@ -114,8 +114,11 @@ impl SpotifyMeta {
         Err("Spotify refused the token (HTTP 401) twice".into())
     }
 
-    /// Look up one queued track, artist or album.
+    /// Look up one queued track, artist or album, or search for a track without a URI.
     pub async fn look_up(&mut self, item: &Item) -> Looked {
+        if item.entity == "search" {
+            return self.search(item).await;
+        }
         let path = match item.entity.as_str() {
             "track" | "artist" | "album" => format!("/v1/{}s/{}", item.entity, item.key),
             other => {
@@ -129,28 +132,10 @@ impl SpotifyMeta {
             Ok(f) => f,
             Err(e) => return Looked::Finished(Outcome::Failed(e), vec![]),
         };
-        match fetched.status {
-            200 => {}
-            429 => {
-                let wait = Duration::from_secs(fetched.retry_after.unwrap_or(60));
-                return Looked::Wait(wait, "HTTP 429 Too Many Requests".into(), vec![]);
-            }
-            400 | 404 => {
-                return Looked::Finished(
-                    Outcome::NotFound(format!("Spotify has no {} {}", item.entity, item.key)),
-                    vec![],
-                );
-            }
-            status => {
-                return Looked::Finished(
-                    Outcome::Failed(format!("Spotify answered HTTP {status}")),
-                    vec![],
-                );
-            }
-        }
-        let body = match fetched.json {
+        let not_found = format!("Spotify has no {} {}", item.entity, item.key);
+        let body = match answer(fetched, Some(not_found)) {
             Ok(body) => body,
-            Err(why) => return Looked::Finished(Outcome::Failed(why), vec![]),
+            Err(looked) => return looked,
         };
         if body["id"].as_str().is_none() {
             return Looked::Finished(
@@ -167,5 +152,102 @@ impl SpotifyMeta {
             body,
         };
         Looked::Finished(Outcome::Done, vec![response])
+    }
+
+    /// Search for a track the plays named without a URI (`item.key` is its identity key,
+    /// "artist|track" normalised); the first result whose artist and title normalise to the
+    /// same key is the match. The search response and the match are both kept.
+    async fn search(&mut self, item: &Item) -> Looked {
+        let (Some(artist), Some(track)) =
+            (item.hints["artist"].as_str(), item.hints["track"].as_str())
+        else {
+            return Looked::Finished(
+                Outcome::Failed("a search without artist and track".into()),
+                vec![],
+            );
+        };
+        let query = format!(
+            "track:\"{}\" artist:\"{}\"",
+            track.replace('"', ""),
+            artist.replace('"', "")
+        );
+        let path = format!(
+            "/v1/search?type=track&limit=10&q={}",
+            url::form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        );
+        let fetched = match self.get(&path).await {
+            Ok(f) => f,
+            Err(e) => return Looked::Finished(Outcome::Failed(e), vec![]),
+        };
+        let body = match answer(fetched, None) {
+            Ok(body) => body,
+            Err(looked) => return looked,
+        };
+        let matched = body["tracks"]["items"].as_array().and_then(|items| {
+            items.iter().find_map(|t| {
+                let artists = t["artists"].as_array()?;
+                let same_artist = artists.iter().any(|a| {
+                    a["name"]
+                        .as_str()
+                        .map(crate::identity::normalise)
+                        .as_deref()
+                        == item.key.split('|').next()
+                });
+                let same_title = t["name"]
+                    .as_str()
+                    .map(crate::identity::normalise)
+                    .as_deref()
+                    == item.key.split('|').nth(1);
+                (same_artist && same_title)
+                    .then(|| t["id"].as_str().map(str::to_string))
+                    .flatten()
+            })
+        });
+        let mut kept = vec![Response {
+            source: Source::Spotify,
+            entity: "search".into(),
+            key: item.key.clone(),
+            request: path,
+            status: 200,
+            body,
+        }];
+        match matched {
+            Some(id) => {
+                kept.push(Response {
+                    source: Source::Spotify,
+                    entity: "search_match".into(),
+                    key: item.key.clone(),
+                    request: "derived".into(),
+                    status: 0,
+                    body: serde_json::json!({ "spotify_track_id": id }),
+                });
+                Looked::Finished(Outcome::Done, kept)
+            }
+            None => Looked::Finished(
+                Outcome::NotFound(format!("no Spotify track matches {artist} - {track}")),
+                kept,
+            ),
+        }
+    }
+}
+
+/// A response's JSON body, or what the item comes to: 429 waits, 400/404 is "not found" when
+/// `not_found` says what was missing, any other status or a malformed body fails.
+fn answer(fetched: Fetched, not_found: Option<String>) -> Result<serde_json::Value, Looked> {
+    let finished = |outcome| Looked::Finished(outcome, vec![]);
+    match (fetched.status, not_found) {
+        (200, _) => fetched.json.map_err(|why| finished(Outcome::Failed(why))),
+        (429, _) => {
+            let wait = Duration::from_secs(fetched.retry_after.unwrap_or(60));
+            Err(Looked::Wait(
+                wait,
+                "HTTP 429 Too Many Requests".into(),
+                vec![],
+            ))
+        }
+        (400 | 404, Some(what)) => Err(finished(Outcome::NotFound(what))),
+        (status, _) => Err(finished(Outcome::Failed(format!(
+            "Spotify answered HTTP {status}"
+        )))),
     }
 }

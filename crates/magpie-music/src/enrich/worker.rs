@@ -21,10 +21,17 @@ use super::queue::{Item, Outcome, Queue};
 use super::spotify::SpotifyMeta;
 use super::{EnrichError, Looked, Source};
 
+/// After this many failures in a row, a service is taken to be unreachable (no network, a
+/// DNS failure, an outage): it is paused for [`UNREACHABLE_PAUSE`] rather than failing every
+/// queued item in turn.
+const FAILURES_BEFORE_PAUSE: u32 = 5;
+const UNREACHABLE_PAUSE: chrono::Duration = chrono::Duration::minutes(5);
+
 /// Items taken from the queue at a time.
 const BATCH: usize = 25;
-/// New entities are queued (and priorities updated) after this many items.
-const REFRESH_EVERY: u64 = 100;
+/// New entities found by finished items (a track's artist and album, an artist's geography)
+/// are queued, and priorities updated, at most this often while there is other work.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -67,6 +74,8 @@ pub struct Enricher {
     finished: Arc<AtomicU64>,
     /// The warehouse's [`signature`] at the last refresh: unchanged means nothing new to queue.
     refreshed_at: Option<(i64, i64)>,
+    /// `enrichment.spotify_search`.
+    search: bool,
 }
 
 /// What decides whether the queue needs a refresh: the newest listening event and the number
@@ -96,6 +105,7 @@ impl Enricher {
             max_attempts: config.enrichment.max_attempts,
             finished: Arc::new(AtomicU64::new(0)),
             refreshed_at: None,
+            search: config.enrichment.spotify_search,
         })
     }
 
@@ -128,7 +138,7 @@ impl Enricher {
     ) -> Result<RunSummary, EnrichError> {
         let signature = signature(spotify_conn)?;
         if self.refreshed_at != Some(signature) {
-            Queue::new(spotify_conn).refresh(Utc::now())?;
+            Queue::new(spotify_conn).refresh(Utc::now(), self.search)?;
             self.refreshed_at = Some(signature);
         }
         let mut summary = RunSummary::default();
@@ -139,6 +149,7 @@ impl Enricher {
             finished: Arc::clone(&self.finished),
         };
         let wants = |s: Source| options.sources.contains(&s);
+        let search = self.search;
         let spotify_work = async {
             match self.spotify.as_mut().filter(|_| wants(Source::Spotify)) {
                 Some(meta) => {
@@ -149,6 +160,7 @@ impl Enricher {
                         max_attempts,
                         options,
                         &budget,
+                        search,
                         meta,
                     )
                     .await
@@ -169,7 +181,16 @@ impl Enricher {
                 return Ok(Tally::default());
             }
             let queue = Queue::new(musicbrainz_conn);
-            work(&queue, &mb_sources, max_attempts, options, &budget, &mut mb).await
+            work(
+                &queue,
+                &mb_sources,
+                max_attempts,
+                options,
+                &budget,
+                search,
+                &mut mb,
+            )
+            .await
         };
         let (spotify_tally, mb_tally) = tokio::join!(spotify_work, mb_work);
         for tally in [spotify_tally?, mb_tally?] {
@@ -239,10 +260,14 @@ async fn work(
     max_attempts: u32,
     options: &RunOptions,
     budget: &Budget,
+    search: bool,
     service: &mut impl LookUp,
 ) -> Result<Tally, EnrichError> {
     let mut tally = Tally::default();
+    // Items finished since the last refresh, and when that was.
     let mut since_refresh = 0u64;
+    let mut refreshed = std::time::Instant::now();
+    let mut failures_in_a_row = 0u32;
     'outer: loop {
         // A stored wait (from this run or an earlier one) comes first.
         for source in sources {
@@ -262,8 +287,9 @@ async fn work(
             if since_refresh == 0 {
                 break;
             }
-            queue.refresh(Utc::now())?;
+            queue.refresh(Utc::now(), search)?;
             since_refresh = 0;
+            refreshed = std::time::Instant::now();
             continue;
         }
         for item in items {
@@ -284,6 +310,19 @@ async fn work(
                         }
                         Outcome::Deferred => {}
                     }
+                    if matches!(outcome, Outcome::Failed(_)) {
+                        failures_in_a_row += 1;
+                    } else {
+                        failures_in_a_row = 0;
+                    }
+                    if failures_in_a_row >= FAILURES_BEFORE_PAUSE {
+                        failures_in_a_row = 0;
+                        let until = Utc::now() + UNREACHABLE_PAUSE;
+                        let reason = format!("{FAILURES_BEFORE_PAUSE} failures in a row");
+                        queue.set_wait(source, until, &reason)?;
+                        tracing::warn!(source = %source, until = %until, "enrichment paused: the service seems unreachable");
+                        continue 'outer;
+                    }
                 }
                 Looked::Wait(wait, reason, responses) => {
                     // Give the budget back: the item was not worked.
@@ -297,9 +336,10 @@ async fn work(
                 }
             }
             since_refresh += 1;
-            if since_refresh >= REFRESH_EVERY {
-                queue.refresh(Utc::now())?;
+            if refreshed.elapsed() >= REFRESH_EVERY {
+                queue.refresh(Utc::now(), search)?;
                 since_refresh = 0;
+                refreshed = std::time::Instant::now();
                 continue 'outer;
             }
         }

@@ -4,6 +4,7 @@
 pub mod completeness;
 pub mod detail;
 pub mod discoveries;
+pub mod enrichment;
 pub mod genres;
 pub mod health;
 pub mod map;

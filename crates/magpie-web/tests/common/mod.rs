@@ -33,6 +33,14 @@ impl Served {
             .unwrap_or(0)
     }
 
+    /// One text value from SQL on the served warehouse.
+    pub fn text(&self, sql: &str) -> String {
+        let wh = self.warehouse.lock().unwrap();
+        wh.conn()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Rows of (text, number) from SQL on the served warehouse.
     pub fn pairs(&self, sql: &str) -> Vec<(String, i64)> {
         let wh = self.warehouse.lock().unwrap();
@@ -71,6 +79,19 @@ pub fn demo_warehouse(dir: &Path, plays: u64) -> Warehouse {
     demo_warehouse_with(dir, plays, |_| {})
 }
 
+/// The demo history the test warehouses hold.
+pub fn demo_options(dir: &Path, plays: u64) -> GenerateOptions {
+    GenerateOptions {
+        plays,
+        years: 3,
+        seed: 11,
+        end: NaiveDate::parse_from_str(LAST_DAY, "%Y-%m-%d").ok(),
+        timezone: chrono_tz::Europe::Berlin,
+        out_dir: dir.join("export"),
+        records_per_file: 10_000,
+    }
+}
+
 /// The same, running `before_build` on the warehouse between import and build.
 pub fn demo_warehouse_with(
     dir: &Path,
@@ -78,16 +99,7 @@ pub fn demo_warehouse_with(
     before_build: impl FnOnce(&Warehouse),
 ) -> Warehouse {
     let export = dir.join("export");
-    generate(&GenerateOptions {
-        plays,
-        years: 3,
-        seed: 11,
-        end: NaiveDate::parse_from_str(LAST_DAY, "%Y-%m-%d").ok(),
-        timezone: chrono_tz::Europe::Berlin,
-        out_dir: export.clone(),
-        records_per_file: 10_000,
-    })
-    .unwrap();
+    generate(&demo_options(dir, plays)).unwrap();
     let wh = Warehouse::open(dir.join("magpie.duckdb"), &OpenOptions::default()).unwrap();
     let summary = Importer::new(&wh, ImportOptions::default())
         .unwrap()
