@@ -44,6 +44,119 @@ pub struct Config {
     pub server: ServerConfig,
     pub models: ModelsConfig,
     pub enrichment: EnrichmentConfig,
+    pub flows: FlowsConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// The built-in flows' schedules, retries and timeouts: what is not set takes the flow's own
+/// default (see [`FlowsConfig::resolved`]).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// Poll Spotify's recently-played for every connected listener, rebuild if there is news
+    /// (default every 30m, 2 retries, 5m timeout).
+    pub spotify_ingest: FlowConfig,
+    /// Work the enrichment queue for a while, rebuild if anything was found (every 10m,
+    /// 15m timeout).
+    pub enrich: FlowConfig,
+    /// Enrich, build the models and run their tests, refresh the read-only snapshot, back up
+    /// (cron `0 3 * * *` in `timezone`, 1 retry, 60m timeout).
+    pub daily_etl: FlowConfig,
+}
+
+/// One flow's settings as written; unset fields take the flow's defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowConfig {
+    #[serde(with = "humantime_serde")]
+    pub every: Option<std::time::Duration>,
+    /// Interval runs fall on anchor + k × every (default: the Unix epoch, so 30m runs at :00
+    /// and :30 UTC).
+    pub anchor: Option<chrono::DateTime<chrono::Utc>>,
+    pub cron: Option<String>,
+    /// Scheduled runs are off (a run can still be started by hand).
+    pub paused: Option<bool>,
+    /// Further tries of a failed task, after retry_delay, doubling, with jitter.
+    pub retries: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    pub retry_delay: Option<std::time::Duration>,
+    /// Longest a task may run before it counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub task_timeout: Option<std::time::Duration>,
+}
+
+/// A flow's effective settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowSettings {
+    pub every: Option<std::time::Duration>,
+    pub anchor: chrono::DateTime<chrono::Utc>,
+    pub cron: Option<String>,
+    pub paused: bool,
+    pub retries: u32,
+    pub retry_delay: std::time::Duration,
+    pub task_timeout: std::time::Duration,
+}
+
+impl FlowsConfig {
+    /// The built-in flow names.
+    pub const NAMES: [&'static str; 3] = ["spotify-ingest", "enrich", "daily-etl"];
+
+    /// A built-in flow's effective settings: what the configuration says, over its defaults.
+    pub fn resolved(&self, name: &str) -> Option<FlowSettings> {
+        let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+        let seconds = std::time::Duration::from_secs;
+        let (given, every, cron, retries, retry_delay, timeout) = match name {
+            "spotify-ingest" => (&self.spotify_ingest, Some(minutes(30)), None, 2, seconds(30), minutes(5)),
+            "enrich" => (&self.enrich, Some(minutes(10)), None, 0, seconds(30), minutes(15)),
+            "daily-etl" => (&self.daily_etl, None, Some("0 3 * * *".to_string()), 1, minutes(1), minutes(60)),
+            _ => return None,
+        };
+        // A schedule given replaces the default one whole (an `every` drops the default cron).
+        let (every, cron) = if given.every.is_some() || given.cron.is_some() {
+            (given.every, given.cron.clone())
+        } else {
+            (every, cron)
+        };
+        Some(FlowSettings {
+            every,
+            anchor: given.anchor.unwrap_or(chrono::DateTime::UNIX_EPOCH),
+            cron,
+            paused: given.paused.unwrap_or(false),
+            retries: given.retries.unwrap_or(retries),
+            retry_delay: given.retry_delay.unwrap_or(retry_delay),
+            task_timeout: given.task_timeout.unwrap_or(timeout),
+        })
+    }
+}
+
+/// Where failed and recovered runs are announced.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One webhook: its URL (a secret: Discord's and Slack's carry a token) and the body's format.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: Secret,
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// `{"flow", "run_id", "state", "error", "started_at", "ended_at", "message"}`.
+    #[default]
+    Generic,
+    /// ntfy.sh: the message as text, with Title, Priority and Tags headers.
+    Ntfy,
+    /// `{"content": message}`.
+    Discord,
+    /// `{"text": message}`.
+    Slack,
 }
 
 /// Enrichment: Spotify metadata, MusicBrainz genres and origins, countries.
@@ -206,6 +319,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             models: ModelsConfig::default(),
             enrichment: EnrichmentConfig::default(),
+            flows: FlowsConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -417,8 +532,43 @@ impl Config {
             ));
         }
         self.validate_enrichment()?;
+        self.validate_flows()?;
         if self.server.port == 0 {
             return Err(invalid("server.port", "must be between 1 and 65535"));
+        }
+        Ok(())
+    }
+
+    fn validate_flows(&self) -> Result<(), ConfigError> {
+        for name in FlowsConfig::NAMES {
+            let flow = self.flows.resolved(name).expect("built-in flow");
+            let key = |field: &str| format!("flows.{}.{field}", name.replace('-', "_"));
+            match (&flow.every, &flow.cron) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(&key("every"), "give either `every` or `cron`, not both"));
+                }
+                (Some(every), None) if *every < std::time::Duration::from_secs(10) => {
+                    return Err(invalid(&key("every"), "must be at least 10 seconds"));
+                }
+                (None, Some(cron)) => {
+                    crate::scheduler::Schedule::cron(cron, self.tz())
+                        .map_err(|e| invalid(&key("cron"), e))?;
+                }
+                _ => {}
+            }
+            if flow.task_timeout < std::time::Duration::from_secs(1) {
+                return Err(invalid(&key("task_timeout"), "must be at least 1 second"));
+            }
+        }
+        for (i, hook) in self.alerts.webhooks.iter().enumerate() {
+            let ok = url::Url::parse(hook.url.expose())
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(invalid(
+                    &format!("alerts.webhooks[{i}].url"),
+                    "must be an http(s) URL",
+                ));
+            }
         }
         Ok(())
     }
@@ -494,6 +644,9 @@ fn profile_defaults(profile: Profile) -> Vec<(&'static str, &'static str)> {
             ("log.level", "warn"),
             ("import.batch_rows", "1024"),
             ("memory_budget", "256MB"),
+            ("flows.spotify_ingest.every", "1m"),
+            ("flows.enrich.every", "1m"),
+            ("flows.daily_etl.every", "5m"),
         ],
         Profile::Production => vec![("environment", "production"), ("log.level", "info")],
     }

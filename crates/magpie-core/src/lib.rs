@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod logging;
+pub mod scheduler;
 pub mod secrets;
 pub mod values;
 pub mod warehouse;

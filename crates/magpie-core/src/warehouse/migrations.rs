@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "enrichment",
         sql: include_str!("../../migrations/0004_enrichment.sql"),
     },
+    Migration {
+        version: 5,
+        name: "flow_runs",
+        sql: include_str!("../../migrations/0005_flow_runs.sql"),
+    },
 ];
 
 fn latest_known() -> i64 {

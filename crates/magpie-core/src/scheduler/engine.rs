@@ -1,0 +1,540 @@
+//! The scheduler loop: wait for the next due slot or a control message, run one flow at a time
+//! (tasks in order, each with retries and a timeout), and record everything as it happens.
+//!
+//! Control messages ([`Control`]: run now, pause, resume, cancel) arrive through a [`Handle`]
+//! that the web server and signal handlers hold; they are handled between runs and during one
+//! (a second trigger of the running flow is recorded as skipped, a cancel drops the running
+//! task at its next await).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use duckdb::Connection;
+use tokio::sync::mpsc;
+
+use super::alerts::{AlertEvent, Alerter};
+use super::store::RunStore;
+use super::{Clock, FlowSpec, RunState, TaskContext, TaskRunner};
+
+/// Schedules missed while down: at most this many are looked at (one Late run is made).
+const MISSED_CAP: usize = 100_000;
+
+/// What the UI and the CLI can ask of a running scheduler.
+#[derive(Debug, Clone)]
+pub enum Control {
+    RunNow {
+        flow: String,
+        params: BTreeMap<String, String>,
+    },
+    Pause(String),
+    Resume(String),
+    Cancel(i64),
+}
+
+/// A flow as the UI shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FlowStatus {
+    pub name: String,
+    pub schedule: String,
+    pub tasks: Vec<String>,
+    pub paused: bool,
+    pub next_run: Option<DateTime<Utc>>,
+    pub running: Option<i64>,
+}
+
+/// A cheap, thread-safe handle on a running scheduler.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<Control>,
+    status: Arc<Mutex<Vec<FlowStatus>>>,
+}
+
+impl Handle {
+    /// Send a control message; false when the scheduler has stopped.
+    pub fn send(&self, control: Control) -> bool {
+        self.tx.send(control).is_ok()
+    }
+
+    /// Every flow's schedule, next run and running run.
+    pub fn flows(&self) -> Vec<FlowStatus> {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn knows(&self, flow: &str) -> bool {
+        self.flows().iter().any(|f| f.name == flow)
+    }
+}
+
+/// A run waiting to start.
+#[derive(Debug, Clone)]
+struct Trigger {
+    run_id: i64,
+    flow: String,
+}
+
+/// The scheduler over one warehouse connection.
+pub struct Scheduler<'c, C: Clock, R: TaskRunner> {
+    flows: Vec<FlowSpec>,
+    conn: &'c Connection,
+    clock: C,
+    runner: R,
+    alerter: Alerter,
+    rx: RefCell<mpsc::UnboundedReceiver<Control>>,
+    status: Arc<Mutex<Vec<FlowStatus>>>,
+    queue: RefCell<VecDeque<Trigger>>,
+    /// Next due slot per scheduled flow (the earliest of the schedule and a rerun request).
+    next: RefCell<BTreeMap<String, DateTime<Utc>>>,
+    paused: RefCell<BTreeMap<String, bool>>,
+    running: RefCell<Option<(i64, String)>>,
+}
+
+impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
+    pub fn new(
+        flows: Vec<FlowSpec>,
+        conn: &'c Connection,
+        clock: C,
+        runner: R,
+        alerter: Alerter,
+    ) -> (Self, Handle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let status = Arc::new(Mutex::new(Vec::new()));
+        let handle = Handle {
+            tx,
+            status: Arc::clone(&status),
+        };
+        let scheduler = Self {
+            flows,
+            conn,
+            clock,
+            runner,
+            alerter,
+            rx: RefCell::new(rx),
+            status,
+            queue: RefCell::new(VecDeque::new()),
+            next: RefCell::new(BTreeMap::new()),
+            paused: RefCell::new(BTreeMap::new()),
+            running: RefCell::new(None),
+        };
+        (scheduler, handle)
+    }
+
+    fn store(&self) -> RunStore<'c> {
+        RunStore::new(self.conn)
+    }
+
+    fn flow(&self, name: &str) -> Option<&FlowSpec> {
+        self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// Start-up: runs a crash left unfinished become Crashed (and are alerted); each schedule
+    /// missed while magpie was down gets one run, marked Late.
+    pub async fn recover(&self) -> duckdb::Result<()> {
+        let now = self.clock.now();
+        let store = self.store();
+        for (run_id, flow) in store.mark_crashed(now)? {
+            tracing::warn!(run_id, flow = %flow, "a run was interrupted by a crash or kill");
+            metrics::counter!("magpie_flow_runs_total", "flow" => flow.clone(), "state" => "Crashed")
+                .increment(1);
+            self.alert(&flow, run_id, "Crashed", Some("magpie stopped during the run"))
+                .await;
+        }
+        for flow in &self.flows {
+            let (stored_paused, last) = store.flow_state(&flow.name)?;
+            if flow.paused && !stored_paused {
+                store.set_paused(&flow.name, true)?;
+            }
+            let paused = flow.paused || stored_paused;
+            self.paused.borrow_mut().insert(flow.name.clone(), paused);
+            let Some(schedule) = &flow.schedule else { continue };
+            let from = match last {
+                // First start: nothing was missed.
+                None => {
+                    store.set_last_slot(&flow.name, now)?;
+                    now
+                }
+                Some(last) => {
+                    let missed = schedule.missed(last, now, MISSED_CAP);
+                    if let Some(latest) = missed.last() {
+                        store.set_last_slot(&flow.name, *latest)?;
+                        if !paused {
+                            tracing::info!(flow = %flow.name, missed = missed.len(), "schedule missed while stopped: one late run");
+                            self.enqueue(&flow.name, RunState::Late, "late", Some(*latest), &BTreeMap::new())?;
+                        }
+                        *latest
+                    } else {
+                        last
+                    }
+                }
+            };
+            if let Some(next) = schedule.next_after(from) {
+                self.next.borrow_mut().insert(flow.name.clone(), next);
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Create a run record and queue it, unless a run of the flow is already running or
+    /// queued: then the trigger is recorded as skipped. Returns the run id.
+    fn enqueue(
+        &self,
+        flow: &str,
+        state: RunState,
+        trigger: &str,
+        slot: Option<DateTime<Utc>>,
+        params: &BTreeMap<String, String>,
+    ) -> duckdb::Result<i64> {
+        let store = self.store();
+        let params_json = serde_json::to_value(params).unwrap_or_default();
+        let busy = self
+            .running
+            .borrow()
+            .as_ref()
+            .filter(|(_, f)| f == flow)
+            .map(|(id, _)| *id)
+            .or_else(|| {
+                self.queue
+                    .borrow()
+                    .iter()
+                    .find(|t| t.flow == flow)
+                    .map(|t| t.run_id)
+            });
+        let now = self.clock.now();
+        if let Some(other) = busy {
+            let id = store.create(flow, RunState::Cancelled, trigger, slot, &params_json, now)?;
+            store.finish(
+                id,
+                RunState::Cancelled,
+                Some(&format!("skipped: run {other} of this flow has not finished")),
+                now,
+            )?;
+            metrics::counter!("magpie_flow_runs_total", "flow" => flow.to_string(), "state" => "Skipped")
+                .increment(1);
+            return Ok(id);
+        }
+        let id = store.create(flow, state, trigger, slot, &params_json, now)?;
+        self.queue.borrow_mut().push_back(Trigger {
+            run_id: id,
+            flow: flow.to_string(),
+        });
+        Ok(id)
+    }
+
+    /// Queue every flow whose slot has come.
+    fn enqueue_due(&self) -> duckdb::Result<()> {
+        let now = self.clock.now();
+        let due: Vec<(String, DateTime<Utc>)> = self
+            .next
+            .borrow()
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(f, at)| (f.clone(), *at))
+            .collect();
+        for (name, slot) in due {
+            let Some(flow) = self.flow(&name) else { continue };
+            let paused = self.paused.borrow().get(&name).copied().unwrap_or(false);
+            if !paused {
+                self.enqueue(&name, RunState::Scheduled, "schedule", Some(slot), &BTreeMap::new())?;
+            }
+            self.store().set_last_slot(&name, slot.max(now))?;
+            if let Some(schedule) = &flow.schedule {
+                if let Some(next) = schedule.next_after(slot.max(now)) {
+                    self.next.borrow_mut().insert(name.clone(), next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&self, control: Control) -> duckdb::Result<()> {
+        match control {
+            Control::RunNow { flow, params } => {
+                if self.flow(&flow).is_some() {
+                    self.enqueue(&flow, RunState::Pending, "manual", None, &params)?;
+                }
+            }
+            Control::Pause(flow) | Control::Resume(flow) if self.flow(&flow).is_none() => {}
+            Control::Pause(flow) => {
+                self.store().set_paused(&flow, true)?;
+                self.paused.borrow_mut().insert(flow, true);
+            }
+            Control::Resume(flow) => {
+                self.store().set_paused(&flow, false)?;
+                self.paused.borrow_mut().insert(flow, false);
+            }
+            Control::Cancel(run_id) => {
+                // A queued run is dropped here; the running one by the run loop.
+                let mut queue = self.queue.borrow_mut();
+                if let Some(i) = queue.iter().position(|t| t.run_id == run_id) {
+                    queue.remove(i);
+                    self.store().finish(run_id, RunState::Cancelled, Some("cancelled before it started"), self.clock.now())?;
+                }
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Share flows' status with the handle.
+    fn publish(&self) {
+        let running = self.running.borrow().clone();
+        let status: Vec<FlowStatus> = self
+            .flows
+            .iter()
+            .map(|f| FlowStatus {
+                name: f.name.clone(),
+                schedule: f
+                    .schedule
+                    .as_ref()
+                    .map_or_else(|| "by hand".to_string(), |s| s.describe()),
+                tasks: f.tasks.clone(),
+                paused: self.paused.borrow().get(&f.name).copied().unwrap_or(f.paused),
+                next_run: self.next.borrow().get(&f.name).copied(),
+                running: running.as_ref().filter(|(_, n)| *n == f.name).map(|(id, _)| *id),
+            })
+            .collect();
+        if let Ok(mut s) = self.status.lock() {
+            *s = status;
+        }
+    }
+
+    /// Run until `stop` completes (shutdown), then return after the current task's next await.
+    pub async fn run_until(&self, stop: impl std::future::Future<Output = ()>) -> duckdb::Result<()> {
+        self.recover().await?;
+        tokio::pin!(stop);
+        loop {
+            self.enqueue_due()?;
+            self.publish();
+            let next = self.queue.borrow_mut().pop_front();
+            if let Some(trigger) = next {
+                let run_id = trigger.run_id;
+                tokio::select! {
+                    biased;
+                    () = &mut stop => {
+                        self.store().finish(run_id, RunState::Cancelled, Some("magpie was stopped"), self.clock.now())?;
+                        return Ok(());
+                    }
+                    result = self.execute(trigger) => { result?; }
+                }
+                continue;
+            }
+            let wake = self
+                .next
+                .borrow()
+                .iter()
+                .filter(|(f, _)| !self.paused.borrow().get(*f).copied().unwrap_or(false))
+                .map(|(_, at)| *at)
+                .min()
+                .unwrap_or_else(|| self.clock.now() + chrono::Duration::hours(24));
+            let message = {
+                let mut rx = self.rx.borrow_mut();
+                tokio::select! {
+                    biased;
+                    () = &mut stop => return Ok(()),
+                    message = rx.recv() => message,
+                    () = self.clock.sleep_until(wake) => None,
+                }
+            };
+            if let Some(control) = message {
+                self.handle(control)?;
+            }
+        }
+    }
+
+    /// Run `flow` once now, in the foreground (`magpie run`); its final state.
+    pub async fn run_now(
+        &self,
+        flow: &str,
+        trigger: &str,
+        params: BTreeMap<String, String>,
+    ) -> duckdb::Result<(i64, RunState)> {
+        let id = self.enqueue(flow, RunState::Pending, trigger, None, &params)?;
+        let Some(t) = self.queue.borrow_mut().pop_back() else {
+            return Ok((id, RunState::Cancelled));
+        };
+        let state = self.execute(t).await?;
+        Ok((id, state))
+    }
+
+    /// Run one queued flow, listening for control messages meanwhile.
+    async fn execute(&self, trigger: Trigger) -> duckdb::Result<RunState> {
+        let Some(flow) = self.flow(&trigger.flow).cloned() else {
+            return Ok(RunState::Cancelled);
+        };
+        let store = self.store();
+        let started = self.clock.now();
+        store.set_state(trigger.run_id, RunState::Running, started)?;
+        *self.running.borrow_mut() = Some((trigger.run_id, flow.name.clone()));
+        self.publish();
+        let params: BTreeMap<String, String> = store
+            .run(trigger.run_id)?
+            .and_then(|r| r.parameters)
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default();
+        let work = self.run_tasks(trigger.run_id, &flow, params);
+        tokio::pin!(work);
+        let (state, error) = loop {
+            let control = {
+                let mut rx = self.rx.borrow_mut();
+                tokio::select! {
+                    result = &mut work => break result?,
+                    control = rx.recv() => control,
+                }
+            };
+            match control {
+                Some(Control::Cancel(id)) if id == trigger.run_id => {
+                    break (RunState::Cancelled, Some("cancelled".to_string()));
+                }
+                Some(other) => self.handle(other)?,
+                None => {}
+            }
+        };
+        let now = self.clock.now();
+        if state == RunState::Cancelled {
+            self.conn.execute(
+                "UPDATE meta.task_runs SET state = 'Cancelled', ended_at = ? WHERE run_id = ? AND state IN ('Running', 'Retrying')",
+                duckdb::params![now.naive_utc(), trigger.run_id],
+            )?;
+        }
+        store.finish(trigger.run_id, state, error.as_deref(), now)?;
+        *self.running.borrow_mut() = None;
+        self.publish();
+        let seconds = (now - started).num_milliseconds() as f64 / 1000.0;
+        metrics::counter!("magpie_flow_runs_total", "flow" => flow.name.clone(), "state" => state.as_str())
+            .increment(1);
+        metrics::histogram!("magpie_flow_run_duration_seconds", "flow" => flow.name.clone())
+            .record(seconds);
+        match state {
+            RunState::Completed => {
+                metrics::gauge!("magpie_flow_last_success_timestamp_seconds", "flow" => flow.name.clone())
+                    .set(now.timestamp() as f64);
+                let before = store.previous_final_state(&flow.name, trigger.run_id)?;
+                if matches!(before.as_deref(), Some("Failed") | Some("Crashed")) {
+                    self.alert(&flow.name, trigger.run_id, "Recovered", None).await;
+                }
+            }
+            RunState::Failed => {
+                self.alert(&flow.name, trigger.run_id, "Failed", error.as_deref())
+                    .await;
+            }
+            _ => {}
+        }
+        Ok(state)
+    }
+
+    /// The tasks in order; the first that fails after its retries fails the run.
+    async fn run_tasks(
+        &self,
+        run_id: i64,
+        flow: &FlowSpec,
+        params: BTreeMap<String, String>,
+    ) -> duckdb::Result<(RunState, Option<String>)> {
+        let store = self.store();
+        let mut changed = false;
+        for (position, task) in flow.tasks.iter().enumerate() {
+            let mut attempt = 1u32;
+            loop {
+                store.task_started(run_id, task, position, attempt, self.clock.now())?;
+                let ctx = TaskContext::new(run_id, params.clone());
+                let result = tokio::time::timeout(
+                    flow.task_timeout,
+                    self.runner.run(&flow.name, task, changed, &ctx),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "timed out after {}",
+                        humantime::format_duration(flow.task_timeout)
+                    ))
+                });
+                let now = self.clock.now();
+                for (level, line) in ctx.take_lines() {
+                    store.log(run_id, level, Some(task), &line, now)?;
+                }
+                if ctx.changed.get() {
+                    changed = true;
+                }
+                if let Some(after) = ctx.rerun_after.get() {
+                    let at = now + chrono::Duration::from_std(after).unwrap_or_default();
+                    let mut next = self.next.borrow_mut();
+                    let slot = next.entry(flow.name.clone()).or_insert(at);
+                    *slot = (*slot).min(at);
+                }
+                match result {
+                    Ok(()) => {
+                        store.task_state(run_id, task, RunState::Completed, None, now)?;
+                        break;
+                    }
+                    Err(error) if attempt <= flow.retries => {
+                        let delay = backoff(flow.retry_delay, attempt);
+                        store.task_state(run_id, task, RunState::Retrying, Some(&error), now)?;
+                        store.set_state(run_id, RunState::Retrying, now)?;
+                        store.log(
+                            run_id,
+                            "warn",
+                            Some(task),
+                            &format!(
+                                "attempt {attempt} failed: {error}; retrying in {}",
+                                humantime::format_duration(Duration::from_secs(delay.as_secs()))
+                            ),
+                            now,
+                        )?;
+                        self.clock
+                            .sleep_until(now + chrono::Duration::from_std(delay).unwrap_or_default())
+                            .await;
+                        store.set_state(run_id, RunState::Running, self.clock.now())?;
+                        attempt += 1;
+                    }
+                    Err(error) => {
+                        store.task_state(run_id, task, RunState::Failed, Some(&error), now)?;
+                        store.log(run_id, "error", Some(task), &error, now)?;
+                        return Ok((RunState::Failed, Some(format!("{task}: {error}"))));
+                    }
+                }
+            }
+        }
+        Ok((RunState::Completed, None))
+    }
+
+    async fn alert(&self, flow: &str, run_id: i64, state: &str, error: Option<&str>) {
+        let run = self.store().run(run_id).ok().flatten();
+        let message = match error {
+            Some(e) => format!("{flow} run {run_id}: {state}: {e}"),
+            None => format!("{flow} run {run_id}: {state}"),
+        };
+        let event = AlertEvent {
+            flow: flow.to_string(),
+            run_id,
+            state: state.to_string(),
+            error: error.map(str::to_string),
+            started_at: run.as_ref().and_then(|r| r.started_at).map(|t| t.to_string()),
+            ended_at: self.clock.now().naive_utc().to_string(),
+            message,
+        };
+        self.alerter.send(&event).await;
+    }
+}
+
+/// The wait before retry `attempt` (1-based): `base` doubled each time, times a jitter
+/// between 0.75 and 1.25.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let doubled = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
+    doubled.mul_f64(0.75 + rand::random::<f64>() * 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        for attempt in 1..=4 {
+            let d = backoff(Duration::from_secs(10), attempt);
+            let base = 10.0 * 2f64.powi(attempt as i32 - 1);
+            assert!(d.as_secs_f64() >= base * 0.75 && d.as_secs_f64() <= base * 1.25, "{d:?}");
+        }
+    }
+}
