@@ -106,9 +106,30 @@ impl FlowsConfig {
         let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
         let seconds = std::time::Duration::from_secs;
         let (given, every, cron, retries, retry_delay, timeout) = match name {
-            "spotify-ingest" => (&self.spotify_ingest, Some(minutes(30)), None, 2, seconds(30), minutes(5)),
-            "enrich" => (&self.enrich, Some(minutes(10)), None, 0, seconds(30), minutes(15)),
-            "daily-etl" => (&self.daily_etl, None, Some("0 3 * * *".to_string()), 1, minutes(1), minutes(60)),
+            "spotify-ingest" => (
+                &self.spotify_ingest,
+                Some(minutes(30)),
+                None,
+                2,
+                seconds(30),
+                minutes(5),
+            ),
+            "enrich" => (
+                &self.enrich,
+                Some(minutes(10)),
+                None,
+                0,
+                seconds(30),
+                minutes(15),
+            ),
+            "daily-etl" => (
+                &self.daily_etl,
+                None,
+                Some("0 3 * * *".to_string()),
+                1,
+                minutes(1),
+                minutes(60),
+            ),
             _ => return None,
         };
         // A schedule given replaces the default one whole (an `every` drops the default cron).
@@ -545,7 +566,10 @@ impl Config {
             let key = |field: &str| format!("flows.{}.{field}", name.replace('-', "_"));
             match (&flow.every, &flow.cron) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid(&key("every"), "give either `every` or `cron`, not both"));
+                    return Err(invalid(
+                        &key("every"),
+                        "give either `every` or `cron`, not both",
+                    ));
                 }
                 (Some(every), None) if *every < std::time::Duration::from_secs(10) => {
                     return Err(invalid(&key("every"), "must be at least 10 seconds"));

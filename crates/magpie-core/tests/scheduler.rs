@@ -131,13 +131,18 @@ async fn schedules_fire_on_time_on_the_clock() {
     s.run_until(tokio::time::sleep(Duration::from_secs(3 * 3600 + 60)))
         .await
         .unwrap();
-    let runs = RunStore::new(wh.conn()).recent(Some("ingest"), 100).unwrap();
+    let runs = RunStore::new(wh.conn())
+        .recent(Some("ingest"), 100)
+        .unwrap();
     let slots: Vec<String> = runs
         .iter()
         .rev()
         .map(|r| r.scheduled_for.unwrap().format("%H:%M").to_string())
         .collect();
-    assert_eq!(slots, ["10:30", "11:00", "11:30", "12:00", "12:30", "13:00"]);
+    assert_eq!(
+        slots,
+        ["10:30", "11:00", "11:30", "12:00", "12:30", "13:00"]
+    );
     assert!(runs.iter().all(|r| r.state == "Completed"));
     let status = handle.flows();
     assert_eq!(
@@ -175,7 +180,10 @@ async fn retries_back_off_then_fail_or_succeed() {
     );
     let store = RunStore::new(wh.conn());
     let tasks = store.tasks(id).unwrap();
-    assert_eq!((tasks[0].state.as_str(), tasks[0].attempt), ("Completed", 3));
+    assert_eq!(
+        (tasks[0].state.as_str(), tasks[0].attempt),
+        ("Completed", 3)
+    );
     assert_eq!(tasks[1].state, "Completed");
     let logs = store.logs(id).unwrap();
     assert!(
@@ -266,14 +274,10 @@ async fn a_second_trigger_is_skipped_and_a_cancel_stops_the_run() {
 async fn a_schedule_missed_while_down_runs_once_late_and_pause_stops_it() {
     let (_d, wh) = warehouse();
     let runner = Runner::default();
-    let hourly =
-        Schedule::every(Duration::from_secs(3600), chrono::DateTime::UNIX_EPOCH).unwrap();
+    let hourly = Schedule::every(Duration::from_secs(3600), chrono::DateTime::UNIX_EPOCH).unwrap();
     // magpie last handled the 05:00 slot; it is 10:00 now: 06:00 ... 10:00 were missed.
     RunStore::new(wh.conn())
-        .set_last_slot(
-            "hourly",
-            Utc.with_ymd_and_hms(2026, 3, 1, 5, 0, 0).unwrap(),
-        )
+        .set_last_slot("hourly", Utc.with_ymd_and_hms(2026, 3, 1, 5, 0, 0).unwrap())
         .unwrap();
     let (s, handle) = Scheduler::new(
         vec![flow("hourly", &["work"], Some(hourly), 0)],
@@ -322,7 +326,10 @@ async fn receiver() -> (String, Received) {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    store.lock().unwrap().push((kind, format!("{title}|{body}")));
+                    store
+                        .lock()
+                        .unwrap()
+                        .push((kind, format!("{title}|{body}")));
                     "ok"
                 }
             },

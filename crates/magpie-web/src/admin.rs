@@ -89,7 +89,7 @@ fn hex_token() -> String {
         .collect()
 }
 
-fn logged_in(app: &App, jar: &CookieJar) -> bool {
+pub(crate) fn logged_in(app: &App, jar: &CookieJar) -> bool {
     jar.get(COOKIE)
         .is_some_and(|c| app.sessions().valid(c.value()))
 }
@@ -244,7 +244,7 @@ fn spotify_page(app: &App, status: StatusCode, mut data: SpotifyPage) -> Respons
     )
 }
 
-fn login_first(path: &str) -> Response {
+pub(crate) fn login_first(path: &str) -> Response {
     Redirect::to(&format!("/login?next={}", url_escape(path))).into_response()
 }
 

@@ -31,6 +31,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         "completeness.html",
         include_str!("../templates/completeness.html"),
     ),
+    ("flows.html", include_str!("../templates/flows.html")),
+    ("run.html", include_str!("../templates/run.html")),
     (
         "enrichment.html",
         include_str!("../templates/enrichment.html"),

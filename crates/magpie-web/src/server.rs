@@ -49,7 +49,14 @@ struct Inner {
     enrichment_attempts: u32,
     /// Spotify client id and secret configured (an app token needs both).
     spotify_client: (bool, bool),
+    flows: Option<magpie_core::scheduler::Handle>,
+    snapshot_path: Option<std::path::PathBuf>,
+    metrics: Option<Metrics>,
 }
+
+/// Renders the process's metrics in Prometheus' text format (set by whoever installed the
+/// recorder).
+pub type Metrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl App {
     /// State over an open warehouse: a pool of connections cloned from it, the listener from
@@ -77,6 +84,9 @@ impl App {
                     config.spotify.client_id.is_some(),
                     config.spotify.client_secret.is_some(),
                 ),
+                flows: None,
+                snapshot_path: None,
+                metrics: None,
             }),
         })
     }
@@ -116,6 +126,42 @@ impl App {
 
     pub(crate) fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
+    }
+
+    /// Control the scheduler from the flow pages (call before serving).
+    pub fn with_flows(mut self, handle: magpie_core::scheduler::Handle) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.flows = Some(handle);
+        }
+        self
+    }
+
+    /// Where the read-only snapshot for outside tools is written (shown on the flow page).
+    pub fn with_snapshot_path(mut self, path: std::path::PathBuf) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.snapshot_path = Some(path);
+        }
+        self
+    }
+
+    /// Serve `/metrics` with `render` (call before serving).
+    pub fn with_metrics(mut self, render: Metrics) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.metrics = Some(render);
+        }
+        self
+    }
+
+    pub(crate) fn flows(&self) -> Option<&magpie_core::scheduler::Handle> {
+        self.inner.flows.as_ref()
+    }
+
+    pub(crate) fn snapshot_path(&self) -> Option<&std::path::Path> {
+        self.inner.snapshot_path.as_deref()
+    }
+
+    pub(crate) fn metrics(&self) -> Option<&Metrics> {
+        self.inner.metrics.as_ref()
     }
 
     /// Show `alerts` on every page (call before serving).
@@ -221,6 +267,17 @@ pub fn router(app: App) -> Router {
         .route("/year", get(pages::year::latest))
         .route("/completeness", get(pages::completeness::page))
         .route("/enrichment", get(pages::enrichment::page))
+        .route("/flows", get(pages::flows::page))
+        .route(
+            "/flows/{flow}/{action}",
+            axum::routing::post(pages::flows::act),
+        )
+        .route("/runs/{id}", get(pages::flows::run))
+        .route(
+            "/runs/{id}/cancel",
+            axum::routing::post(pages::flows::cancel),
+        )
+        .route("/metrics", get(pages::health::metrics))
         .route("/login", get(admin::login_form).post(admin::login))
         .route("/logout", axum::routing::post(admin::logout))
         .route("/admin/spotify", get(admin::spotify))

@@ -32,6 +32,11 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the dashboards (HTML, JSON and CSV) and /health
     Serve(ServeArgs),
+    /// Run a flow once in the foreground (spotify-ingest, enrich, daily-etl); the exit code is
+    /// its result, for cron or another orchestrator
+    Run(RunArgs),
+    /// List recent flow runs
+    Runs(RunsArgs),
     /// Enrich artists, tracks and albums (Spotify metadata, MusicBrainz genres and origins,
     /// countries) in the foreground; resumable after Ctrl-C
     Enrich(EnrichArgs),
@@ -73,6 +78,32 @@ pub enum OutputFormat {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The flow
+    pub flow: String,
+    /// A parameter for the run, recorded with it (repeatable)
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this flow's runs
+    #[arg(long)]
+    pub flow: Option<String>,
+    /// How many
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]

@@ -56,23 +56,43 @@ impl Alerter {
             let url = hook.url.expose();
             let request = match hook.format {
                 WebhookFormat::Generic => http.post(url).json(event),
-                WebhookFormat::Discord => {
-                    http.post(url).json(&serde_json::json!({ "content": event.message }))
-                }
-                WebhookFormat::Slack => {
-                    http.post(url).json(&serde_json::json!({ "text": event.message }))
-                }
+                WebhookFormat::Discord => http
+                    .post(url)
+                    .json(&serde_json::json!({ "content": event.message })),
+                WebhookFormat::Slack => http
+                    .post(url)
+                    .json(&serde_json::json!({ "text": event.message })),
                 WebhookFormat::Ntfy => http
                     .post(url)
                     .header("Title", event.title())
-                    .header("Priority", if event.state == "Recovered" { "default" } else { "high" })
-                    .header("Tags", if event.state == "Recovered" { "white_check_mark" } else { "warning" })
+                    .header(
+                        "Priority",
+                        if event.state == "Recovered" {
+                            "default"
+                        } else {
+                            "high"
+                        },
+                    )
+                    .header(
+                        "Tags",
+                        if event.state == "Recovered" {
+                            "white_check_mark"
+                        } else {
+                            "warning"
+                        },
+                    )
                     .body(event.message.clone()),
             };
             match request.send().await {
                 Ok(r) if r.status().is_success() => delivered += 1,
-                Ok(r) => tracing::warn!(webhook = i, status = r.status().as_u16(), "alert webhook refused the alert"),
-                Err(e) => tracing::warn!(webhook = i, error = %e.without_url(), "alert webhook unreachable"),
+                Ok(r) => tracing::warn!(
+                    webhook = i,
+                    status = r.status().as_u16(),
+                    "alert webhook refused the alert"
+                ),
+                Err(e) => {
+                    tracing::warn!(webhook = i, error = %e.without_url(), "alert webhook unreachable")
+                }
             }
         }
         delivered

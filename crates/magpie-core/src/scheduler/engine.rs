@@ -82,7 +82,9 @@ pub struct Scheduler<'c, C: Clock, R: TaskRunner> {
     clock: C,
     runner: R,
     alerter: Alerter,
-    rx: RefCell<mpsc::UnboundedReceiver<Control>>,
+    /// Control messages; a tokio mutex only because the receiver is held across an await
+    /// (one holder at a time: the idle wait or the running flow).
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Control>>,
     status: Arc<Mutex<Vec<FlowStatus>>>,
     queue: RefCell<VecDeque<Trigger>>,
     /// Next due slot per scheduled flow (the earliest of the schedule and a rerun request).
@@ -111,13 +113,14 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             clock,
             runner,
             alerter,
-            rx: RefCell::new(rx),
+            rx: tokio::sync::Mutex::new(rx),
             status,
             queue: RefCell::new(VecDeque::new()),
             next: RefCell::new(BTreeMap::new()),
             paused: RefCell::new(BTreeMap::new()),
             running: RefCell::new(None),
         };
+        scheduler.publish();
         (scheduler, handle)
     }
 
@@ -138,8 +141,13 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             tracing::warn!(run_id, flow = %flow, "a run was interrupted by a crash or kill");
             metrics::counter!("magpie_flow_runs_total", "flow" => flow.clone(), "state" => "Crashed")
                 .increment(1);
-            self.alert(&flow, run_id, "Crashed", Some("magpie stopped during the run"))
-                .await;
+            self.alert(
+                &flow,
+                run_id,
+                "Crashed",
+                Some("magpie stopped during the run"),
+            )
+            .await;
         }
         for flow in &self.flows {
             let (stored_paused, last) = store.flow_state(&flow.name)?;
@@ -148,7 +156,9 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             }
             let paused = flow.paused || stored_paused;
             self.paused.borrow_mut().insert(flow.name.clone(), paused);
-            let Some(schedule) = &flow.schedule else { continue };
+            let Some(schedule) = &flow.schedule else {
+                continue;
+            };
             let from = match last {
                 // First start: nothing was missed.
                 None => {
@@ -161,7 +171,13 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                         store.set_last_slot(&flow.name, *latest)?;
                         if !paused {
                             tracing::info!(flow = %flow.name, missed = missed.len(), "schedule missed while stopped: one late run");
-                            self.enqueue(&flow.name, RunState::Late, "late", Some(*latest), &BTreeMap::new())?;
+                            self.enqueue(
+                                &flow.name,
+                                RunState::Late,
+                                "late",
+                                Some(*latest),
+                                &BTreeMap::new(),
+                            )?;
                         }
                         *latest
                     } else {
@@ -208,7 +224,9 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             store.finish(
                 id,
                 RunState::Cancelled,
-                Some(&format!("skipped: run {other} of this flow has not finished")),
+                Some(&format!(
+                    "skipped: run {other} of this flow has not finished"
+                )),
                 now,
             )?;
             metrics::counter!("magpie_flow_runs_total", "flow" => flow.to_string(), "state" => "Skipped")
@@ -234,16 +252,26 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             .map(|(f, at)| (f.clone(), *at))
             .collect();
         for (name, slot) in due {
-            let Some(flow) = self.flow(&name) else { continue };
+            let Some(flow) = self.flow(&name) else {
+                continue;
+            };
             let paused = self.paused.borrow().get(&name).copied().unwrap_or(false);
             if !paused {
-                self.enqueue(&name, RunState::Scheduled, "schedule", Some(slot), &BTreeMap::new())?;
+                self.enqueue(
+                    &name,
+                    RunState::Scheduled,
+                    "schedule",
+                    Some(slot),
+                    &BTreeMap::new(),
+                )?;
             }
             self.store().set_last_slot(&name, slot.max(now))?;
-            if let Some(schedule) = &flow.schedule {
-                if let Some(next) = schedule.next_after(slot.max(now)) {
-                    self.next.borrow_mut().insert(name.clone(), next);
-                }
+            if let Some(next) = flow
+                .schedule
+                .as_ref()
+                .and_then(|s| s.next_after(slot.max(now)))
+            {
+                self.next.borrow_mut().insert(name.clone(), next);
             }
         }
         Ok(())
@@ -270,7 +298,12 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                 let mut queue = self.queue.borrow_mut();
                 if let Some(i) = queue.iter().position(|t| t.run_id == run_id) {
                     queue.remove(i);
-                    self.store().finish(run_id, RunState::Cancelled, Some("cancelled before it started"), self.clock.now())?;
+                    self.store().finish(
+                        run_id,
+                        RunState::Cancelled,
+                        Some("cancelled before it started"),
+                        self.clock.now(),
+                    )?;
                 }
             }
         }
@@ -291,9 +324,17 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                     .as_ref()
                     .map_or_else(|| "by hand".to_string(), |s| s.describe()),
                 tasks: f.tasks.clone(),
-                paused: self.paused.borrow().get(&f.name).copied().unwrap_or(f.paused),
+                paused: self
+                    .paused
+                    .borrow()
+                    .get(&f.name)
+                    .copied()
+                    .unwrap_or(f.paused),
                 next_run: self.next.borrow().get(&f.name).copied(),
-                running: running.as_ref().filter(|(_, n)| *n == f.name).map(|(id, _)| *id),
+                running: running
+                    .as_ref()
+                    .filter(|(_, n)| *n == f.name)
+                    .map(|(id, _)| *id),
             })
             .collect();
         if let Ok(mut s) = self.status.lock() {
@@ -302,7 +343,10 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
     }
 
     /// Run until `stop` completes (shutdown), then return after the current task's next await.
-    pub async fn run_until(&self, stop: impl std::future::Future<Output = ()>) -> duckdb::Result<()> {
+    pub async fn run_until(
+        &self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> duckdb::Result<()> {
         self.recover().await?;
         tokio::pin!(stop);
         loop {
@@ -330,7 +374,7 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                 .min()
                 .unwrap_or_else(|| self.clock.now() + chrono::Duration::hours(24));
             let message = {
-                let mut rx = self.rx.borrow_mut();
+                let mut rx = self.rx.lock().await;
                 tokio::select! {
                     biased;
                     () = &mut stop => return Ok(()),
@@ -378,7 +422,7 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
         tokio::pin!(work);
         let (state, error) = loop {
             let control = {
-                let mut rx = self.rx.borrow_mut();
+                let mut rx = self.rx.lock().await;
                 tokio::select! {
                     result = &mut work => break result?,
                     control = rx.recv() => control,
@@ -413,7 +457,8 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                     .set(now.timestamp() as f64);
                 let before = store.previous_final_state(&flow.name, trigger.run_id)?;
                 if matches!(before.as_deref(), Some("Failed") | Some("Crashed")) {
-                    self.alert(&flow.name, trigger.run_id, "Recovered", None).await;
+                    self.alert(&flow.name, trigger.run_id, "Recovered", None)
+                        .await;
                 }
             }
             RunState::Failed => {
@@ -483,7 +528,9 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                             now,
                         )?;
                         self.clock
-                            .sleep_until(now + chrono::Duration::from_std(delay).unwrap_or_default())
+                            .sleep_until(
+                                now + chrono::Duration::from_std(delay).unwrap_or_default(),
+                            )
                             .await;
                         store.set_state(run_id, RunState::Running, self.clock.now())?;
                         attempt += 1;
@@ -510,7 +557,10 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             run_id,
             state: state.to_string(),
             error: error.map(str::to_string),
-            started_at: run.as_ref().and_then(|r| r.started_at).map(|t| t.to_string()),
+            started_at: run
+                .as_ref()
+                .and_then(|r| r.started_at)
+                .map(|t| t.to_string()),
             ended_at: self.clock.now().naive_utc().to_string(),
             message,
         };
@@ -534,7 +584,10 @@ mod tests {
         for attempt in 1..=4 {
             let d = backoff(Duration::from_secs(10), attempt);
             let base = 10.0 * 2f64.powi(attempt as i32 - 1);
-            assert!(d.as_secs_f64() >= base * 0.75 && d.as_secs_f64() <= base * 1.25, "{d:?}");
+            assert!(
+                d.as_secs_f64() >= base * 0.75 && d.as_secs_f64() <= base * 1.25,
+                "{d:?}"
+            );
         }
     }
 }

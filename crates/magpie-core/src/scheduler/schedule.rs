@@ -57,11 +57,8 @@ impl Schedule {
             Schedule::Interval { every, anchor } => {
                 let every_ms = every.as_millis() as i64;
                 let since = (t - *anchor).num_milliseconds();
-                let k = if since < 0 {
-                    0
-                } else {
-                    since.div_euclid(every_ms) + 1
-                };
+                // Slots are anchor + k × every for every integer k, before the anchor too.
+                let k = since.div_euclid(every_ms) + 1;
                 Some(*anchor + chrono::Duration::milliseconds(k * every_ms))
             }
             Schedule::Cron { pattern, tz, .. } => pattern
@@ -73,7 +70,12 @@ impl Schedule {
 
     /// The slots after `last` up to and including `now`: the runs that were missed while
     /// magpie was down (at most `cap` are counted).
-    pub fn missed(&self, last: DateTime<Utc>, now: DateTime<Utc>, cap: usize) -> Vec<DateTime<Utc>> {
+    pub fn missed(
+        &self,
+        last: DateTime<Utc>,
+        now: DateTime<Utc>,
+        cap: usize,
+    ) -> Vec<DateTime<Utc>> {
         let mut out = Vec::new();
         let mut t = last;
         while out.len() < cap {
@@ -111,10 +113,22 @@ mod tests {
     #[test]
     fn intervals_count_from_their_anchor() {
         let s = Schedule::every(Duration::from_secs(30 * 60), utc(2026, 1, 1, 0, 10)).unwrap();
-        assert_eq!(s.next_after(utc(2026, 1, 1, 0, 0)), Some(utc(2026, 1, 1, 0, 10)));
-        assert_eq!(s.next_after(utc(2026, 1, 1, 0, 10)), Some(utc(2026, 1, 1, 0, 40)));
-        assert_eq!(s.next_after(utc(2026, 5, 5, 13, 39)), Some(utc(2026, 5, 5, 13, 40)));
-        assert_eq!(s.next_after(utc(2026, 5, 5, 13, 40)), Some(utc(2026, 5, 5, 14, 10)));
+        assert_eq!(
+            s.next_after(utc(2026, 1, 1, 0, 0)),
+            Some(utc(2026, 1, 1, 0, 10))
+        );
+        assert_eq!(
+            s.next_after(utc(2026, 1, 1, 0, 10)),
+            Some(utc(2026, 1, 1, 0, 40))
+        );
+        assert_eq!(
+            s.next_after(utc(2026, 5, 5, 13, 39)),
+            Some(utc(2026, 5, 5, 13, 40))
+        );
+        assert_eq!(
+            s.next_after(utc(2026, 5, 5, 13, 40)),
+            Some(utc(2026, 5, 5, 14, 10))
+        );
         assert!(Schedule::every(Duration::ZERO, utc(2026, 1, 1, 0, 0)).is_err());
     }
 
@@ -122,13 +136,25 @@ mod tests {
     fn cron_follows_local_time_across_dst() {
         let s = Schedule::cron("0 3 * * *", chrono_tz::Europe::Berlin).unwrap();
         // Winter: 03:00 CET = 02:00 UTC; summer: 03:00 CEST = 01:00 UTC.
-        assert_eq!(s.next_after(utc(2026, 3, 27, 12, 0)), Some(utc(2026, 3, 28, 2, 0)));
-        assert_eq!(s.next_after(utc(2026, 3, 28, 12, 0)), Some(utc(2026, 3, 29, 1, 0)));
-        assert_eq!(s.next_after(utc(2026, 10, 24, 12, 0)), Some(utc(2026, 10, 25, 2, 0)));
+        assert_eq!(
+            s.next_after(utc(2026, 3, 27, 12, 0)),
+            Some(utc(2026, 3, 28, 2, 0))
+        );
+        assert_eq!(
+            s.next_after(utc(2026, 3, 28, 12, 0)),
+            Some(utc(2026, 3, 29, 1, 0))
+        );
+        assert_eq!(
+            s.next_after(utc(2026, 10, 24, 12, 0)),
+            Some(utc(2026, 10, 25, 2, 0))
+        );
         // 02:30 does not exist on the spring-forward night: it fires once, that night.
         let s = Schedule::cron("30 2 * * *", chrono_tz::Europe::Berlin).unwrap();
         let next = s.next_after(utc(2026, 3, 28, 12, 0)).unwrap();
-        assert!(next > utc(2026, 3, 28, 12, 0) && next <= utc(2026, 3, 29, 2, 0), "{next}");
+        assert!(
+            next > utc(2026, 3, 28, 12, 0) && next <= utc(2026, 3, 29, 2, 0),
+            "{next}"
+        );
         // 02:30 happens twice on the fall-back night: one run.
         let runs = s.missed(utc(2026, 10, 24, 12, 0), utc(2026, 10, 25, 12, 0), 10);
         assert_eq!(runs.len(), 1, "{runs:?}");
@@ -139,8 +165,23 @@ mod tests {
     fn missed_slots_are_listed_up_to_now() {
         let s = Schedule::every(Duration::from_secs(3600), utc(2026, 1, 1, 0, 0)).unwrap();
         let missed = s.missed(utc(2026, 1, 1, 3, 0), utc(2026, 1, 1, 7, 30), 100);
-        assert_eq!(missed, vec![utc(2026, 1, 1, 4, 0), utc(2026, 1, 1, 5, 0), utc(2026, 1, 1, 6, 0), utc(2026, 1, 1, 7, 0)]);
-        assert!(s.missed(utc(2026, 1, 1, 7, 0), utc(2026, 1, 1, 7, 30), 100).is_empty());
-        assert_eq!(s.missed(utc(2025, 1, 1, 0, 0), utc(2026, 1, 1, 0, 0), 3).len(), 3);
+        assert_eq!(
+            missed,
+            vec![
+                utc(2026, 1, 1, 4, 0),
+                utc(2026, 1, 1, 5, 0),
+                utc(2026, 1, 1, 6, 0),
+                utc(2026, 1, 1, 7, 0)
+            ]
+        );
+        assert!(
+            s.missed(utc(2026, 1, 1, 7, 0), utc(2026, 1, 1, 7, 30), 100)
+                .is_empty()
+        );
+        assert_eq!(
+            s.missed(utc(2025, 1, 1, 0, 0), utc(2026, 1, 1, 0, 0), 3)
+                .len(),
+            3
+        );
     }
 }

@@ -108,7 +108,12 @@ impl<'c> RunStore<'c> {
         Ok(id)
     }
 
-    pub fn set_state(&self, run_id: i64, state: RunState, now: DateTime<Utc>) -> duckdb::Result<()> {
+    pub fn set_state(
+        &self,
+        run_id: i64,
+        state: RunState,
+        now: DateTime<Utc>,
+    ) -> duckdb::Result<()> {
         self.conn
             .prepare_cached(
                 "UPDATE meta.flow_runs SET state = ?, started_at = coalesce(started_at, ?) WHERE run_id = ?",
@@ -204,7 +209,12 @@ impl<'c> RunStore<'c> {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         for (id, _) in &crashed {
-            self.finish(*id, RunState::Crashed, Some("magpie stopped during the run"), now)?;
+            self.finish(
+                *id,
+                RunState::Crashed,
+                Some("magpie stopped during the run"),
+                now,
+            )?;
             self.conn.execute(
                 "UPDATE meta.task_runs SET state = 'Crashed', ended_at = ? WHERE run_id = ? AND state IN ('Running', 'Retrying')",
                 params![ts(now), id],
@@ -266,7 +276,9 @@ impl<'c> RunStore<'c> {
 
     pub fn run(&self, run_id: i64) -> duckdb::Result<Option<RunRow>> {
         self.conn
-            .prepare(&format!("SELECT {RUN_COLUMNS} FROM meta.flow_runs WHERE run_id = ?"))?
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM meta.flow_runs WHERE run_id = ?"
+            ))?
             .query_row([run_id], run_row)
             .optional()
     }

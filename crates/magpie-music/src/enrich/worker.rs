@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub limit: Option<u64>,
     /// Sleep through a service's wait when it is at most this long; stop otherwise.
     pub max_wait: Duration,
+    /// Take no new item after this moment (a scheduled pass of bounded length).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for RunOptions {
@@ -49,6 +51,7 @@ impl Default for RunOptions {
             sources: Source::ALL.to_vec(),
             limit: None,
             max_wait: Duration::from_secs(120),
+            deadline: None,
         }
     }
 }
@@ -144,6 +147,7 @@ impl Enricher {
         let mut summary = RunSummary::default();
         let max_attempts = self.max_attempts;
         let budget = Budget {
+            deadline: options.deadline,
             limit: options.limit,
             used: AtomicU64::new(0),
             finished: Arc::clone(&self.finished),
@@ -213,6 +217,7 @@ impl Enricher {
 
 /// The `--limit` shared by the loops.
 struct Budget {
+    deadline: Option<std::time::Instant>,
     limit: Option<u64>,
     used: AtomicU64,
     finished: Arc<AtomicU64>,
@@ -221,6 +226,12 @@ struct Budget {
 impl Budget {
     /// Take one item's worth; false when the limit is reached.
     fn take(&self) -> bool {
+        if self
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            return false;
+        }
         let before = self.used.fetch_add(1, Ordering::SeqCst);
         self.limit.is_none_or(|limit| before < limit)
     }

@@ -8,7 +8,7 @@ use axum::response::Response;
 use magpie_music::enrich::{Progress, SourceProgress};
 use serde::Serialize;
 
-use super::{PageQuery, context, frame, reply};
+use super::{PageQuery, context, plain_frame, reply};
 use crate::render::{Rendered, Table};
 use crate::{App, WebError};
 
@@ -46,14 +46,13 @@ pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Res
 }
 
 async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
-    let frame = frame(
+    let frame = plain_frame(
         app,
         query,
         "Enrichment".into(),
         "enrichment",
         "/enrichment".into(),
-    )
-    .await?;
+    )?;
     let max_attempts = app.enrichment_attempts();
     let spotify_ready = app.spotify_metadata_ready();
     let data = app

@@ -1,5 +1,5 @@
-//! `/health` (liveness: the process answers) and `/health/ready` (readiness: the warehouse
-//! answers a query and the marts exist).
+//! `/health` (liveness: the process answers), `/health/ready` (readiness: the warehouse
+//! answers a query and the marts exist) and `/metrics` (Prometheus text format).
 
 use axum::Json;
 use axum::extract::State;
@@ -35,6 +35,26 @@ pub async fn ready(State(app): State<App>) -> Response {
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "not ready", "warehouse": e.public_message() })),
+        )
+            .into_response(),
+    }
+}
+
+/// `/metrics`: the process's metrics in Prometheus' text format (flow runs, API calls and
+/// errors per service, ...), when the binary installed a recorder.
+pub async fn metrics(State(app): State<App>) -> Response {
+    match app.metrics() {
+        Some(render) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this process\n",
         )
             .into_response(),
     }

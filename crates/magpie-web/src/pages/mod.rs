@@ -5,6 +5,7 @@ pub mod completeness;
 pub mod detail;
 pub mod discoveries;
 pub mod enrichment;
+pub mod flows;
 pub mod genres;
 pub mod health;
 pub mod map;
@@ -115,6 +116,31 @@ pub(crate) async fn frame(
         presets,
         path,
         keep,
+    })
+}
+
+/// The frame of an operations page (flows, runs, enrichment): no range, and it works before
+/// any marts are built.
+pub(crate) fn plain_frame(
+    app: &App,
+    query: &PageQuery,
+    title: String,
+    nav: &'static str,
+    path: String,
+) -> Result<Frame, WebError> {
+    Format::parse(query.format.as_deref())?;
+    Ok(Frame {
+        alerts: app.alerts(),
+        qs: String::new(),
+        title,
+        nav,
+        listener: app.listener_name().to_string(),
+        previous: None,
+        range: None,
+        bounds: DataBounds::default(),
+        presets: Vec::new(),
+        path,
+        keep: Vec::new(),
     })
 }
 

@@ -31,14 +31,7 @@ pub fn build(
     warehouse: &Warehouse,
     options: &BuildOptions,
 ) -> anyhow::Result<BuildReport> {
-    let project = match &config.models.project_dir {
-        Some(dir) => Project::from_dir(dir)?,
-        None => magpie_models::embedded::project()?,
-    };
-    magpie_models::timezone::write_offsets(warehouse.conn(), config.tz())?;
-    let runner = Runner::new(warehouse.conn(), &project);
-    let report = runner.build(options, &mut print_node)?;
-    warehouse.checkpoint()?;
+    let report = build_quietly(config, warehouse, options, &mut print_node)?;
     println!(
         "build {}: {} models ({}), {} tests ({}) in {:.2}s",
         report.run_id,
@@ -72,6 +65,24 @@ pub fn build(
 }
 
 /// "21 ok, 0 error, 0 skipped": counts of `kind` nodes per status, each under a display word.
+/// Build the configured project, telling `progress` of each node (the scheduler logs them).
+pub fn build_quietly(
+    config: &Config,
+    warehouse: &Warehouse,
+    options: &BuildOptions,
+    progress: &mut dyn FnMut(&NodeResult),
+) -> anyhow::Result<BuildReport> {
+    let project = match &config.models.project_dir {
+        Some(dir) => Project::from_dir(dir)?,
+        None => magpie_models::embedded::project()?,
+    };
+    magpie_models::timezone::write_offsets(warehouse.conn(), config.tz())?;
+    let runner = Runner::new(warehouse.conn(), &project);
+    let report = runner.build(options, progress)?;
+    warehouse.checkpoint()?;
+    Ok(report)
+}
+
 fn tally(report: &BuildReport, kind: NodeKind, statuses: &[(&str, &str)]) -> String {
     statuses
         .iter()

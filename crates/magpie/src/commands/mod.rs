@@ -3,10 +3,12 @@
 mod build;
 mod demo;
 mod enrich;
+mod flows;
 mod import;
 mod serve;
 mod spotify;
 mod sql;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => serve::run(&config, &args),
         Command::Enrich(args) => enrich::run(&config, args),
+        Command::Run(args) => flows::run(&config, args),
+        Command::Runs(args) => flows::runs(&config, args),
         Command::Spotify(command) => spotify::run(&config, command),
         Command::Admin(crate::cli::AdminCommand::Password) => {
             println!(

@@ -25,9 +25,37 @@ pub fn serve_warehouse(
         .clone()
         .unwrap_or_else(|| config.server.bind.clone());
     let port = args.port.unwrap_or(config.server.port);
+    // The scheduler runs on this thread with its own connection; the web server on the
+    // runtime's workers, with a handle to it (run now, pause, cancel).
+    let scheduler_conn = warehouse.try_clone()?;
+    let flows = magpie_core::scheduler::FlowSpec::built_in(config).map_err(anyhow::Error::msg)?;
+    let cache = std::cell::OnceCell::<magpie_web::App>::new();
+    let tasks = super::tasks::MagpieTasks::new(config, warehouse).after_build(|| {
+        if let Some(app) = cache.get() {
+            app.cache().clear();
+        }
+    });
+    let (scheduler, handle) = magpie_core::scheduler::Scheduler::new(
+        flows,
+        &scheduler_conn,
+        magpie_core::scheduler::SystemClock,
+        tasks,
+        magpie_core::scheduler::alerts::Alerter::new(config.alerts.webhooks.clone()),
+    );
     let app = magpie_web::App::new(config, warehouse)?
         .with_alerts(spotify_alerts(config, warehouse)?)
-        .with_connector(std::sync::Arc::new(SpotifyConnector::new(config)?));
+        .with_connector(std::sync::Arc::new(SpotifyConnector::new(config)?))
+        .with_flows(handle)
+        .with_snapshot_path(super::tasks::snapshot_path(config));
+    // Prometheus metrics of this process (flow runs, API calls per service and status).
+    let app = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => app.with_metrics(std::sync::Arc::new(move || handle.render())),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics are off");
+            app
+        }
+    };
+    let _ = cache.set(app.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)
@@ -47,12 +75,27 @@ pub fn serve_warehouse(
         };
         println!("Dashboards on {shown} (Ctrl-C to stop)");
         tracing::info!(address = %local, "serving");
-        // The server runs on the runtime's workers; this thread polls Spotify and rebuilds
-        // the marts (blocking DuckDB work) without holding up a request.
-        let mut server = tokio::spawn(magpie_web::serve(listener, app.clone(), shutdown_signal()));
+        // One shutdown signal for both: the server stops taking requests, the scheduler
+        // records a run in progress as cancelled.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let mut server = tokio::spawn(magpie_web::serve(
+            listener,
+            app.clone(),
+            stopped(stop_rx.clone()),
+        ));
         tokio::select! {
             served = &mut server => served??,
-            _ = async { tokio::join!(poll_loop(config, warehouse, &app), enrich_loop(config, warehouse, &app)) } => {}
+            result = scheduler.run_until(stopped(stop_rx)) => {
+                result?;
+                server.await??;
+            }
         }
         anyhow::Ok(())
     })?;
@@ -238,126 +281,6 @@ fn spotify_alerts(config: &Config, warehouse: &Warehouse) -> anyhow::Result<magp
         alerts
     }))
 }
-
-/// How often the loop looks for listeners whose poll is due (the poll interval itself is
-/// `spotify.poll_interval`, per listener).
-const POLL_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Poll every connected Spotify listener when due; after new plays, rebuild the marts and
-/// drop the dashboards' cache. Until the scheduler exists, this is magpie's collection loop.
-async fn poll_loop(config: &Config, warehouse: &Warehouse, app: &magpie_web::App) {
-    let poller = match magpie_music::spotify::Poller::new(warehouse, config) {
-        Ok(poller) => poller,
-        Err(e) => {
-            tracing::error!(error = %e, "Spotify polling is off");
-            return std::future::pending().await;
-        }
-    };
-    loop {
-        match poller.poll_all(false).await {
-            Ok(results) => {
-                let new: u64 = results
-                    .iter()
-                    .filter_map(|(_, r)| match r {
-                        Ok(magpie_music::spotify::PollOutcome::Polled { imported, .. }) => {
-                            Some(*imported)
-                        }
-                        _ => None,
-                    })
-                    .sum();
-                if new > 0 {
-                    tracing::info!(plays = new, "new plays from Spotify; rebuilding the marts");
-                    let options = magpie_models::runner::BuildOptions {
-                        run_tests: true,
-                        temp_dir: config.data_dir.join("tmp"),
-                        ..Default::default()
-                    };
-                    match super::build::build(config, warehouse, &options) {
-                        Ok(report) if report.ok() => app.cache().clear(),
-                        Ok(_) => tracing::error!("the marts did not build cleanly after a poll"),
-                        Err(e) => {
-                            tracing::error!(error = %e, "building the marts after a poll failed")
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "Spotify polling failed"),
-        }
-        tokio::time::sleep(POLL_CHECK).await;
-    }
-}
-
-/// Enrichment in the background: a pass of up to [`ENRICH_PASS`] items whenever there is work,
-/// a minute's pause when there is none (or a service asked to wait), and a rebuild of the
-/// marts once found items have waited [`REBUILD_AFTER`] or the queue has run dry.
-async fn enrich_loop(config: &Config, warehouse: &Warehouse, app: &magpie_web::App) {
-    use magpie_music::enrich::{Enricher, RunOptions};
-    if !config.enrichment.background {
-        return std::future::pending().await;
-    }
-    let setup = || -> anyhow::Result<_> {
-        Ok((
-            Enricher::new(config)?,
-            warehouse.try_clone()?,
-            warehouse.try_clone()?,
-        ))
-    };
-    let (mut enricher, spotify_conn, musicbrainz_conn) = match setup() {
-        Ok(parts) => parts,
-        Err(e) => {
-            tracing::error!(error = %e, "enrichment is off");
-            return std::future::pending().await;
-        }
-    };
-    let options = RunOptions {
-        limit: Some(ENRICH_PASS),
-        max_wait: std::time::Duration::ZERO,
-        ..Default::default()
-    };
-    let mut found_since_build = 0u64;
-    let mut last_build = std::time::Instant::now();
-    loop {
-        let idle = match enricher
-            .run(&spotify_conn, &musicbrainz_conn, &options)
-            .await
-        {
-            Ok(summary) => {
-                found_since_build += summary.done;
-                summary.done + summary.not_found + summary.failed == 0
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "enrichment failed");
-                true
-            }
-        };
-        if found_since_build > 0 && (idle || last_build.elapsed() >= REBUILD_AFTER) {
-            tracing::info!(
-                found = found_since_build,
-                "enrichment found new facts; rebuilding the marts"
-            );
-            let options = magpie_models::runner::BuildOptions {
-                run_tests: true,
-                temp_dir: config.data_dir.join("tmp"),
-                ..Default::default()
-            };
-            match super::build::build(config, warehouse, &options) {
-                Ok(report) if report.ok() => app.cache().clear(),
-                Ok(_) => tracing::error!("the marts did not build cleanly after enrichment"),
-                Err(e) => tracing::error!(error = %e, "building the marts after enrichment failed"),
-            }
-            found_since_build = 0;
-            last_build = std::time::Instant::now();
-        }
-        if idle {
-            tokio::time::sleep(POLL_CHECK).await;
-        }
-    }
-}
-
-/// Items per background enrichment pass (a minute or two at the default rates).
-const ENRICH_PASS: u64 = 60;
-/// How long found facts may wait for a rebuild while the queue keeps going.
-const REBUILD_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Ctrl-C, or SIGTERM from `docker stop` / systemd.
 async fn shutdown_signal() {

@@ -1,0 +1,235 @@
+//! The tasks the built-in flows are made of, over one open warehouse: `poll` (Spotify
+//! recently-played), `enrich` (a bounded pass of the enrichment queue), `build` (the models and
+//! their tests, when an earlier task changed something or the flow is daily-etl), `snapshot`
+//! (the read-only copy outside readers open) and `backup` (a dated copy, seven kept).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use magpie_core::scheduler::{TaskContext, TaskResult, TaskRunner};
+use magpie_core::{Config, Warehouse};
+use magpie_music::enrich::{Enricher, RunOptions};
+
+/// How long one scheduled enrichment pass may take new items.
+const ENRICH_PASS: Duration = Duration::from_secs(8 * 60);
+/// Daily backups kept.
+const BACKUPS_KEPT: usize = 7;
+
+/// The built-in flows' tasks.
+pub struct MagpieTasks<'w> {
+    config: Config,
+    warehouse: &'w Warehouse,
+    /// One enricher for the process (its limiters keep the services' rates), made when first
+    /// needed; a tokio mutex because a pass holds it across awaits.
+    enricher: tokio::sync::Mutex<Option<Enricher>>,
+    /// The dashboards' cache, cleared after a build (when serving).
+    after_build: Option<Box<dyn Fn() + 'w>>,
+}
+
+impl<'w> MagpieTasks<'w> {
+    pub fn new(config: &Config, warehouse: &'w Warehouse) -> Self {
+        Self {
+            config: config.clone(),
+            warehouse,
+            enricher: tokio::sync::Mutex::new(None),
+            after_build: None,
+        }
+    }
+
+    /// Call `f` after every successful build.
+    pub fn after_build(mut self, f: impl Fn() + 'w) -> Self {
+        self.after_build = Some(Box::new(f));
+        self
+    }
+
+    async fn poll(&self, ctx: &TaskContext) -> TaskResult {
+        let poller = magpie_music::spotify::Poller::new(self.warehouse, &self.config)
+            .map_err(|e| e.to_string())?;
+        let results = poller.poll_all(true).await.map_err(|e| e.to_string())?;
+        if results.is_empty() {
+            ctx.info("no Spotify account is connected (magpie spotify connect)");
+            return Ok(());
+        }
+        let mut failures = Vec::new();
+        for (listener, result) in results {
+            match result {
+                Ok(magpie_music::spotify::PollOutcome::Polled {
+                    imported,
+                    full_page,
+                    ..
+                }) => {
+                    ctx.info(format!("{listener}: {imported} new plays"));
+                    if imported > 0 {
+                        ctx.mark_changed();
+                    }
+                    if full_page {
+                        ctx.warn(format!(
+                            "{listener}: a full page of 50: plays may have been missed; polling again sooner"
+                        ));
+                        ctx.rerun_after(self.config.spotify.catch_up_interval);
+                    }
+                }
+                Ok(other) => ctx.info(format!("{listener}: {other:?}")),
+                Err(e) => failures.push(format!("{listener}: {e}")),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    async fn enrich(&self, ctx: &TaskContext) -> TaskResult {
+        let mut slot = self.enricher.lock().await;
+        if slot.is_none() {
+            *slot = Some(Enricher::new(&self.config).map_err(|e| e.to_string())?);
+        }
+        let enricher = slot.as_mut().expect("set above");
+        let a = self.warehouse.try_clone().map_err(|e| e.to_string())?;
+        let b = self.warehouse.try_clone().map_err(|e| e.to_string())?;
+        let options = RunOptions {
+            max_wait: Duration::ZERO,
+            deadline: Some(Instant::now() + ENRICH_PASS),
+            ..Default::default()
+        };
+        let summary = enricher
+            .run(&a, &b, &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        ctx.info(format!(
+            "{} found, {} not found, {} failed",
+            summary.done, summary.not_found, summary.failed
+        ));
+        for (source, until, reason) in &summary.waiting {
+            ctx.info(format!("{source} waits until {until} ({reason})"));
+        }
+        for (source, why) in &summary.skipped {
+            ctx.info(format!("{source} skipped: {why}"));
+        }
+        if summary.done > 0 {
+            ctx.mark_changed();
+        }
+        Ok(())
+    }
+
+    fn build(&self, flow: &str, changed: bool, ctx: &TaskContext) -> TaskResult {
+        if !changed && flow != "daily-etl" {
+            ctx.info("nothing new: the marts are up to date");
+            return Ok(());
+        }
+        let options = magpie_models::runner::BuildOptions {
+            run_tests: true,
+            temp_dir: self.config.data_dir.join("tmp"),
+            ..Default::default()
+        };
+        let mut failed = Vec::new();
+        let report =
+            super::build::build_quietly(&self.config, self.warehouse, &options, &mut |n| {
+                if n.status != magpie_models::runner::Status::Success {
+                    failed.push(format!("{} {}: {:?}", n.kind.as_str(), n.name, n.status));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        ctx.info(format!(
+            "build {}: {} nodes in {:.1}s",
+            report.run_id,
+            report.nodes.len(),
+            report.elapsed.as_secs_f64()
+        ));
+        if let Some(clear) = &self.after_build {
+            clear();
+        }
+        if report.ok() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+
+    /// A consistent copy of the warehouse at `target` (written beside it, then renamed).
+    fn copy_to(&self, target: &Path) -> Result<u64, String> {
+        let dir = target.parent().ok_or("no folder")?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let partial = target.with_extension("duckdb.partial");
+        let _ = std::fs::remove_file(&partial);
+        let conn = self.warehouse.conn();
+        let source: String = conn
+            .query_row("SELECT current_database()", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        let quoted = partial.to_string_lossy().replace('\'', "''");
+        conn.execute_batch(&format!(
+            "ATTACH '{quoted}' AS magpie_copy; COPY FROM DATABASE \"{source}\" TO magpie_copy; DETACH magpie_copy;"
+        ))
+        .map_err(|e| {
+            let _ = conn.execute_batch("DETACH DATABASE IF EXISTS magpie_copy");
+            e.to_string()
+        })?;
+        std::fs::rename(&partial, target).map_err(|e| e.to_string())?;
+        Ok(std::fs::metadata(target).map(|m| m.len()).unwrap_or(0))
+    }
+
+    fn snapshot(&self, ctx: &TaskContext) -> TaskResult {
+        let path = snapshot_path(&self.config);
+        let bytes = self.copy_to(&path)?;
+        ctx.info(format!(
+            "read-only snapshot for outside tools: {} ({:.1} MB)",
+            path.display(),
+            bytes as f64 / 1e6
+        ));
+        Ok(())
+    }
+
+    fn backup(&self, ctx: &TaskContext) -> TaskResult {
+        let dir = self.config.data_dir.join("backups");
+        let name = format!("magpie-{}.duckdb", chrono::Utc::now().format("%Y-%m-%d"));
+        let bytes = self.copy_to(&dir.join(&name))?;
+        ctx.info(format!("backup {name} ({:.1} MB)", bytes as f64 / 1e6));
+        let mut old: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("magpie-") && n.ends_with(".duckdb"))
+            })
+            .collect();
+        old.sort();
+        let excess = old.len().saturating_sub(BACKUPS_KEPT);
+        for path in old.into_iter().take(excess) {
+            std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+            ctx.info(format!("removed the old backup {}", path.display()));
+        }
+        Ok(())
+    }
+}
+
+/// Where the read-only snapshot lives.
+pub fn snapshot_path(config: &Config) -> PathBuf {
+    config
+        .data_dir
+        .join("snapshot")
+        .join("magpie-readonly.duckdb")
+}
+
+impl TaskRunner for MagpieTasks<'_> {
+    fn run<'a>(
+        &'a self,
+        flow: &'a str,
+        task: &'a str,
+        changed: bool,
+        ctx: &'a TaskContext,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + 'a>> {
+        Box::pin(async move {
+            match task {
+                "poll" => self.poll(ctx).await,
+                "enrich" => self.enrich(ctx).await,
+                "build" => self.build(flow, changed, ctx),
+                "snapshot" => self.snapshot(ctx),
+                "backup" => self.backup(ctx),
+                other => Err(format!("no task named `{other}`")),
+            }
+        })
+    }
+}
