@@ -184,8 +184,6 @@ pub enum WebhookFormat {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnrichmentConfig {
-    /// Work the queue in the background while `magpie serve` runs.
-    pub background: bool,
     /// Spotify metadata requests per second (the API allows bursts but answers 429 to
     /// sustained load; 0 turns the limiter off, for local fake servers only).
     pub spotify_requests_per_second: f64,
@@ -211,7 +209,6 @@ pub struct EnrichmentConfig {
 impl Default for EnrichmentConfig {
     fn default() -> Self {
         Self {
-            background: true,
             spotify_requests_per_second: 2.0,
             spotify_search: false,
             musicbrainz_url: "https://musicbrainz.org".into(),

@@ -331,6 +331,13 @@ fn demo_serves_the_dashboards_until_sigterm() {
     let page = get("/?range=all");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("<svg class=\"chart columns\""));
+    // The scheduler runs in the same process: its flows are listed with their next run.
+    let flows = get("/flows");
+    assert!(flows.starts_with("HTTP/1.1 200"), "{flows}");
+    for flow in ["spotify-ingest", "enrich", "daily-etl"] {
+        assert!(flows.contains(flow), "{flow}");
+    }
+    assert!(get("/metrics").starts_with("HTTP/1.1 200"));
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -340,4 +347,72 @@ fn demo_serves_the_dashboards_until_sigterm() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("stopped"), "{rest}");
+}
+
+#[test]
+fn run_executes_a_flow_once_and_runs_lists_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        data,
+        "demo",
+        "--no-serve",
+        "--plays",
+        "1500",
+        "--years",
+        "1",
+    ]));
+    assert!(out.status.success());
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        data,
+        "run",
+        "daily-etl",
+        "--param",
+        "reason=test",
+    ]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("run 1 of daily-etl: Completed"), "{text}");
+    for task in ["enrich", "build", "snapshot", "backup"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(task) && l.contains("Completed")),
+            "{task}: {text}"
+        );
+    }
+    // The snapshot is a complete warehouse that outside tools open read-only.
+    let snapshot = dir.path().join("data/snapshot/magpie-readonly.duckdb");
+    let conn = magpie_core::Warehouse::open_read_only(&snapshot).unwrap();
+    let plays: i64 = conn
+        .query_row("SELECT count(*) FROM marts.fact_plays", [], |r| r.get(0))
+        .unwrap();
+    assert!(plays > 1000, "{plays}");
+    let backups = std::fs::read_dir(dir.path().join("data/backups"))
+        .unwrap()
+        .count();
+    assert_eq!(backups, 1);
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "runs"]));
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("daily-etl") && l.contains("Completed") && l.contains("cli")),
+        "{text}"
+    );
+    assert_eq!(
+        sql_scalar(
+            dir.path(),
+            data,
+            "SELECT parameters ->> 'reason' FROM meta.flow_runs WHERE run_id = 1"
+        ),
+        "test"
+    );
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "run", "nosuch"]));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no flow `nosuch`: the flows are spotify-ingest, enrich, daily-etl")
+    );
 }
