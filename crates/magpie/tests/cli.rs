@@ -416,3 +416,58 @@ fn run_executes_a_flow_once_and_runs_lists_it() {
             .contains("no flow `nosuch`: the flows are spotify-ingest, enrich, daily-etl")
     );
 }
+
+#[test]
+fn a_run_killed_midway_is_crashed_at_the_next_start_and_the_next_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        data,
+        "demo",
+        "--no-serve",
+        "--plays",
+        "20000",
+        "--years",
+        "2",
+    ]));
+    assert!(out.status.success());
+    let mut child = magpie(dir.path())
+        .env("LOG_LEVEL", "info")
+        .args(["--data-dir", data, "run", "daily-etl"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the run never started"
+        );
+        if line.contains("flow run started") {
+            break;
+        }
+    }
+    // Into the build (enrich takes a moment, the build over a second): SIGKILL.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "run", "enrich"]));
+    assert!(out.status.success(), "the next run goes on");
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "runs"]));
+    let text = stdout(&out);
+    let state_of = |run: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(run))
+            .map(|l| l.split_whitespace().nth(2).unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(state_of("1"), "Crashed", "{text}");
+    assert_eq!(state_of("2"), "Completed", "{text}");
+    assert!(text.contains("magpie stopped during the run"), "{text}");
+}

@@ -411,6 +411,7 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
         let store = self.store();
         let started = self.clock.now();
         store.set_state(trigger.run_id, RunState::Running, started)?;
+        tracing::info!(run_id = trigger.run_id, flow = %flow.name, "flow run started");
         *self.running.borrow_mut() = Some((trigger.run_id, flow.name.clone()));
         self.publish();
         let params: BTreeMap<String, String> = store
