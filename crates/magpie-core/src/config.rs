@@ -235,6 +235,12 @@ pub struct ModelsConfig {
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter such as `magpie=debug`).
     pub level: String,
+    /// JSON lines to `DATA_DIR/logs/magpie.log`, rotated by size.
+    pub file: bool,
+    /// Size at which the log file is rotated.
+    pub max_size: ByteSize,
+    /// Rotated files kept besides the current one.
+    pub files: usize,
 }
 
 /// History import settings.
@@ -347,6 +353,9 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".into(),
+            file: true,
+            max_size: ByteSize::mb(10),
+            files: 3,
         }
     }
 }
@@ -551,6 +560,9 @@ impl Config {
         }
         self.validate_enrichment()?;
         self.validate_flows()?;
+        if self.log.max_size < ByteSize::kb(64) {
+            return Err(invalid("log.max_size", "must be at least 64 KB"));
+        }
         if self.server.port == 0 {
             return Err(invalid("server.port", "must be between 1 and 65535"));
         }

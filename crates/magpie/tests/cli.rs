@@ -471,3 +471,90 @@ fn a_run_killed_midway_is_crashed_at_the_next_start_and_the_next_run_goes_on() {
     assert_eq!(state_of("2"), "Completed", "{text}");
     assert!(text.contains("magpie stopped during the run"), "{text}");
 }
+
+#[test]
+fn logs_go_to_a_rotating_file_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let config = dir.path().join("magpie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models]\nproject_dir = \"{}\"\n\n[[alerts.webhooks]]\nurl = \"{dead}/hook-token-5f2a9\"\nformat = \"discord\"\n",
+            dir.path().join("no-such-project").display()
+        ),
+    )
+    .unwrap();
+    let with_secrets = |cmd: &mut Command| {
+        cmd.env("LOG_LEVEL", "debug")
+            .env("SPOTIFY_CLIENT_ID", "client-id-123")
+            .env("SPOTIFY_CLIENT_SECRET", "client-secret-7c1e")
+            .env("MAGPIE_SPOTIFY__API_URL", &dead)
+            .env("MAGPIE_SPOTIFY__ACCOUNTS_URL", &dead)
+            .env("MAGPIE_ENRICHMENT__MUSICBRAINZ_URL", &dead)
+            .env("MAGPIE_FLOWS__DAILY_ETL__RETRIES", "0")
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+            ]);
+    };
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        data.to_str().unwrap(),
+        "demo",
+        "--no-serve",
+        "--plays",
+        "1500",
+        "--years",
+        "1",
+    ]));
+    assert!(out.status.success());
+    // Enrichment asks for an app token (refused: nothing listens) and fails its items.
+    let mut cmd = magpie(dir.path());
+    with_secrets(&mut cmd);
+    let _ = run(cmd.args(["enrich", "--limit", "3"]));
+    // A run whose build fails (no such project) alerts a webhook that does not answer.
+    let mut cmd = magpie(dir.path());
+    with_secrets(&mut cmd);
+    let out = run(cmd.args(["run", "daily-etl"]));
+    assert!(!out.status.success());
+    let mut cmd = magpie(dir.path());
+    with_secrets(&mut cmd);
+    let shown = stdout(&run(cmd.arg("config")));
+    assert!(
+        !shown.contains("client-secret-7c1e") && !shown.contains("hook-token-5f2a9"),
+        "{shown}"
+    );
+    let mut cmd = magpie(dir.path());
+    cmd.args(["--data-dir", data.to_str().unwrap(), "admin", "password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"admin-password-93b1\n").unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let log = std::fs::read_to_string(data.join("logs/magpie.log")).unwrap();
+    assert!(log.lines().count() > 10, "{log}");
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "JSON lines"
+    );
+    assert!(
+        log.contains("alert webhook unreachable"),
+        "the failed alert is logged"
+    );
+    for secret in [
+        "client-secret-7c1e",
+        "hook-token-5f2a9",
+        "admin-password-93b1",
+    ] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+    }
+}

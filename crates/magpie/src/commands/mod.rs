@@ -27,19 +27,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         sources = sources.with_override("data_dir", dir.to_string_lossy());
     }
     let mut config = Config::load(&sources)?;
-    magpie_core::logging::init(&config.log.level);
+    if matches!(cli.command, Command::Demo(_)) && cli.data_dir.is_none() {
+        // The demo never mixes with real listening: its own folder unless told otherwise.
+        config.data_dir = "demo-data".into();
+        config.duckdb_path = None;
+    }
+    magpie_core::logging::init(&config.log, &config.data_dir);
     match cli.command {
         Command::Import(args) => import::run(&config, args),
         Command::Build(args) => build::run(&config, args),
         Command::Sql(args) => sql::run(&config, args),
-        Command::Demo(args) => {
-            if cli.data_dir.is_none() {
-                // The demo never mixes with real listening: its own folder unless told otherwise.
-                config.data_dir = "demo-data".into();
-                config.duckdb_path = None;
-            }
-            demo::run(&config, args)
-        }
+        Command::Demo(args) => demo::run(&config, args),
         Command::Serve(args) => serve::run(&config, &args),
         Command::Enrich(args) => enrich::run(&config, args),
         Command::Run(args) => flows::run(&config, args),
@@ -71,6 +69,14 @@ fn redacted(config: &Config) -> Config {
     let mut shown = config.clone();
     if shown.spotify.client_secret.is_some() {
         shown.spotify.client_secret = Some(magpie_core::Secret::new("***"));
+    }
+    for hook in &mut shown.alerts.webhooks {
+        // Discord's and Slack's webhook URLs carry a token: keep the host only.
+        let host = url::Url::parse(hook.url.expose())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        hook.url = magpie_core::Secret::new(format!("https://{host}/***"));
     }
     shown
 }
