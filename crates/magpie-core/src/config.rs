@@ -46,6 +46,29 @@ pub struct Config {
     pub enrichment: EnrichmentConfig,
     pub flows: FlowsConfig,
     pub alerts: AlertsConfig,
+    pub backup: BackupConfig,
+}
+
+/// Backups (`magpie backup` and daily-etl): where, and how many to keep.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Folder for `magpie-YYYY-MM-DD.duckdb` files (default `DATA_DIR/backups`).
+    pub dir: Option<PathBuf>,
+    /// The newest this many daily backups are kept...
+    pub keep_daily: usize,
+    /// ... and beyond them the newest of each of this many weeks.
+    pub keep_weekly: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            keep_daily: 7,
+            keep_weekly: 4,
+        }
+    }
 }
 
 /// The built-in flows' schedules, retries and timeouts: what is not set takes the flow's own
@@ -345,6 +368,7 @@ impl Default for Config {
             enrichment: EnrichmentConfig::default(),
             flows: FlowsConfig::default(),
             alerts: AlertsConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -641,6 +665,22 @@ impl Config {
             return Err(invalid("enrichment.max_attempts", "must be at least 1"));
         }
         Ok(())
+    }
+
+    /// Where backups go.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
+    }
+
+    /// How many backups to keep.
+    pub fn retention(&self) -> crate::warehouse::backup::Retention {
+        crate::warehouse::backup::Retention {
+            daily: self.backup.keep_daily,
+            weekly: self.backup.keep_weekly,
+        }
     }
 
     /// The warehouse file.

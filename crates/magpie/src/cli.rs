@@ -37,6 +37,19 @@ pub enum Command {
     Run(RunArgs),
     /// List recent flow runs
     Runs(RunsArgs),
+    /// Write a consistent, dated copy of the warehouse (keeping backup.keep_daily daily and
+    /// backup.keep_weekly weekly ones)
+    Backup {
+        /// Folder for the backup [default: backup.dir, DATA_DIR/backups]
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+    },
+    /// Restore a backup into an empty data folder
+    Restore {
+        /// The backup file (magpie-YYYY-MM-DD.duckdb)
+        #[arg(value_name = "BACKUP")]
+        path: PathBuf,
+    },
     /// Enrich artists, tracks and albums (Spotify metadata, MusicBrainz genres and origins,
     /// countries) in the foreground; resumable after Ctrl-C
     Enrich(EnrichArgs),

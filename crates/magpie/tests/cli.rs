@@ -558,3 +558,87 @@ fn logs_go_to_a_rotating_file_without_secrets() {
         assert!(!log.contains(secret), "{secret} reached the log");
     }
 }
+
+#[test]
+fn backup_then_restore_into_an_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        data,
+        "demo",
+        "--no-serve",
+        "--plays",
+        "1500",
+        "--years",
+        "1",
+    ]));
+    assert!(out.status.success());
+    // Old backups beyond the retention are removed (7 daily by default).
+    let backups = dir.path().join("data/backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    // 40 old daily backups, 2020-01-01 to 2020-02-09.
+    let first = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    for day in 0..40 {
+        let date = first + chrono::Duration::days(day);
+        std::fs::write(backups.join(format!("magpie-{date}.duckdb")), b"old").unwrap();
+    }
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "backup"]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.starts_with("backup "), "{text}");
+    let path = text.split_whitespace().nth(1).unwrap().to_string();
+    let left: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    // Today's and the 6 newest old ones, then the newest of 4 earlier weeks.
+    assert_eq!(left.len(), 7 + 4, "{left:?}");
+    assert!(
+        left.contains(&"magpie-2020-02-04.duckdb".to_string()),
+        "{left:?}"
+    );
+    assert!(
+        !left.contains(&"magpie-2020-01-01.duckdb".to_string()),
+        "{left:?}"
+    );
+
+    let plays = sql_scalar(dir.path(), data, "SELECT count(*) FROM marts.fact_plays");
+    let restored = dir.path().join("restored");
+    let restored = restored.to_str().unwrap();
+    let out = run(magpie(dir.path()).args(["--data-dir", restored, "restore", &path]));
+    assert!(out.status.success());
+    assert_eq!(
+        sql_scalar(
+            dir.path(),
+            restored,
+            "SELECT count(*) FROM marts.fact_plays"
+        ),
+        plays
+    );
+    assert_eq!(
+        sql_scalar(
+            dir.path(),
+            restored,
+            "SELECT count(*) FROM raw.listen_events"
+        ),
+        sql_scalar(dir.path(), data, "SELECT count(*) FROM raw.listen_events")
+    );
+    // Never over an existing warehouse; never from a file that is not one.
+    let out = run(magpie(dir.path()).args(["--data-dir", restored, "restore", &path]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("restore into an empty data folder"));
+    let bogus = backups.join("magpie-2020-02-09.duckdb");
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        dir.path().join("other").to_str().unwrap(),
+        "restore",
+        bogus.to_str().unwrap(),
+    ]));
+    assert!(!out.status.success());
+    assert!(
+        !dir.path().join("other/magpie.duckdb").exists(),
+        "nothing half-written"
+    );
+}

@@ -8,6 +8,7 @@
 //! # let _ = n;
 //! ```
 
+pub mod backup;
 mod migrations;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,8 @@ pub enum WarehouseError {
         path: PathBuf,
         source: duckdb::Error,
     },
+    #[error("{0}")]
+    Other(String),
 }
 
 /// How to open the warehouse.

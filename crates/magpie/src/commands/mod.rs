@@ -1,5 +1,6 @@
 //! One module per subcommand; this one loads the configuration and dispatches.
 
+mod backup;
 mod build;
 mod demo;
 mod enrich;
@@ -41,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&config, &args),
         Command::Enrich(args) => enrich::run(&config, args),
         Command::Run(args) => flows::run(&config, args),
+        Command::Backup { to } => backup::backup(&config, to),
+        Command::Restore { path } => backup::restore(&config, &path),
         Command::Runs(args) => flows::runs(&config, args),
         Command::Spotify(command) => spotify::run(&config, command),
         Command::Admin(crate::cli::AdminCommand::Password) => {

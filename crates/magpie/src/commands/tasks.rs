@@ -1,9 +1,10 @@
 //! The tasks the built-in flows are made of, over one open warehouse: `poll` (Spotify
 //! recently-played), `enrich` (a bounded pass of the enrichment queue), `build` (the models and
 //! their tests, when an earlier task changed something or the flow is daily-etl), `snapshot`
-//! (the read-only copy outside readers open) and `backup` (a dated copy, seven kept).
+//! (the read-only copy outside readers open) and `backup` (a dated copy, `backup.keep_daily`
+//! daily and `backup.keep_weekly` weekly kept).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use magpie_core::scheduler::{TaskContext, TaskResult, TaskRunner};
@@ -12,8 +13,6 @@ use magpie_music::enrich::{Enricher, RunOptions};
 
 /// How long one scheduled enrichment pass may take new items.
 const ENRICH_PASS: Duration = Duration::from_secs(8 * 60);
-/// Daily backups kept.
-const BACKUPS_KEPT: usize = 7;
 
 /// The built-in flows' tasks.
 pub struct MagpieTasks<'w> {
@@ -147,31 +146,9 @@ impl<'w> MagpieTasks<'w> {
         }
     }
 
-    /// A consistent copy of the warehouse at `target` (written beside it, then renamed).
-    fn copy_to(&self, target: &Path) -> Result<u64, String> {
-        let dir = target.parent().ok_or("no folder")?;
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let partial = target.with_extension("duckdb.partial");
-        let _ = std::fs::remove_file(&partial);
-        let conn = self.warehouse.conn();
-        let source: String = conn
-            .query_row("SELECT current_database()", [], |r| r.get(0))
-            .map_err(|e| e.to_string())?;
-        let quoted = partial.to_string_lossy().replace('\'', "''");
-        conn.execute_batch(&format!(
-            "ATTACH '{quoted}' AS magpie_copy; COPY FROM DATABASE \"{source}\" TO magpie_copy; DETACH magpie_copy;"
-        ))
-        .map_err(|e| {
-            let _ = conn.execute_batch("DETACH DATABASE IF EXISTS magpie_copy");
-            e.to_string()
-        })?;
-        std::fs::rename(&partial, target).map_err(|e| e.to_string())?;
-        Ok(std::fs::metadata(target).map(|m| m.len()).unwrap_or(0))
-    }
-
     fn snapshot(&self, ctx: &TaskContext) -> TaskResult {
         let path = snapshot_path(&self.config);
-        let bytes = self.copy_to(&path)?;
+        let bytes = self.warehouse.copy_to(&path).map_err(|e| e.to_string())?;
         ctx.info(format!(
             "read-only snapshot for outside tools: {} ({:.1} MB)",
             path.display(),
@@ -181,25 +158,22 @@ impl<'w> MagpieTasks<'w> {
     }
 
     fn backup(&self, ctx: &TaskContext) -> TaskResult {
-        let dir = self.config.data_dir.join("backups");
-        let name = format!("magpie-{}.duckdb", chrono::Utc::now().format("%Y-%m-%d"));
-        let bytes = self.copy_to(&dir.join(&name))?;
-        ctx.info(format!("backup {name} ({:.1} MB)", bytes as f64 / 1e6));
-        let mut old: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| e.to_string())?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("magpie-") && n.ends_with(".duckdb"))
-            })
-            .collect();
-        old.sort();
-        let excess = old.len().saturating_sub(BACKUPS_KEPT);
-        for path in old.into_iter().take(excess) {
-            std::fs::remove_file(&path).map_err(|e| e.to_string())?;
-            ctx.info(format!("removed the old backup {}", path.display()));
+        let (path, removed) = self
+            .warehouse
+            .backup(
+                &self.config.backup_dir(),
+                chrono::Utc::now().date_naive(),
+                self.config.retention(),
+            )
+            .map_err(|e| e.to_string())?;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        ctx.info(format!(
+            "backup {} ({:.1} MB)",
+            path.display(),
+            size as f64 / 1e6
+        ));
+        for old in removed {
+            ctx.info(format!("removed the old backup {}", old.display()));
         }
         Ok(())
     }
