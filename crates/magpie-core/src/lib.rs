@@ -5,6 +5,7 @@
 //! runner turns them into marts, and the web UI reads the marts.
 
 pub mod config;
+pub mod host;
 pub mod logging;
 pub mod scheduler;
 pub mod secrets;

@@ -50,6 +50,7 @@ struct Inner {
     /// Spotify client id and secret configured (an app token needs both).
     spotify_client: (bool, bool),
     flows: Option<magpie_core::scheduler::Handle>,
+    memory_budget: u64,
     snapshot_path: Option<std::path::PathBuf>,
     metrics: Option<Metrics>,
 }
@@ -85,6 +86,7 @@ impl App {
                     config.spotify.client_secret.is_some(),
                 ),
                 flows: None,
+                memory_budget: config.memory_budget.as_u64(),
                 snapshot_path: None,
                 metrics: None,
             }),
@@ -154,6 +156,10 @@ impl App {
 
     pub(crate) fn flows(&self) -> Option<&magpie_core::scheduler::Handle> {
         self.inner.flows.as_ref()
+    }
+
+    pub(crate) fn memory_budget(&self) -> u64 {
+        self.inner.memory_budget
     }
 
     pub(crate) fn snapshot_path(&self) -> Option<&std::path::Path> {
@@ -237,6 +243,29 @@ impl App {
     }
 }
 
+/// Count every request by route and status, and time it (`magpie_http_requests_total`,
+/// `magpie_http_request_duration_seconds`).
+async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics::counter!(
+        "magpie_http_requests_total",
+        "route" => route.clone(),
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    metrics::histogram!("magpie_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
 /// The listener whose pages these are.
 fn listener(conn: &Connection, name: &str) -> Result<(i32, String), WebError> {
     let mut stmt = conn.prepare(
@@ -278,6 +307,7 @@ pub fn router(app: App) -> Router {
             axum::routing::post(pages::flows::cancel),
         )
         .route("/metrics", get(pages::health::metrics))
+        .route("/status", get(pages::status::page))
         .route("/login", get(admin::login_form).post(admin::login))
         .route("/logout", axum::routing::post(admin::logout))
         .route("/admin/spotify", get(admin::spotify))
@@ -293,6 +323,7 @@ pub fn router(app: App) -> Router {
         .route("/health", get(pages::health::live))
         .route("/health/ready", get(pages::health::ready))
         .route("/assets/{file}", get(render::asset))
+        .route_layer(axum::middleware::from_fn(count_request))
         .fallback(pages::not_found)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())

@@ -615,3 +615,54 @@ async fn alerts_from_the_runner_show_on_every_page() {
         "asked once per 30 s"
     );
 }
+
+#[tokio::test]
+async fn status_and_metrics_describe_the_process_and_the_warehouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = common::demo_warehouse(dir.path(), 3_000);
+    let config = magpie_core::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    // The one recorder of this test binary.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.01, 0.1, 1.0])
+        .unwrap()
+        .install_recorder()
+        .unwrap();
+    let app = magpie_web::App::new(&config, &wh)
+        .unwrap()
+        .with_metrics(std::sync::Arc::new(move || recorder.render()));
+    let d = common::serve_app(app, wh, tempfile::tempdir().unwrap());
+
+    let status = json(&d.url("/status?format=json")).await;
+    assert!(status["process_rss_bytes"].as_u64().unwrap() > 5_000_000);
+    assert_eq!(status["memory_budget_bytes"], 160_000_000);
+    assert!(status["warehouse_bytes"].as_i64().unwrap() > 100_000);
+    assert!(
+        status["data_dir_bytes"].as_u64().unwrap() >= status["warehouse_bytes"].as_u64().unwrap()
+    );
+    let (code, html) = get(&d.url("/status")).await;
+    assert_eq!(code, 200);
+    assert!(html.contains("of its budget"));
+
+    assert_eq!(get(&d.url("/?range=all")).await.0, 200);
+    assert_eq!(get(&d.url("/no/such/page")).await.0, 404);
+    let text = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "magpie_http_requests_total{route=\"/\",status=\"200\"} 1",
+        "magpie_http_request_duration_seconds_bucket{route=\"/\",le=\"0.1\"}",
+        "magpie_process_resident_memory_bytes ",
+        "magpie_warehouse_size_bytes ",
+        "magpie_duckdb_memory_bytes ",
+        "magpie_memory_budget_bytes 160000000",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+    assert!(!text.contains("unmatched"), "only routes are counted");
+}

@@ -12,6 +12,7 @@ pub mod map;
 pub mod overview;
 pub mod patterns;
 mod queries;
+pub mod status;
 pub mod streaks;
 pub mod timeline;
 pub mod top;

@@ -48,7 +48,14 @@ pub fn serve_warehouse(
         .with_flows(handle)
         .with_snapshot_path(super::tasks::snapshot_path(config));
     // Prometheus metrics of this process (flow runs, API calls per service and status).
-    let app = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+    const BUCKETS: &[f64] = &[
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+        1800.0,
+    ];
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .and_then(|b| b.install_recorder());
+    let app = match recorder {
         Ok(handle) => app.with_metrics(std::sync::Arc::new(move || handle.render())),
         Err(e) => {
             tracing::warn!(error = %e, "metrics are off");
