@@ -318,6 +318,9 @@ impl Default for SpotifyConfig {
 pub struct ServerConfig {
     pub bind: String,
     pub port: u16,
+    /// Dashboards need the admin login too (by default they are readable on the LAN; admin
+    /// pages and actions always need it).
+    pub require_login: bool,
 }
 
 /// The `ENVIRONMENT` profiles of the old stack.
@@ -398,6 +401,7 @@ impl Default for ServerConfig {
         Self {
             bind: "0.0.0.0".into(),
             port: 8080,
+            require_login: false,
         }
     }
 }

@@ -56,23 +56,58 @@ pub trait Connector: Send + Sync {
 /// Logged-in sessions (in memory: a restart logs everyone out).
 #[derive(Default)]
 pub struct Sessions {
-    live: Mutex<HashMap<String, Instant>>,
+    /// Session id -> (opened, its CSRF token).
+    live: Mutex<HashMap<String, (Instant, String)>>,
+    /// Failed logins, for the rate limit.
+    failures: Mutex<Vec<Instant>>,
 }
+
+/// Failed logins allowed per [`LOGIN_WINDOW`] before the login refuses to check passwords.
+const MAX_FAILED_LOGINS: usize = 5;
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl Sessions {
     fn open(&self) -> String {
         let id = hex_token();
         if let Ok(mut live) = self.live.lock() {
-            live.retain(|_, at| at.elapsed() < SESSION_TTL);
-            live.insert(id.clone(), Instant::now());
+            live.retain(|_, (at, _)| at.elapsed() < SESSION_TTL);
+            live.insert(id.clone(), (Instant::now(), hex_token()));
         }
         id
     }
 
     fn valid(&self, id: &str) -> bool {
-        self.live
-            .lock()
-            .is_ok_and(|live| live.get(id).is_some_and(|at| at.elapsed() < SESSION_TTL))
+        self.live.lock().is_ok_and(|live| {
+            live.get(id)
+                .is_some_and(|(at, _)| at.elapsed() < SESSION_TTL)
+        })
+    }
+
+    /// The CSRF token of a live session.
+    fn csrf(&self, id: &str) -> Option<String> {
+        let live = self.live.lock().ok()?;
+        live.get(id)
+            .filter(|(at, _)| at.elapsed() < SESSION_TTL)
+            .map(|(_, token)| token.clone())
+    }
+
+    /// Whether a login may be tried now; if not, how long until it may.
+    fn login_allowed(&self) -> Result<(), Duration> {
+        let Ok(mut failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        failures.retain(|at| at.elapsed() < LOGIN_WINDOW);
+        if failures.len() >= MAX_FAILED_LOGINS {
+            let oldest = failures.iter().min().copied().unwrap_or_else(Instant::now);
+            return Err(LOGIN_WINDOW.saturating_sub(oldest.elapsed()));
+        }
+        Ok(())
+    }
+
+    fn login_failed(&self) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.push(Instant::now());
+        }
     }
 
     fn close(&self, id: &str) {
@@ -87,6 +122,77 @@ fn hex_token() -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The logged-in session's CSRF token (forms carry it as `?csrf=`).
+pub(crate) fn csrf_token(app: &App, jar: &CookieJar) -> Option<String> {
+    jar.get(COOKIE).and_then(|c| app.sessions().csrf(c.value()))
+}
+
+/// Every state-changing request (POST) but the login must carry the session's CSRF token as
+/// `?csrf=`; without a session the handler sends the browser to the login.
+pub(crate) async fn csrf_guard(
+    State(app): State<App>,
+    jar: CookieJar,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != axum::http::Method::POST || request.uri().path() == "/login" {
+        return next.run(request).await;
+    }
+    let Some(expected) = csrf_token(&app, &jar) else {
+        return next.run(request).await;
+    };
+    let given = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned())
+    });
+    if given.as_deref() == Some(expected.as_str()) {
+        next.run(request).await
+    } else {
+        tracing::warn!(
+            path = request.uri().path(),
+            "a form without its CSRF token was refused"
+        );
+        WebError::Forbidden(
+            "this form is stale or did not come from magpie: reload the page and try again".into(),
+        )
+        .into_response()
+    }
+}
+
+/// With `server.require_login`, every page but the login, health, metrics and assets needs
+/// the admin session.
+pub(crate) async fn login_guard(
+    State(app): State<App>,
+    jar: CookieJar,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let open = path == "/login"
+        || path.starts_with("/health")
+        || path == "/metrics"
+        || path.starts_with("/assets/")
+        // Spotify's redirect carries an unguessable state; SameSite=Strict drops the cookie on it.
+        || path == "/callback";
+    if !app.require_login() || open || logged_in(&app, &jar) {
+        return next.run(request).await;
+    }
+    let wants_json = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.contains("format=json"));
+    if wants_json {
+        return WebError::Forbidden("log in first (server.require_login is on)".into())
+            .into_response();
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    login_first(&target)
 }
 
 pub(crate) fn logged_in(app: &App, jar: &CookieJar) -> bool {
@@ -175,9 +281,28 @@ pub async fn login(
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if let Err(wait) = app.sessions().login_allowed() {
+        let data = LoginPage {
+            next: safe_next(form.next.as_deref()),
+            error: Some(format!(
+                "Too many wrong passwords: try again in {} minutes.",
+                wait.as_secs() / 60 + 1
+            )),
+            password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
+        };
+        tracing::warn!("admin login refused: too many failed attempts");
+        return page(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            &frame(&app, "Log in", "/login"),
+            &data,
+            "login.html",
+        );
+    }
     let ok = magpie_core::secrets::verify_admin_password(app.data_dir(), &form.password)
         .unwrap_or(false);
     if !ok {
+        app.sessions().login_failed();
         // A failed attempt costs time, which slows guessing.
         tokio::time::sleep(Duration::from_millis(400)).await;
         let data = LoginPage {
@@ -227,6 +352,8 @@ struct SpotifyPage {
     connecting: Option<String>,
     message: Option<String>,
     error: Option<String>,
+    /// The session's CSRF token, for the forms.
+    csrf: Option<String>,
 }
 
 fn spotify_page(app: &App, status: StatusCode, mut data: SpotifyPage) -> Response {
@@ -263,7 +390,14 @@ pub async fn spotify(State(app): State<App>, jar: CookieJar) -> Response {
     if !logged_in(&app, &jar) {
         return login_first("/admin/spotify");
     }
-    spotify_page(&app, StatusCode::OK, SpotifyPage::default())
+    spotify_page(
+        &app,
+        StatusCode::OK,
+        SpotifyPage {
+            csrf: csrf_token(&app, &jar),
+            ..Default::default()
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,32 +436,35 @@ pub async fn spotify_start(
             SpotifyPage {
                 link: Some(link),
                 connecting: Some(listener),
+                csrf: csrf_token(&app, &jar),
                 ..Default::default()
             },
         ),
-        Err(error) => refused(&app, error),
+        Err(error) => refused(&app, error, csrf_token(&app, &jar)),
     }
 }
 
 /// The Spotify page after connecting.
-fn connected(app: &App, message: String) -> Response {
+fn connected(app: &App, message: String, csrf: Option<String>) -> Response {
     spotify_page(
         app,
         StatusCode::OK,
         SpotifyPage {
             message: Some(message),
+            csrf,
             ..Default::default()
         },
     )
 }
 
 /// The Spotify page with an error, as a 400.
-fn refused(app: &App, error: String) -> Response {
+fn refused(app: &App, error: String, csrf: Option<String>) -> Response {
     spotify_page(
         app,
         StatusCode::BAD_REQUEST,
         SpotifyPage {
             error: Some(error),
+            csrf,
             ..Default::default()
         },
     )
@@ -359,22 +496,24 @@ pub async fn spotify_finish(
         Ok(connector) => connector.finish(listener, &form.pasted).await,
         Err(error) => Err(error),
     };
+    let csrf = csrf_token(&app, &jar);
     match result {
-        Ok(message) => connected(&app, message),
-        Err(error) => refused(&app, error),
+        Ok(message) => connected(&app, message, csrf),
+        Err(error) => refused(&app, error, csrf),
     }
 }
 
 /// `/callback`: Spotify's redirect straight to magpie (when `spotify.redirect_uri` points at
 /// this server). No session is needed: the `state` ties it to an attempt an admin started, and
 /// only this server holds that attempt's PKCE verifier.
-pub async fn callback(State(app): State<App>, uri: axum::http::Uri) -> Response {
+pub async fn callback(State(app): State<App>, jar: CookieJar, uri: axum::http::Uri) -> Response {
+    let csrf = csrf_token(&app, &jar);
     let Some(connector) = app.connector() else {
-        return refused(&app, "Spotify is not available here".into());
+        return refused(&app, "Spotify is not available here".into(), csrf);
     };
     let url = format!("http://magpie{uri}");
     match connector.finish_redirect(&url).await {
-        Ok(message) => connected(&app, message),
-        Err(error) => refused(&app, error),
+        Ok(message) => connected(&app, message, csrf),
+        Err(error) => refused(&app, error, csrf),
     }
 }

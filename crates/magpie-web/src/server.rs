@@ -50,6 +50,8 @@ struct Inner {
     /// Spotify client id and secret configured (an app token needs both).
     spotify_client: (bool, bool),
     flows: Option<magpie_core::scheduler::Handle>,
+    /// `server.require_login`: dashboards need the login too.
+    require_login: bool,
     memory_budget: u64,
     snapshot_path: Option<std::path::PathBuf>,
     metrics: Option<Metrics>,
@@ -86,6 +88,7 @@ impl App {
                     config.spotify.client_secret.is_some(),
                 ),
                 flows: None,
+                require_login: config.server.require_login,
                 memory_budget: config.memory_budget.as_u64(),
                 snapshot_path: None,
                 metrics: None,
@@ -156,6 +159,10 @@ impl App {
 
     pub(crate) fn flows(&self) -> Option<&magpie_core::scheduler::Handle> {
         self.inner.flows.as_ref()
+    }
+
+    pub(crate) fn require_login(&self) -> bool {
+        self.inner.require_login
     }
 
     pub(crate) fn memory_budget(&self) -> u64 {
@@ -323,6 +330,14 @@ pub fn router(app: App) -> Router {
         .route("/health", get(pages::health::live))
         .route("/health/ready", get(pages::health::ready))
         .route("/assets/{file}", get(render::asset))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::admin::csrf_guard,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::admin::login_guard,
+        ))
         .route_layer(axum::middleware::from_fn(count_request))
         .fallback(pages::not_found)
         .layer(CompressionLayer::new())

@@ -66,6 +66,15 @@ async fn text(r: reqwest::Response) -> String {
         .replace("&amp;", "&")
 }
 
+/// The CSRF token in a page's form actions.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("csrf=").expect("a form with a CSRF token") + 5;
+    html[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -152,9 +161,28 @@ async fn admin_pages_need_a_login_and_connect_spotify_by_paste_back() {
         "{html}"
     );
     assert!(!html.contains("access"), "no token on the page");
-
+    // Every form carries the session's CSRF token; a POST without it is refused.
+    let csrf = csrf_of(&html);
     let r = http
         .post(d.url("/admin/spotify/start"))
+        .header("cookie", &session)
+        .form(&[("listener", "bob")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(text(r).await.contains("reload the page"));
+    let r = http
+        .post(d.url("/admin/spotify/start?csrf=0000"))
+        .header("cookie", &session)
+        .form(&[("listener", "bob")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a wrong token too");
+
+    let r = http
+        .post(d.url(&format!("/admin/spotify/start?csrf={csrf}")))
         .header("cookie", &session)
         .form(&[("listener", "bob")])
         .send()
@@ -167,7 +195,7 @@ async fn admin_pages_need_a_login_and_connect_spotify_by_paste_back() {
         "the link is shown"
     );
     let r = http
-        .post(d.url("/admin/spotify/start"))
+        .post(d.url(&format!("/admin/spotify/start?csrf={csrf}")))
         .header("cookie", &session)
         .form(&[("listener", "../x")])
         .send()
@@ -177,7 +205,7 @@ async fn admin_pages_need_a_login_and_connect_spotify_by_paste_back() {
 
     let pasted = "http://127.0.0.1:8888/callback?code=abc&state=s1";
     let r = http
-        .post(d.url("/admin/spotify/finish"))
+        .post(d.url(&format!("/admin/spotify/finish?csrf={csrf}")))
         .header("cookie", &session)
         .form(&[("listener", "bob"), ("pasted", pasted)])
         .send()
@@ -190,7 +218,7 @@ async fn admin_pages_need_a_login_and_connect_spotify_by_paste_back() {
         &[("bob".to_string(), pasted.to_string())]
     );
     let r = http
-        .post(d.url("/admin/spotify/finish"))
+        .post(d.url(&format!("/admin/spotify/finish?csrf={csrf}")))
         .header("cookie", &session)
         .form(&[("listener", "bob"), ("pasted", "nonsense")])
         .send()
@@ -217,7 +245,7 @@ async fn admin_pages_need_a_login_and_connect_spotify_by_paste_back() {
 
     // Logging out ends the session.
     let r = http
-        .post(d.url("/logout"))
+        .post(d.url(&format!("/logout?csrf={csrf}")))
         .header("cookie", &session)
         .send()
         .await
@@ -230,4 +258,72 @@ async fn admin_pages_need_a_login_and_connect_spotify_by_paste_back() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_and_dashboards_can_require_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = magpie_core::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.server.require_login = true;
+    magpie_core::secrets::set_admin_password(dir.path(), "a long admin secret").unwrap();
+    let wh =
+        magpie_core::Warehouse::open(dir.path().join("w.duckdb"), &Default::default()).unwrap();
+    let app = magpie_web::App::new(&config, &wh).unwrap();
+    let d = common::serve_app(app, wh, tempfile::tempdir().unwrap());
+    let http = client();
+
+    // Dashboards need the login; health, metrics and the login page do not.
+    let r = http
+        .get(d.url("/top/artists?range=all"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/login?next=/top/artists%3Frange%3Dall"
+    );
+    let r = http.get(d.url("/?format=json")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        http.get(d.url("/health")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        http.get(d.url("/login")).send().await.unwrap().status(),
+        200
+    );
+
+    let login = |password: &'static str| {
+        http.post(d.url("/login"))
+            .form(&[("password", password), ("next", "/")])
+            .send()
+    };
+    let r = login("a long admin secret").await.unwrap();
+    assert_eq!(r.status(), 303);
+    let session = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = http
+        .get(d.url("/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 303, "logged in, the page itself answers");
+
+    // Five wrong passwords, then even the right one is refused for a while.
+    for _ in 0..5 {
+        assert_eq!(login("wrong password!").await.unwrap().status(), 401);
+    }
+    let r = login("a long admin secret").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(text(r).await.contains("Too many wrong passwords"));
 }

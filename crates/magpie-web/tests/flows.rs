@@ -144,7 +144,34 @@ async fn flows_are_listed_run_paused_and_cancelled_by_an_admin() {
         .next()
         .unwrap()
         .to_string();
-    let post = |path: &str| http.post(d.url(path)).header("cookie", &session).send();
+    let html = http
+        .get(d.url("/flows"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = html.find("csrf=").expect("forms carry the CSRF token") + 5;
+    let csrf: String = html[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    assert_eq!(csrf.len(), 64);
+    // Without the token (a form from elsewhere): refused, nothing runs.
+    let r = http
+        .post(d.url("/flows/quick/run"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let post = |path: &str| {
+        http.post(d.url(&format!("{path}?csrf={csrf}")))
+            .header("cookie", &session)
+            .send()
+    };
 
     let r = post("/flows/quick/run").await.unwrap();
     assert_eq!(

@@ -23,17 +23,24 @@ struct Flow {
 
 #[derive(Debug, Serialize)]
 struct Flows {
+    /// The session's CSRF token for the action forms (none when not logged in).
+    csrf: Option<String>,
     scheduler: bool,
     flows: Vec<Flow>,
     runs: Vec<RunRow>,
     snapshot: Option<String>,
 }
 
-pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
-    reply(&app, &query, build(&app, &query).await)
+pub async fn page(
+    State(app): State<App>,
+    jar: CookieJar,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let csrf = crate::admin::csrf_token(&app, &jar);
+    reply(&app, &query, build(&app, &query, csrf).await)
 }
 
-async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
+async fn build(app: &App, query: &PageQuery, csrf: Option<String>) -> Result<Rendered, WebError> {
     let frame = plain_frame(app, query, "Flows".into(), "flows", "/flows".into())?;
     let statuses = app.flows().map(|h| h.flows()).unwrap_or_default();
     let scheduler = app.flows().is_some();
@@ -55,6 +62,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
                 });
             }
             Ok::<_, WebError>(Flows {
+                csrf,
                 scheduler,
                 flows,
                 runs,
@@ -93,6 +101,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
 
 #[derive(Debug, Serialize)]
 struct RunPage {
+    csrf: Option<String>,
     run: RunRow,
     tasks: Vec<TaskBar>,
     logs: Vec<LogRow>,
@@ -110,13 +119,20 @@ struct TaskBar {
 
 pub async fn run(
     State(app): State<App>,
+    jar: CookieJar,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    reply(&app, &query, build_run(&app, &query, &id).await)
+    let csrf = crate::admin::csrf_token(&app, &jar);
+    reply(&app, &query, build_run(&app, &query, &id, csrf).await)
 }
 
-async fn build_run(app: &App, query: &PageQuery, id: &str) -> Result<Rendered, WebError> {
+async fn build_run(
+    app: &App,
+    query: &PageQuery,
+    id: &str,
+    csrf: Option<String>,
+) -> Result<Rendered, WebError> {
     let run_id: i64 = id
         .parse()
         .map_err(|_| WebError::NotFound(format!("no run `{id}`")))?;
@@ -158,6 +174,7 @@ async fn build_run(app: &App, query: &PageQuery, id: &str) -> Result<Rendered, W
                 "Running" | "Retrying" | "Pending" | "Scheduled" | "Late"
             );
             Ok::<_, WebError>(RunPage {
+                csrf,
                 run,
                 tasks,
                 logs,
