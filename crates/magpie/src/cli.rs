@@ -61,6 +61,9 @@ pub enum Command {
     Admin(AdminCommand),
     /// Show the effective configuration (secrets hidden) after validating it
     Config,
+    /// Check the configuration, data folder, secrets, warehouse, Spotify, memory and disk, and
+    /// say what to fix
+    Doctor,
 }
 
 #[derive(Debug, Args)]

@@ -642,3 +642,62 @@ fn backup_then_restore_into_an_empty_folder() {
         "nothing half-written"
     );
 }
+
+#[test]
+fn doctor_checks_the_box_and_fails_on_loose_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "doctor"]));
+    assert!(out.status.success(), "nothing imported yet is no failure");
+    assert!(
+        stdout(&out).contains("warn  warehouse      no warehouse"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        data,
+        "demo",
+        "--no-serve",
+        "--plays",
+        "1500",
+        "--years",
+        "1",
+    ]));
+    assert!(out.status.success());
+    let mut child = magpie(dir.path())
+        .args(["--data-dir", data, "admin", "password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"a long admin secret\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "doctor"]));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "ok    data folder",
+        "ok    secrets",
+        "ok    warehouse",
+        "ok    marts",
+        "warn  musicbrainz",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let secrets = dir.path().join("data/secrets");
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = run(magpie(dir.path()).args(["--data-dir", data, "doctor"]));
+        assert!(!out.status.success());
+        assert!(
+            stdout(&out).contains("FAIL  secrets        readable by others"),
+            "{}",
+            stdout(&out)
+        );
+    }
+}

@@ -3,6 +3,7 @@
 mod backup;
 mod build;
 mod demo;
+mod doctor;
 mod enrich;
 mod flows;
 mod import;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Doctor => doctor::run(&config),
         Command::Config => {
             print!("{}", toml::to_string_pretty(&redacted(&config))?);
             Ok(ExitCode::SUCCESS)
