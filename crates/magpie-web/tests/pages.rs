@@ -665,4 +665,72 @@ async fn status_and_metrics_describe_the_process_and_the_warehouse() {
         assert!(text.contains(needle), "{needle} in {text}");
     }
     assert!(!text.contains("unmatched"), "only routes are counted");
+    let samples = parse_prometheus(&text);
+    assert!(samples.len() > 20, "{} samples", samples.len());
+    // Histogram buckets are cumulative: each bucket counts at least as many as the one before.
+    let buckets: Vec<f64> = samples
+        .iter()
+        .filter(|(name, labels, _)| {
+            name == "magpie_http_request_duration_seconds_bucket" && labels.contains("route=\"/\"")
+        })
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert_eq!(buckets.len(), 4, "three bounds and +Inf");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+}
+
+/// Parse Prometheus' text exposition format (version 0.0.4) strictly enough to catch a
+/// malformed page: `# HELP` / `# TYPE` lines with a known type, and samples
+/// `name{label="value",...} value` with a valid metric name, quoted label values and a float.
+fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            assert!(valid_name(parts.next().unwrap()), "{line}");
+            let kind = parts.next().unwrap();
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v.parse().unwrap_or_else(|_| panic!("not a number: {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let labels = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+                    let (key, quoted) = pair
+                        .split_once('=')
+                        .unwrap_or_else(|| panic!("label: {line}"));
+                    assert!(valid_name(key), "{line}");
+                    assert!(quoted.starts_with('"'), "{line}");
+                }
+                (name, labels.to_string())
+            }
+            None => (series, String::new()),
+        };
+        assert!(valid_name(name), "{line}");
+        samples.push((name.to_string(), labels, value));
+    }
+    samples
 }

@@ -61,9 +61,13 @@ pub enum Command {
     Admin(AdminCommand),
     /// Show the effective configuration (secrets hidden) after validating it
     Config,
-    /// Check the configuration, data folder, secrets, warehouse, Spotify, memory and disk, and
-    /// say what to fix
-    Doctor,
+    /// Check the configuration, data folder, secrets, warehouse, Spotify, MusicBrainz, memory
+    /// and disk, and say what to fix
+    Doctor {
+        /// Skip the checks that reach Spotify and MusicBrainz over the network
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 #[derive(Debug, Args)]

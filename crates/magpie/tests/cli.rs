@@ -648,7 +648,7 @@ fn doctor_checks_the_box_and_fails_on_loose_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    let out = run(magpie(dir.path()).args(["--data-dir", data, "doctor"]));
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "doctor", "--offline"]));
     assert!(out.status.success(), "nothing imported yet is no failure");
     assert!(
         stdout(&out).contains("warn  warehouse      no warehouse"),
@@ -675,9 +675,35 @@ fn doctor_checks_the_box_and_fails_on_loose_secrets() {
         .unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"a long admin secret\n").unwrap();
     assert!(child.wait().unwrap().success());
-    let out = run(magpie(dir.path()).args(["--data-dir", data, "doctor"]));
+    // Online checks against local stand-ins: one answers, the other is not there.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(1) {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 2048];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = run(magpie(dir.path())
+        .env("MAGPIE_SPOTIFY__API_URL", &up)
+        .env("MAGPIE_ENRICHMENT__MUSICBRAINZ_URL", &down)
+        .args(["--data-dir", data, "doctor"]));
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("ok    spotify        Spotify's Web API answers from here (HTTP 401)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warn  musicbrainz    MusicBrainz cannot be reached from here"),
+        "{text}"
+    );
     for line in [
         "ok    data folder",
         "ok    secrets",
@@ -692,7 +718,7 @@ fn doctor_checks_the_box_and_fails_on_loose_secrets() {
         use std::os::unix::fs::PermissionsExt;
         let secrets = dir.path().join("data/secrets");
         std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = run(magpie(dir.path()).args(["--data-dir", data, "doctor"]));
+        let out = run(magpie(dir.path()).args(["--data-dir", data, "doctor", "--offline"]));
         assert!(!out.status.success());
         assert!(
             stdout(&out).contains("FAIL  secrets        readable by others"),
@@ -700,4 +726,91 @@ fn doctor_checks_the_box_and_fails_on_loose_secrets() {
             stdout(&out)
         );
     }
+}
+
+#[test]
+fn sigterm_during_a_build_leaves_whole_marts_and_a_warehouse_that_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        data,
+        "demo",
+        "--no-serve",
+        "--plays",
+        "20000",
+        "--years",
+        "2",
+    ]));
+    assert!(out.status.success());
+    let before = sql_scalar(dir.path(), data, "SELECT count(*) FROM marts.fact_plays");
+    // New plays, so the next build would change the marts.
+    let export = dir.path().join("more");
+    let out = run(magpie(dir.path()).args([
+        "demo",
+        "generate",
+        "--plays",
+        "3000",
+        "--years",
+        "1",
+        "--seed",
+        "7",
+        "--end",
+        "2020-06-30",
+        "--out",
+        export.to_str().unwrap(),
+    ]));
+    assert!(out.status.success());
+    let out =
+        run(magpie(dir.path()).args(["--data-dir", data, "import", export.to_str().unwrap()]));
+    assert!(out.status.success());
+
+    let mut child = magpie(dir.path())
+        .args(["--data-dir", data, "build"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the first models are done, stop it.
+    let mut stdout_lines = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stdout_lines.read_line(&mut line).unwrap() > 0,
+            "the build ended before int_plays"
+        );
+        if line.contains("int_plays") {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = child.wait();
+
+    // The warehouse opens; fact_plays is whole: the old one or the new one, never a part.
+    let after = sql_scalar(dir.path(), data, "SELECT count(*) FROM marts.fact_plays");
+    let events = sql_scalar(
+        dir.path(),
+        data,
+        "SELECT count(*) FROM raw.listen_events WHERE duplicate_of IS NULL AND content_kind = 'track'",
+    );
+    assert!(
+        after == before || after.parse::<i64>().unwrap() > before.parse::<i64>().unwrap(),
+        "{before} -> {after}"
+    );
+    assert!(after.parse::<i64>().unwrap() <= events.parse::<i64>().unwrap());
+    // And the next build completes with every data test passing.
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "build"]));
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        sql_scalar(dir.path(), data, "SELECT count(*) FROM marts.fact_plays")
+            .parse::<i64>()
+            .unwrap()
+            > before.parse::<i64>().unwrap()
+    );
 }

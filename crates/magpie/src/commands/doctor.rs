@@ -1,8 +1,9 @@
 //! `magpie doctor`: checks what usually goes wrong on a small box and says what to do, one line
 //! per check (ok / warn / FAIL): the configuration, the data folder and the secrets' modes, the
 //! warehouse (opens, schema, imports, marts, the last build and flow runs), Spotify
-//! authorisations, MusicBrainz's contact, memory, swap and disk. Offline: it calls no service.
-//! The exit code is non-zero when a check fails.
+//! authorisations, MusicBrainz's contact, memory, swap and disk; and (unless `--offline`)
+//! whether Spotify and MusicBrainz answer from here. The exit code is non-zero when a check
+//! fails.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,7 +27,7 @@ impl Report {
     }
 }
 
-pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, offline: bool) -> anyhow::Result<ExitCode> {
     let mut r = Report { lines: Vec::new() };
     r.add(
         Level::Ok,
@@ -54,6 +55,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         );
     }
     host(config, &mut r);
+    if !offline {
+        reachability(config, &mut r)?;
+    }
 
     let worst = r.lines.iter().map(|l| l.0).max().unwrap_or(Level::Ok);
     for (level, what, message) in &r.lines {
@@ -314,4 +318,56 @@ fn host(config: &Config, r: &mut Report) {
             r.add(Level::Warn, "host", warning);
         }
     }
+}
+
+/// One request to each service (5 s at most): any HTTP answer means it is reachable.
+fn reachability(config: &Config, r: &mut Report) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .user_agent(magpie_music::enrich::musicbrainz::user_agent(
+            &config.enrichment.contact,
+        ))
+        .build()?;
+    let checks = [
+        (
+            "spotify",
+            format!("{}/v1/", config.spotify.api_url.trim_end_matches('/')),
+            "Spotify's Web API",
+        ),
+        (
+            "musicbrainz",
+            format!(
+                "{}/ws/2/artist/5b11f4ce-a62d-471e-81fc-a69a8278c7da?fmt=json",
+                config.enrichment.musicbrainz_url.trim_end_matches('/')
+            ),
+            "MusicBrainz",
+        ),
+    ];
+    for (what, url, name) in checks {
+        let answer = runtime.block_on(async { http.get(&url).send().await });
+        match answer {
+            Ok(response) if response.status().as_u16() == 503 => r.add(
+                Level::Warn,
+                what,
+                format!("{name} answers but is busy (HTTP 503): enrichment will wait and retry"),
+            ),
+            Ok(response) => r.add(
+                Level::Ok,
+                what,
+                format!("{name} answers from here (HTTP {})", response.status().as_u16()),
+            ),
+            Err(e) => r.add(
+                Level::Warn,
+                what,
+                format!(
+                    "{name} cannot be reached from here ({}): check the network or a proxy; polling and enrichment wait until it can",
+                    e.without_url()
+                ),
+            ),
+        }
+    }
+    Ok(())
 }

@@ -62,7 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor => doctor::run(&config),
+        Command::Doctor { offline } => doctor::run(&config, offline),
         Command::Config => {
             print!("{}", toml::to_string_pretty(&redacted(&config))?);
             Ok(ExitCode::SUCCESS)
