@@ -137,7 +137,8 @@ pub(crate) async fn csrf_guard(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if request.method() != axum::http::Method::POST || request.uri().path() == "/login" {
+    let path = request.uri().path();
+    if request.method() != axum::http::Method::POST || path == "/login" || path == "/setup" {
         return next.run(request).await;
     }
     let Some(expected) = csrf_token(&app, &jar) else {
@@ -172,6 +173,7 @@ pub(crate) async fn login_guard(
 ) -> Response {
     let path = request.uri().path();
     let open = path == "/login"
+        || path == "/setup"
         || path.starts_with("/health")
         || path == "/metrics"
         || path.starts_with("/assets/")
@@ -253,6 +255,7 @@ struct LoginPage {
     next: String,
     error: Option<String>,
     password_set: bool,
+    min_length: usize,
 }
 
 pub async fn login_form(State(app): State<App>, Query(q): Query<NextQuery>) -> Response {
@@ -260,6 +263,7 @@ pub async fn login_form(State(app): State<App>, Query(q): Query<NextQuery>) -> R
         next: safe_next(q.next.as_deref()),
         error: None,
         password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
+        min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
     };
     page(
         &app,
@@ -289,6 +293,7 @@ pub async fn login(
                 wait.as_secs() / 60 + 1
             )),
             password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
+            min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
         };
         tracing::warn!("admin login refused: too many failed attempts");
         return page(
@@ -309,6 +314,7 @@ pub async fn login(
             next: safe_next(form.next.as_deref()),
             error: Some("Wrong password.".into()),
             password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
+            min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
         };
         tracing::warn!("failed admin login");
         return page(
@@ -319,6 +325,60 @@ pub async fn login(
             "login.html",
         );
     }
+    let cookie = Cookie::build((COOKIE, app.sessions().open()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .build();
+    (
+        jar.add(cookie),
+        Redirect::to(&safe_next(form.next.as_deref())),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetupForm {
+    password: String,
+    confirm: String,
+    next: Option<String>,
+}
+
+/// First run: set the admin password from the login page (only while none is set), then log
+/// in.
+pub async fn setup(
+    State(app): State<App>,
+    jar: CookieJar,
+    Form(form): Form<SetupForm>,
+) -> Response {
+    let refuse = |status: StatusCode, error: String| {
+        let data = LoginPage {
+            next: safe_next(form.next.as_deref()),
+            error: Some(error),
+            password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
+            min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
+        };
+        page(
+            &app,
+            status,
+            &frame(&app, "Log in", "/login"),
+            &data,
+            "login.html",
+        )
+    };
+    if magpie_core::secrets::admin_password_set(app.data_dir()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "An admin password is set already: log in with it (change it with `magpie admin password`).".into(),
+        );
+    }
+    if form.password != form.confirm {
+        return refuse(StatusCode::BAD_REQUEST, "The two passwords differ.".into());
+    }
+    if let Err(e) = magpie_core::secrets::set_admin_password(app.data_dir(), &form.password) {
+        return refuse(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    tracing::info!("admin password set from the first-run page");
     let cookie = Cookie::build((COOKIE, app.sessions().open()))
         .http_only(true)
         .same_site(SameSite::Strict)

@@ -317,6 +317,7 @@ pub fn router(app: App) -> Router {
         .route("/status", get(pages::status::page))
         .route("/login", get(admin::login_form).post(admin::login))
         .route("/logout", axum::routing::post(admin::logout))
+        .route("/setup", axum::routing::post(admin::setup))
         .route("/admin/spotify", get(admin::spotify))
         .route(
             "/admin/spotify/start",

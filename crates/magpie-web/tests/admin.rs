@@ -327,3 +327,55 @@ async fn logins_are_rate_limited_and_dashboards_can_require_one() {
     assert_eq!(r.status(), 429);
     assert!(text(r).await.contains("Too many wrong passwords"));
 }
+
+#[tokio::test]
+async fn the_first_run_page_sets_the_admin_password_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = magpie_core::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let wh =
+        magpie_core::Warehouse::open(dir.path().join("w.duckdb"), &Default::default()).unwrap();
+    let app = magpie_web::App::new(&config, &wh).unwrap();
+    let d = common::serve_app(app, wh, tempfile::tempdir().unwrap());
+    let http = client();
+    let html = text(http.get(d.url("/login")).send().await.unwrap()).await;
+    assert!(html.contains("Set the admin password") && html.contains("magpie admin password"));
+    let setup = |password: &'static str, confirm: &'static str| {
+        http.post(d.url("/setup"))
+            .form(&[
+                ("password", password),
+                ("confirm", confirm),
+                ("next", "/flows"),
+            ])
+            .send()
+    };
+    let r = setup("a long admin secret", "a long admin secreT")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(text(r).await.contains("differ"));
+    let r = setup("short", "short").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(!magpie_core::secrets::admin_password_set(dir.path()));
+    let r = setup("a long admin secret", "a long admin secret")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/flows");
+    assert!(r.headers().contains_key("set-cookie"), "logged in at once");
+    assert!(
+        magpie_core::secrets::verify_admin_password(dir.path(), "a long admin secret").unwrap()
+    );
+    // Once set, the page logs in and cannot set it again.
+    let html = text(http.get(d.url("/login")).send().await.unwrap()).await;
+    assert!(!html.contains("Set the admin password"));
+    let r = setup("another long secret", "another long secret")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        magpie_core::secrets::verify_admin_password(dir.path(), "a long admin secret").unwrap()
+    );
+}
