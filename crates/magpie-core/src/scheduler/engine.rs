@@ -358,7 +358,11 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                 tokio::select! {
                     biased;
                     () = &mut stop => {
-                        self.store().finish(run_id, RunState::Cancelled, Some("magpie was stopped"), self.clock.now())?;
+                        // Best effort: at shutdown the warehouse may be being interrupted; a run
+                        // left Running is marked Crashed at the next start instead.
+                        if let Err(e) = self.store().finish(run_id, RunState::Cancelled, Some("magpie was stopped"), self.clock.now()) {
+                            tracing::warn!(run_id, error = %e, "could not record the stopped run");
+                        }
                         return Ok(());
                     }
                     result = self.execute(trigger) => { result?; }

@@ -38,6 +38,8 @@ pub struct ImportOptions {
     pub listener: String,
     /// See `import.dedupe_window_secs` in the configuration.
     pub dedupe_window_secs: u32,
+    /// Rows per batch handed to DuckDB (`import.batch_rows`, capped by the memory budget).
+    pub batch_rows: usize,
 }
 
 impl Default for ImportOptions {
@@ -45,6 +47,7 @@ impl Default for ImportOptions {
         Self {
             listener: "default".into(),
             dedupe_window_secs: 60,
+            batch_rows: stage::BATCH_ROWS,
         }
     }
 }
@@ -54,7 +57,39 @@ impl ImportOptions {
         Self {
             listener: config.default_listener.clone(),
             dedupe_window_secs: config.import.dedupe_window_secs,
+            batch_rows: batch_rows(config),
         }
+    }
+}
+
+/// `import.batch_rows`, no more than the memory budget allows: a staged row with its Arrow
+/// buffers takes about 1 KB, and a batch may use a twentieth of the budget (8,000 rows at the
+/// default 160 MB, 3,200 at the 64 MB minimum).
+fn batch_rows(config: &magpie_core::Config) -> usize {
+    let by_budget = (config.memory_budget.as_u64() / 20 / 1_000) as usize;
+    config.import.batch_rows.min(by_budget.max(256))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use magpie_core::Config;
+
+    #[test]
+    fn the_batch_follows_the_setting_and_the_budget() {
+        let mut config = Config::default();
+        assert_eq!(batch_rows(&config), 8_000, "the default budget caps 8,192");
+        config.memory_budget = bytesize::ByteSize::mb(64);
+        assert_eq!(batch_rows(&config), 3_200);
+        config.memory_budget = bytesize::ByteSize::gb(2);
+        assert_eq!(
+            batch_rows(&config),
+            8_192,
+            "the setting when the budget allows it"
+        );
+        config.import.batch_rows = 500;
+        assert_eq!(batch_rows(&config), 500);
+        assert_eq!(ImportOptions::from_config(&config).batch_rows, 500);
     }
 }
 
@@ -126,12 +161,13 @@ impl<'w> Importer<'w> {
             bytes: inputs.iter().map(|i| i.size).sum(),
         });
         // Parse on a second thread while this one (which owns the connection) commits.
+        let batch_rows = self.options.batch_rows;
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(4);
             let to_parse = &inputs;
             scope.spawn(move || {
                 for input in to_parse {
-                    if !parse::parse_input(input, &tx) {
+                    if !parse::parse_input(input, batch_rows, &tx) {
                         break;
                     }
                 }

@@ -35,12 +35,12 @@ pub struct ParsedFile {
 }
 
 /// Parse one input, sending its messages. `false` when the receiver has gone away.
-pub fn parse_input(input: &Input, tx: &SyncSender<Msg>) -> bool {
+pub fn parse_input(input: &Input, batch_rows: usize, tx: &SyncSender<Msg>) -> bool {
     if tx.send(Msg::Begin).is_err() {
         return false;
     }
     let started = Instant::now();
-    let result = input::with_reader(input, |reader| read(input, reader, tx))
+    let result = input::with_reader(input, |reader| read(input, batch_rows, reader, tx))
         .map_err(FileFailure::from)
         .and_then(|r| r)
         .map(|mut parsed| {
@@ -52,13 +52,14 @@ pub fn parse_input(input: &Input, tx: &SyncSender<Msg>) -> bool {
 
 fn read(
     input: &Input,
+    batch_rows: usize,
     reader: &mut HashingReader<&mut dyn Read>,
     tx: &SyncSender<Msg>,
 ) -> Result<ParsedFile, FileFailure> {
     let file = input.display();
     let mut buffered = BufReader::with_capacity(256 * 1024, &mut *reader);
     let sniffed = sniff(&mut buffered, &file)?;
-    let mut builder = BatchBuilder::default();
+    let mut builder = BatchBuilder::with_batch_rows(batch_rows);
     let mut events_read = 0u64;
     let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
     let mut sink = |parsed: Parsed| -> Result<(), String> {

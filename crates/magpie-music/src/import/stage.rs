@@ -33,18 +33,35 @@ pub fn prepare(conn: &Connection) -> duckdb::Result<()> {
     conn.execute_batch(STAGE_DDL)
 }
 
-/// Rows per Arrow batch handed to the appender.
+/// Rows per Arrow batch handed to the appender, unless configured (`import.batch_rows`, capped
+/// by the memory budget).
 pub const BATCH_ROWS: usize = 8192;
 
 /// Turns parsed events into Arrow batches (on the parsing thread).
-#[derive(Default)]
 pub struct BatchBuilder {
     batch: Batch,
+    /// Rows per batch.
+    limit: usize,
     /// Events staged so far in this file.
     pub rows: u64,
 }
 
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self::with_batch_rows(BATCH_ROWS)
+    }
+}
+
 impl BatchBuilder {
+    /// Batches of `rows` events (at least one).
+    pub fn with_batch_rows(rows: usize) -> Self {
+        Self {
+            batch: Batch::default(),
+            limit: rows.max(1),
+            rows: 0,
+        }
+    }
+
     /// Add one event; `false` when it names nothing (no identity) and was not added.
     pub fn push(&mut self, e: &ListenEvent) -> bool {
         let Some(key) = identity::identity_key(e) else {
@@ -58,7 +75,7 @@ impl BatchBuilder {
 
     /// A full batch, ready to send.
     pub fn take_full(&mut self) -> Option<RecordBatch> {
-        (self.batch.len >= BATCH_ROWS).then(|| std::mem::take(&mut self.batch).finish())
+        (self.batch.len >= self.limit).then(|| std::mem::take(&mut self.batch).finish())
     }
 
     /// Whatever is left.

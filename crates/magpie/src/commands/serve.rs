@@ -85,9 +85,20 @@ pub fn serve_warehouse(
         // One shutdown signal for both: the server stops taking requests, the scheduler
         // records a run in progress as cancelled.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // A statement that runs on past the grace period (a long build) is interrupted, again
+        // and again, so the process ends within Docker's 10 s: the model being built rolls
+        // back and keeps its previous table; the run is recorded as cancelled.
+        // (Only the connection builds run on: the scheduler's own must still record the stop.)
+        let interrupt = warehouse.conn().interrupt_handle();
         tokio::spawn(async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::warn!("still busy after the grace period: interrupting the warehouse");
+            loop {
+                interrupt.interrupt();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
         });
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -100,12 +111,16 @@ pub fn serve_warehouse(
         tokio::select! {
             served = &mut server => served??,
             result = scheduler.run_until(stopped(stop_rx)) => {
-                result?;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "the scheduler stopped with an error");
+                }
                 server.await??;
             }
         }
         anyhow::Ok(())
     })?;
+    // Stop the interrupting watchdog before the final checkpoint.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     warehouse.checkpoint()?;
     println!("stopped");
     Ok(())
@@ -288,6 +303,9 @@ fn spotify_alerts(config: &Config, warehouse: &Warehouse) -> anyhow::Result<magp
         alerts
     }))
 }
+
+/// How long a stop waits for the current work before interrupting the warehouse.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(7);
 
 /// Ctrl-C, or SIGTERM from `docker stop` / systemd.
 async fn shutdown_signal() {
