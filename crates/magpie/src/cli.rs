@@ -222,5 +222,6 @@ pub enum SpotifyCommand {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Set the password of the web admin pages (read from standard input; stored as an argon2 hash)
+    #[command(alias = "set-password")]
     Password,
 }

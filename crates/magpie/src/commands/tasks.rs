@@ -1,6 +1,7 @@
 //! The tasks the built-in flows are made of, over one open warehouse: `poll` (Spotify
 //! recently-played), `enrich` (a bounded pass of the enrichment queue), `build` (the models and
-//! their tests, when an earlier task changed something or the flow is daily-etl), `snapshot`
+//! their tests, when an earlier task changed something or the flow is daily-etl, then the
+//! read-only snapshot so outside readers see every build), `snapshot`
 //! (the read-only copy outside readers open) and `backup` (a dated copy, `backup.keep_daily`
 //! daily and `backup.keep_weekly` weekly kept).
 
@@ -139,11 +140,14 @@ impl<'w> MagpieTasks<'w> {
         if let Some(clear) = &self.after_build {
             clear();
         }
-        if report.ok() {
-            Ok(())
-        } else {
-            Err(failed.join("; "))
+        if !report.ok() {
+            return Err(failed.join("; "));
         }
+        // Outside readers see every build (daily-etl refreshes it in its own task).
+        if flow != "daily-etl" {
+            self.snapshot(ctx)?;
+        }
+        Ok(())
     }
 
     fn snapshot(&self, ctx: &TaskContext) -> TaskResult {
