@@ -3,6 +3,7 @@
 //! that fails leaves the previous relation in place.
 
 use duckdb::Connection;
+use magpie_core::warehouse::in_transaction;
 
 use crate::render::{Materialized, ModelConfig};
 
@@ -20,23 +21,6 @@ pub fn existing_kind(
         Some(row) => Some(row.get::<_, String>(0)?),
         None => None,
     })
-}
-
-fn in_transaction<T>(
-    conn: &Connection,
-    f: impl FnOnce() -> duckdb::Result<T>,
-) -> duckdb::Result<T> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    match f() {
-        Ok(v) => {
-            conn.execute_batch("COMMIT")?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
 }
 
 /// Build `relation` (`"schema"."name"`) from `sql` as configured; `existing` is what

@@ -258,20 +258,30 @@ struct LoginPage {
     min_length: usize,
 }
 
-pub async fn login_form(State(app): State<App>, Query(q): Query<NextQuery>) -> Response {
+/// The login page (or, before any password is set, the first-run form), with an error.
+fn login_page(
+    app: &App,
+    status: StatusCode,
+    next: Option<&str>,
+    error: Option<String>,
+) -> Response {
     let data = LoginPage {
-        next: safe_next(q.next.as_deref()),
-        error: None,
+        next: safe_next(next),
+        error,
         password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
         min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
     };
     page(
-        &app,
-        StatusCode::OK,
-        &frame(&app, "Log in", "/login"),
+        app,
+        status,
+        &frame(app, "Log in", "/login"),
         &data,
         "login.html",
     )
+}
+
+pub async fn login_form(State(app): State<App>, Query(q): Query<NextQuery>) -> Response {
+    login_page(&app, StatusCode::OK, q.next.as_deref(), None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,22 +296,16 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     if let Err(wait) = app.sessions().login_allowed() {
-        let data = LoginPage {
-            next: safe_next(form.next.as_deref()),
-            error: Some(format!(
-                "Too many wrong passwords: try again in {} minutes.",
-                wait.as_secs() / 60 + 1
-            )),
-            password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
-            min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
-        };
         tracing::warn!("admin login refused: too many failed attempts");
-        return page(
+        let error = format!(
+            "Too many wrong passwords: try again in {} minutes.",
+            wait.as_secs() / 60 + 1
+        );
+        return login_page(
             &app,
             StatusCode::TOO_MANY_REQUESTS,
-            &frame(&app, "Log in", "/login"),
-            &data,
-            "login.html",
+            form.next.as_deref(),
+            Some(error),
         );
     }
     let ok = magpie_core::secrets::verify_admin_password(app.data_dir(), &form.password)
@@ -310,31 +314,11 @@ pub async fn login(
         app.sessions().login_failed();
         // A failed attempt costs time, which slows guessing.
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let data = LoginPage {
-            next: safe_next(form.next.as_deref()),
-            error: Some("Wrong password.".into()),
-            password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
-            min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
-        };
         tracing::warn!("failed admin login");
-        return page(
-            &app,
-            StatusCode::UNAUTHORIZED,
-            &frame(&app, "Log in", "/login"),
-            &data,
-            "login.html",
-        );
+        let error = Some("Wrong password.".to_string());
+        return login_page(&app, StatusCode::UNAUTHORIZED, form.next.as_deref(), error);
     }
-    let cookie = Cookie::build((COOKIE, app.sessions().open()))
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .build();
-    (
-        jar.add(cookie),
-        Redirect::to(&safe_next(form.next.as_deref())),
-    )
-        .into_response()
+    start_session(&app, jar, form.next.as_deref())
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,19 +336,7 @@ pub async fn setup(
     Form(form): Form<SetupForm>,
 ) -> Response {
     let refuse = |status: StatusCode, error: String| {
-        let data = LoginPage {
-            next: safe_next(form.next.as_deref()),
-            error: Some(error),
-            password_set: magpie_core::secrets::admin_password_set(app.data_dir()),
-            min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
-        };
-        page(
-            &app,
-            status,
-            &frame(&app, "Log in", "/login"),
-            &data,
-            "login.html",
-        )
+        login_page(&app, status, form.next.as_deref(), Some(error))
     };
     if magpie_core::secrets::admin_password_set(app.data_dir()) {
         return refuse(
@@ -379,16 +351,17 @@ pub async fn setup(
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
     }
     tracing::info!("admin password set from the first-run page");
+    start_session(&app, jar, form.next.as_deref())
+}
+
+/// Open a session (HttpOnly, SameSite=Strict cookie) and go to `next`.
+fn start_session(app: &App, jar: CookieJar, next: Option<&str>) -> Response {
     let cookie = Cookie::build((COOKIE, app.sessions().open()))
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/")
         .build();
-    (
-        jar.add(cookie),
-        Redirect::to(&safe_next(form.next.as_deref())),
-    )
-        .into_response()
+    (jar.add(cookie), Redirect::to(&safe_next(next))).into_response()
 }
 
 pub async fn logout(State(app): State<App>, jar: CookieJar) -> Response {

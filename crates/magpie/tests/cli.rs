@@ -32,6 +32,23 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A demo warehouse of `plays` plays over `years` in `dir/data`; that folder.
+fn demo_data(dir: &Path, plays: u32, years: u32) -> String {
+    let data = dir.join("data").to_string_lossy().into_owned();
+    let out = run(magpie(dir).args([
+        "--data-dir",
+        &data,
+        "demo",
+        "--no-serve",
+        "--plays",
+        &plays.to_string(),
+        "--years",
+        &years.to_string(),
+    ]));
+    assert!(out.status.success());
+    data
+}
+
 fn sql_scalar(dir: &Path, data: &str, query: &str) -> String {
     let out = run(magpie(dir).args(["--data-dir", data, "sql", "--format", "csv", query]));
     assert!(out.status.success());
@@ -352,19 +369,7 @@ fn demo_serves_the_dashboards_until_sigterm() {
 #[test]
 fn run_executes_a_flow_once_and_runs_lists_it() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
-    let out = run(magpie(dir.path()).args([
-        "--data-dir",
-        data,
-        "demo",
-        "--no-serve",
-        "--plays",
-        "1500",
-        "--years",
-        "1",
-    ]));
-    assert!(out.status.success());
+    let data = &demo_data(dir.path(), 1500, 1);
     let out = run(magpie(dir.path()).args([
         "--data-dir",
         data,
@@ -420,19 +425,7 @@ fn run_executes_a_flow_once_and_runs_lists_it() {
 #[test]
 fn a_run_killed_midway_is_crashed_at_the_next_start_and_the_next_run_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
-    let out = run(magpie(dir.path()).args([
-        "--data-dir",
-        data,
-        "demo",
-        "--no-serve",
-        "--plays",
-        "20000",
-        "--years",
-        "2",
-    ]));
-    assert!(out.status.success());
+    let data = &demo_data(dir.path(), 20000, 2);
     let mut child = magpie(dir.path())
         .env("LOG_LEVEL", "info")
         .args(["--data-dir", data, "run", "daily-etl"])
@@ -562,19 +555,7 @@ fn logs_go_to_a_rotating_file_without_secrets() {
 #[test]
 fn backup_then_restore_into_an_empty_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
-    let out = run(magpie(dir.path()).args([
-        "--data-dir",
-        data,
-        "demo",
-        "--no-serve",
-        "--plays",
-        "1500",
-        "--years",
-        "1",
-    ]));
-    assert!(out.status.success());
+    let data = &demo_data(dir.path(), 1500, 1);
     // Old backups beyond the retention are removed (7 daily by default).
     let backups = dir.path().join("data/backups");
     std::fs::create_dir_all(&backups).unwrap();
@@ -754,19 +735,7 @@ fn doctor_checks_the_box_and_fails_on_loose_secrets() {
 #[test]
 fn sigterm_during_a_build_leaves_whole_marts_and_a_warehouse_that_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
-    let out = run(magpie(dir.path()).args([
-        "--data-dir",
-        data,
-        "demo",
-        "--no-serve",
-        "--plays",
-        "20000",
-        "--years",
-        "2",
-    ]));
-    assert!(out.status.success());
+    let data = &demo_data(dir.path(), 20000, 2);
     let before = sql_scalar(dir.path(), data, "SELECT count(*) FROM marts.fact_plays");
     // New plays, so the next build would change the marts.
     let export = dir.path().join("more");

@@ -97,6 +97,25 @@ impl OpenOptions {
     }
 }
 
+/// Run `work` in one transaction on `conn`: committed when it succeeds, rolled back when it
+/// fails, so a reader (or a crash) sees all of it or none.
+pub fn in_transaction<T>(
+    conn: &Connection,
+    work: impl FnOnce() -> duckdb::Result<T>,
+) -> duckdb::Result<T> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    match work() {
+        Ok(value) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// The open, migrated warehouse with its one writing connection.
 pub struct Warehouse {
     path: PathBuf,

@@ -30,8 +30,7 @@ fn fake_mbid(name: &str) -> String {
 pub fn write(conn: &Connection, options: &GenerateOptions) -> duckdb::Result<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let artists = catalog::generate(&mut rng, artist_count(options.plays));
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let result = (|| {
+    magpie_core::warehouse::in_transaction(conn, || {
         let mut response = conn.prepare(
             "INSERT OR REPLACE INTO raw.enrichment_responses VALUES (?, 'artist', ?, 'demo', ?, current_timestamp::TIMESTAMP, ?)",
         )?;
@@ -67,12 +66,5 @@ pub fn write(conn: &Connection, options: &GenerateOptions) -> duckdb::Result<usi
             queued.execute(params!["geo", key, artist.name])?;
         }
         Ok(artists.len())
-    })();
-    match result {
-        Ok(n) => conn.execute_batch("COMMIT").map(|_| n),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    })
 }

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use duckdb::{Connection, OptionalExt, params};
+use magpie_core::warehouse::in_transaction;
 
 use super::Source;
 
@@ -71,14 +72,7 @@ impl<'c> Queue<'c> {
             sql.push_str(include_str!("refresh_search.sql"));
         }
         let sql = sql.replace("$now", &literal);
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        match self.conn.execute_batch(&sql) {
-            Ok(()) => self.conn.execute_batch("COMMIT"),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        in_transaction(self.conn, || self.conn.execute_batch(&sql))
     }
 
     /// Up to `limit` items of `sources` that may be tried at `now`, most-played first.
@@ -130,15 +124,9 @@ impl<'c> Queue<'c> {
         responses: &[Response],
         now: DateTime<Utc>,
     ) -> duckdb::Result<()> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let result = self.finish_in_transaction(item, outcome, responses, now);
-        match result {
-            Ok(()) => self.conn.execute_batch("COMMIT"),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        in_transaction(self.conn, || {
+            self.finish_in_transaction(item, outcome, responses, now)
+        })
     }
 
     fn finish_in_transaction(
