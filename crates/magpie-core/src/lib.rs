@@ -1,5 +1,7 @@
 //! magpie's foundation, shared by every domain crate: configuration ([`config`]), the DuckDB
-//! warehouse and its migrations ([`warehouse`]) and logging set-up ([`logging`]).
+//! warehouse with its migrations, backups and snapshot ([`warehouse`]), the in-process
+//! scheduler of flows and runs ([`scheduler`]), secrets on disk ([`secrets`]), figures of the
+//! process and host ([`host`]) and logging set-up ([`logging`]).
 //!
 //! Data flows one way through magpie: sources write raw tables in the warehouse, the models
 //! runner turns them into marts, and the web UI reads the marts.

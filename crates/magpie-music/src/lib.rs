@@ -4,7 +4,9 @@
 //!   scrobbles (CSV and `user.getrecenttracks` JSON), from files, folders or Spotify's zip,
 //!   streamed, deduplicated and written one file per transaction;
 //! - [`demo`]: a deterministic synthetic listening history written as real Spotify
-//!   extended-export files, so the whole pipeline can be tried without an account.
+//!   extended-export files, so the whole pipeline can be tried without an account;
+//! - [`spotify`]: connecting accounts and polling recently-played;
+//! - [`enrich`]: the enrichment queue, Spotify metadata, MusicBrainz and geography.
 //!
 //! Every source produces the same [`event::ListenEvent`]; [`identity`] decides when two events
 //! are the same listen.
