@@ -158,6 +158,9 @@ async fn dashboards_in_headless_chromium() {
         ),
         ("streaks", "/streaks?range=all", "svg.chart.ranking g.row"),
         ("year", "/year/2025", "svg.chart.ranking g.row"),
+        ("enrichment", "/enrichment", "#sources table tbody tr"),
+        ("status", "/status", "section.kpis .kpi"),
+        ("flows", "/flows", "#runs table"),
     ] {
         client.goto(&d.url(path)).await.unwrap();
         wait_for(&client, ready).await;
