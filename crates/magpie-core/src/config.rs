@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
+mod market;
+pub use market::{MarketChannel, MarketConfig, MarketKind};
+
 /// Everything magpie can be told. Every field has a default that works.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,6 +50,7 @@ pub struct Config {
     pub flows: FlowsConfig,
     pub alerts: AlertsConfig,
     pub backup: BackupConfig,
+    pub market: MarketConfig,
 }
 
 /// Backups (`magpie backup` and daily-etl): where, and how many to keep.
@@ -372,6 +376,7 @@ impl Default for Config {
             flows: FlowsConfig::default(),
             alerts: AlertsConfig::default(),
             backup: BackupConfig::default(),
+            market: MarketConfig::default(),
         }
     }
 }
@@ -588,6 +593,7 @@ impl Config {
         }
         self.validate_enrichment()?;
         self.validate_flows()?;
+        self.market.validate()?;
         if self.log.max_size < ByteSize::kb(64) {
             return Err(invalid("log.max_size", "must be at least 64 KB"));
         }

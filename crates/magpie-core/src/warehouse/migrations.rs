@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "flow_runs",
         sql: include_str!("../../migrations/0005_flow_runs.sql"),
     },
+    Migration {
+        version: 6,
+        name: "market",
+        sql: include_str!("../../migrations/0006_market.sql"),
+    },
 ];
 
 fn latest_known() -> i64 {

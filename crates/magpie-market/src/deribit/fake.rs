@@ -1,0 +1,463 @@
+//! A fake Deribit on loopback for tests and benchmarks: it speaks the real JSON-RPC wire
+//! format (`public/set_heartbeat`, `public/test`, `public/subscribe` with Deribit's -32600 for
+//! oversized requests, `public/unsubscribe`, `public/get_instruments`), sends `test_request`
+//! heartbeats and closes a connection that does not answer them, and lets a test script what
+//! real collectors meet: recorded notifications replayed, dropped connections, silent stalls,
+//! rejected channels, expiry bursts, listings, malformed messages, and a full-speed blast.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::capture::{self, Record};
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub connection: usize,
+    pub at: Instant,
+    pub method: String,
+    /// `params.channels` of a (un)subscribe.
+    pub channels: Vec<String>,
+}
+
+enum Out {
+    Text(String),
+    /// Drop the TCP connection without a close frame (a network failure).
+    Drop,
+    /// Send `count` messages from `texts`, round-robin, as fast as the socket takes them.
+    Blast { texts: Arc<Vec<String>>, count: usize },
+}
+
+struct Conn {
+    subscriptions: HashSet<String>,
+    out: mpsc::UnboundedSender<Out>,
+}
+
+#[derive(Default)]
+struct Shared {
+    instruments: Mutex<Vec<Value>>,
+    conns: Mutex<HashMap<usize, Conn>>,
+    requests: Mutex<Vec<Request>>,
+    rejects: Mutex<HashSet<String>>,
+    stalled: AtomicBool,
+    next_conn: AtomicUsize,
+    max_channels: AtomicUsize,
+    test_request_every_ms: AtomicU64,
+    test_requests_sent: AtomicU64,
+    test_answers: AtomicU64,
+    closed_for_silence: AtomicU64,
+    data_sent: AtomicU64,
+    blast_done: AtomicU64,
+}
+
+/// The running fake; dropping it stops accepting.
+pub struct FakeDeribit {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeDeribit {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl FakeDeribit {
+    /// Listen on 127.0.0.1 (port 0: any free one) serving `instruments`
+    /// (`get_instruments` records).
+    pub async fn start(port: u16, instruments: Vec<Value>) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        *shared.instruments.lock().expect("fresh") = instruments;
+        shared.max_channels.store(250, Ordering::Relaxed);
+        let accept_shared = Arc::clone(&shared);
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let shared = Arc::clone(&accept_shared);
+                tokio::spawn(async move {
+                    if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+                        serve(ws, shared).await;
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// `ws://127.0.0.1:PORT/ws/api/v2`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws/api/v2", self.addr)
+    }
+
+    /// Subscribes with more channels than this are refused with -32600 (default 250).
+    pub fn set_max_channels(&self, max: usize) {
+        self.shared.max_channels.store(max, Ordering::Relaxed);
+    }
+
+    /// Send `test_request` this often after `set_heartbeat` (default: the interval asked);
+    /// a connection that has not answered the previous one is closed.
+    pub fn set_test_request_every(&self, every: Duration) {
+        self.shared
+            .test_request_every_ms
+            .store(every.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Leave these channels out of subscribe results.
+    pub fn reject(&self, channels: impl IntoIterator<Item = String>) {
+        self.shared.rejects.lock().expect("lock").extend(channels);
+    }
+
+    /// Stop (or resume) sending market data; heartbeats go on.
+    pub fn stall(&self, stalled: bool) {
+        self.shared.stalled.store(stalled, Ordering::Relaxed);
+    }
+
+    /// Replace the instrument list `get_instruments` answers with.
+    pub fn set_instruments(&self, instruments: Vec<Value>) {
+        *self.shared.instruments.lock().expect("lock") = instruments;
+    }
+
+    /// Drop every connection (no close frame).
+    pub fn drop_connections(&self) {
+        for conn in self.shared.conns.lock().expect("lock").values() {
+            let _ = conn.out.send(Out::Drop);
+        }
+    }
+
+    /// Send raw text on every connection.
+    pub fn send_raw(&self, text: &str) {
+        for conn in self.shared.conns.lock().expect("lock").values() {
+            let _ = conn.out.send(Out::Text(text.to_string()));
+        }
+    }
+
+    /// A subscription notification on `channel` to the connections subscribed to it; returns
+    /// how many got it (none while stalled, except `instrument.*` channels).
+    pub fn notify(&self, channel: &str, data: &Value) -> usize {
+        if self.shared.stalled.load(Ordering::Relaxed) && !channel.starts_with("instrument.") {
+            return 0;
+        }
+        let text = json!({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}).to_string();
+        let mut sent = 0;
+        for conn in self.shared.conns.lock().expect("lock").values() {
+            if conn.subscriptions.contains(channel) && conn.out.send(Out::Text(text.clone())).is_ok() {
+                sent += 1;
+            }
+        }
+        self.shared.data_sent.fetch_add(sent as u64, Ordering::Relaxed);
+        sent
+    }
+
+    /// Every connection's subscriptions.
+    pub fn subscriptions(&self) -> HashMap<usize, HashSet<String>> {
+        self.shared
+            .conns
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(id, c)| (*id, c.subscriptions.clone()))
+            .collect()
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.shared.conns.lock().expect("lock").len()
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.requests.lock().expect("lock").clone()
+    }
+
+    /// (test_requests sent, answers received, connections closed for not answering).
+    pub fn heartbeat_figures(&self) -> (u64, u64, u64) {
+        (
+            self.shared.test_requests_sent.load(Ordering::Relaxed),
+            self.shared.test_answers.load(Ordering::Relaxed),
+            self.shared.closed_for_silence.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Ask every connection subscribed to any of `texts`' channels to send `per_connection`
+    /// messages from `texts` (already-built notifications), round-robin, as fast as the
+    /// client reads. Returns the connections asked.
+    pub fn blast(&self, texts: Arc<Vec<String>>, per_connection: usize) -> usize {
+        let mut asked = 0;
+        for conn in self.shared.conns.lock().expect("lock").values() {
+            if !conn.subscriptions.is_empty()
+                && conn
+                    .out
+                    .send(Out::Blast {
+                        texts: Arc::clone(&texts),
+                        count: per_connection,
+                    })
+                    .is_ok()
+            {
+                asked += 1;
+            }
+        }
+        asked
+    }
+
+    /// Blasts finished.
+    pub fn blasts_done(&self) -> u64 {
+        self.shared.blast_done.load(Ordering::Relaxed)
+    }
+}
+
+async fn serve(
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    shared: Arc<Shared>,
+) {
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    shared.conns.lock().expect("lock").insert(
+        id,
+        Conn {
+            subscriptions: HashSet::new(),
+            out: out_tx,
+        },
+    );
+    let (mut write, mut read) = ws.split();
+    let mut heartbeat: Option<tokio::time::Interval> = None;
+    let mut unanswered = false;
+    loop {
+        let beat = async {
+            match heartbeat.as_mut() {
+                Some(i) => {
+                    i.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            message = read.next() => {
+                let text = match message {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(request) = serde_json::from_str::<Value>(&text) else { continue };
+                let (reply, start_heartbeat) = answer(&shared, id, &request, &mut unanswered);
+                if let Some(seconds) = start_heartbeat {
+                    let ms = match shared.test_request_every_ms.load(Ordering::Relaxed) {
+                        0 => seconds * 1000,
+                        ms => ms,
+                    };
+                    let period = Duration::from_millis(ms.max(1));
+                    heartbeat = Some(tokio::time::interval_at(tokio::time::Instant::now() + period, period));
+                }
+                if write.send(Message::text(reply.to_string())).await.is_err() {
+                    break;
+                }
+            }
+            out = out_rx.recv() => match out {
+                Some(Out::Text(text)) => {
+                    if write.send(Message::text(text)).await.is_err() { break; }
+                }
+                Some(Out::Blast { texts, count }) => {
+                    let mut ok = true;
+                    for i in 0..count {
+                        if write.feed(Message::text(texts[i % texts.len()].clone())).await.is_err() {
+                            ok = false;
+                            break;
+                        }
+                    }
+                    ok = ok && write.flush().await.is_ok();
+                    shared.data_sent.fetch_add(count as u64, Ordering::Relaxed);
+                    shared.blast_done.fetch_add(1, Ordering::Relaxed);
+                    if !ok { break; }
+                }
+                Some(Out::Drop) | None => break,
+            },
+            _ = beat => {
+                if unanswered {
+                    // Deribit closes a connection that ignores test_request.
+                    shared.closed_for_silence.fetch_add(1, Ordering::Relaxed);
+                    let _ = write.send(Message::Close(None)).await;
+                    break;
+                }
+                unanswered = true;
+                shared.test_requests_sent.fetch_add(1, Ordering::Relaxed);
+                let text = json!({"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}).to_string();
+                if write.send(Message::text(text)).await.is_err() { break; }
+            }
+        }
+    }
+    shared.conns.lock().expect("lock").remove(&id);
+}
+
+/// The reply to one request, and the heartbeat interval when it set one.
+fn answer(
+    shared: &Shared,
+    conn: usize,
+    request: &Value,
+    unanswered: &mut bool,
+) -> (Value, Option<u64>) {
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let method = request["method"].as_str().unwrap_or_default().to_string();
+    let params = &request["params"];
+    let channels: Vec<String> = params["channels"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    shared.requests.lock().expect("lock").push(Request {
+        connection: conn,
+        at: Instant::now(),
+        method: method.clone(),
+        channels: channels.clone(),
+    });
+    let ok = |result: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "result": result, "usIn": 0, "usOut": 0, "usDiff": 0, "testnet": false})
+    };
+    let error = |code: i64, message: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+    };
+    match method.as_str() {
+        "public/set_heartbeat" => match params["interval"].as_u64() {
+            Some(s) if s >= 10 => (ok(json!("ok")), Some(s)),
+            _ => (error(11029, "invalid_arguments"), None),
+        },
+        "public/test" => {
+            *unanswered = false;
+            shared.test_answers.fetch_add(1, Ordering::Relaxed);
+            (ok(json!({"version": "1.2.26"})), None)
+        }
+        "public/subscribe" => {
+            if channels.len() > shared.max_channels.load(Ordering::Relaxed) {
+                return (error(-32600, "request entity too large"), None);
+            }
+            let rejects = shared.rejects.lock().expect("lock").clone();
+            let accepted: Vec<String> = channels
+                .into_iter()
+                .filter(|c| !rejects.contains(c))
+                .collect();
+            if let Some(c) = shared.conns.lock().expect("lock").get_mut(&conn) {
+                c.subscriptions.extend(accepted.iter().cloned());
+            }
+            (ok(json!(accepted)), None)
+        }
+        "public/unsubscribe" => {
+            let mut removed = Vec::new();
+            if let Some(c) = shared.conns.lock().expect("lock").get_mut(&conn) {
+                for channel in channels {
+                    if c.subscriptions.remove(&channel) {
+                        removed.push(channel);
+                    }
+                }
+            }
+            (ok(json!(removed)), None)
+        }
+        "public/get_instruments" => {
+            let currency = params["currency"].as_str().unwrap_or_default();
+            let kind = params["kind"].as_str();
+            let list: Vec<Value> = shared
+                .instruments
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|i| {
+                    crate::rows::currency_of(i["instrument_name"].as_str().unwrap_or_default())
+                        == currency
+                        && kind.is_none_or(|k| i["kind"].as_str() == Some(k))
+                })
+                .cloned()
+                .collect();
+            (ok(Value::Array(list)), None)
+        }
+        _ => (error(-32601, "Method not found"), None),
+    }
+}
+
+/// The `get_instruments` records of a cryptofeed capture (`DERIBIT.0`).
+pub fn instruments_from_capture(path: &Path) -> std::io::Result<Vec<Value>> {
+    let records = capture::read(path)?.map_err(std::io::Error::other)?;
+    let mut out = Vec::new();
+    for record in records {
+        if let Record::Http { url, body, .. } = record
+            && url.contains("get_instruments")
+        {
+            let parsed: Value = serde_json::from_str(&body).map_err(std::io::Error::other)?;
+            if let Some(list) = parsed["result"].as_array() {
+                out.extend(list.iter().cloned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The notifications a cryptofeed websocket capture (`DERIBIT.ws.1.0`) holds, as the server
+/// sent them.
+pub fn notifications_from_capture(path: &Path) -> std::io::Result<Vec<Value>> {
+    let records = capture::read(path)?.map_err(std::io::Error::other)?;
+    Ok(records
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Received { message, .. } => serde_json::from_str::<Value>(&message).ok(),
+            _ => None,
+        })
+        .filter(|m| m["method"] == "subscription")
+        .collect())
+}
+
+/// `instruments` grown to `target` options per currency by copying recorded options with new
+/// strikes (the capture holds ~400 per currency; the production collector saw ~730 BTC and
+/// ~820 ETH options). The copies keep every field but name, id and strike.
+pub fn scale_options(instruments: &[Value], currency: &str, target: usize) -> Vec<Value> {
+    let options: Vec<&Value> = instruments
+        .iter()
+        .filter(|i| {
+            i["kind"] == "option"
+                && crate::rows::currency_of(i["instrument_name"].as_str().unwrap_or_default())
+                    == currency
+        })
+        .collect();
+    let mut out: Vec<Value> = options.iter().map(|v| (*v).clone()).collect();
+    let mut names: HashSet<String> = out
+        .iter()
+        .filter_map(|v| v["instrument_name"].as_str().map(str::to_string))
+        .collect();
+    let mut round = 1u64;
+    while out.len() < target && !options.is_empty() {
+        for template in &options {
+            if out.len() >= target {
+                break;
+            }
+            let name = template["instrument_name"].as_str().unwrap_or_default();
+            let parts: Vec<&str> = name.split('-').collect();
+            let Some(strike) = template["strike"].as_f64() else { continue };
+            let new_strike = strike + round as f64 * 25.0;
+            let new_name = format!("{}-{}-{}-{}", parts[0], parts[1], new_strike, parts[3]);
+            if !names.insert(new_name.clone()) {
+                continue;
+            }
+            let mut copy = (*template).clone();
+            copy["instrument_name"] = json!(new_name);
+            copy["strike"] = json!(new_strike);
+            copy["instrument_id"] = json!(900_000 + out.len());
+            out.push(copy);
+        }
+        round += 1;
+    }
+    out
+}

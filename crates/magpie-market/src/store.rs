@@ -1,0 +1,281 @@
+//! The collector's tables in the warehouse (migration 6): `market.instrument_metadata`,
+//! `market.lifecycle_events` and `market.disconnects`. Each call is one transaction.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use duckdb::{Connection, params};
+
+use crate::deribit::wire::Instrument;
+
+/// The kinds of lifecycle event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    InstrumentListed,
+    InstrumentExpired,
+    SubscriptionAdded,
+    SubscriptionRemoved,
+    SubscriptionRejected,
+    Reconcile,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::InstrumentListed => "instrument_listed",
+            EventType::InstrumentExpired => "instrument_expired",
+            EventType::SubscriptionAdded => "subscription_added",
+            EventType::SubscriptionRemoved => "subscription_removed",
+            EventType::SubscriptionRejected => "subscription_rejected",
+            EventType::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// One row of `market.lifecycle_events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifecycleEvent {
+    pub time: DateTime<Utc>,
+    pub event_type: EventType,
+    pub currency: Option<String>,
+    pub instrument: Option<String>,
+    pub success: bool,
+    pub error: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl LifecycleEvent {
+    pub fn new(event_type: EventType, currency: Option<&str>, instrument: Option<&str>) -> Self {
+        Self {
+            time: Utc::now(),
+            event_type,
+            currency: currency.map(str::to_string),
+            instrument: instrument.map(str::to_string),
+            success: true,
+            error: None,
+            detail: None,
+        }
+    }
+
+    pub fn failed(mut self, error: impl Into<String>) -> Self {
+        self.success = false;
+        self.error = Some(error.into());
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// What a reconcile found for one currency and kind.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Diff {
+    /// Not known before (or known as inactive).
+    pub listed: Vec<String>,
+    /// Known as active, absent from the exchange's list now.
+    pub expired: Vec<String>,
+}
+
+fn naive(ms: Option<i64>) -> Option<NaiveDateTime> {
+    ms.and_then(DateTime::from_timestamp_millis)
+        .map(|t| t.naive_utc())
+}
+
+fn in_transaction<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> duckdb::Result<T>,
+) -> duckdb::Result<T> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    match work(conn) {
+        Ok(value) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Record `instruments` (the exchange's full list for `currency` and `kind`) and mark the
+/// known ones that are missing from it inactive.
+pub fn reconcile(
+    conn: &Connection,
+    currency: &str,
+    kind: &str,
+    instruments: &[Instrument],
+    now: DateTime<Utc>,
+) -> duckdb::Result<Diff> {
+    in_transaction(conn, |conn| {
+        let mut known = std::collections::HashMap::<String, bool>::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT instrument_name, is_active FROM market.instrument_metadata WHERE currency = ? AND kind = ?",
+            )?;
+            let rows = stmt.query_map(params![currency, kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for row in rows {
+                let (name, active): (String, bool) = row?;
+                known.insert(name, active);
+            }
+        }
+        let mut diff = Diff::default();
+        let listed_now: std::collections::HashSet<&str> =
+            instruments.iter().map(|i| i.instrument_name.as_str()).collect();
+        for instrument in instruments {
+            if instrument.is_active && known.get(&instrument.instrument_name) != Some(&true) {
+                diff.listed.push(instrument.instrument_name.clone());
+            }
+        }
+        upsert(conn, currency, instruments, now)?;
+        diff.expired = known
+            .into_iter()
+            .filter(|(name, active)| *active && !listed_now.contains(name.as_str()))
+            .map(|(name, _)| name)
+            .collect();
+        diff.expired.sort();
+        deactivate(conn, &diff.expired, None, now)?;
+        Ok(diff)
+    })
+}
+
+fn upsert(
+    conn: &Connection,
+    currency: &str,
+    instruments: &[Instrument],
+    now: DateTime<Utc>,
+) -> duckdb::Result<()> {
+    let mut stmt = conn.prepare(
+        "INSERT INTO market.instrument_metadata
+            (instrument_name, instrument_id, currency, kind, settlement_period, option_type, strike,
+             base_currency, quote_currency, settlement_currency, tick_size, contract_size,
+             min_trade_amount, creation_time, expiration_time, state, is_active, first_seen,
+             last_seen, record)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
+         ON CONFLICT (instrument_name) DO UPDATE SET
+            instrument_id = excluded.instrument_id, settlement_period = excluded.settlement_period,
+            tick_size = excluded.tick_size, contract_size = excluded.contract_size,
+            min_trade_amount = excluded.min_trade_amount, expiration_time = excluded.expiration_time,
+            is_active = excluded.is_active, last_seen = excluded.last_seen, record = excluded.record",
+    )?;
+    let now = now.naive_utc();
+    for i in instruments {
+        stmt.execute(params![
+            i.instrument_name,
+            i.instrument_id,
+            currency,
+            i.kind,
+            i.settlement_period,
+            i.option_type,
+            i.strike,
+            i.base_currency,
+            i.quote_currency,
+            i.settlement_currency,
+            i.tick_size,
+            i.contract_size,
+            i.min_trade_amount,
+            naive(i.creation_timestamp),
+            naive(i.expiration_timestamp),
+            i.is_active,
+            now,
+            now,
+            i.record.to_string(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// A newly created instrument (from `instrument.creation`); true when it was not known.
+pub fn listed(
+    conn: &Connection,
+    currency: &str,
+    instrument: &Instrument,
+    now: DateTime<Utc>,
+) -> duckdb::Result<bool> {
+    in_transaction(conn, |conn| {
+        let known: i64 = conn.query_row(
+            "SELECT count(*) FROM market.instrument_metadata WHERE instrument_name = ? AND is_active",
+            [&instrument.instrument_name],
+            |r| r.get(0),
+        )?;
+        upsert(conn, currency, std::slice::from_ref(instrument), now)?;
+        Ok(known == 0)
+    })
+}
+
+/// Instruments that stopped trading (state `state` when an `instrument.state` said so).
+pub fn deactivate(
+    conn: &Connection,
+    names: &[String],
+    state: Option<&str>,
+    now: DateTime<Utc>,
+) -> duckdb::Result<()> {
+    let mut stmt = conn.prepare(
+        "UPDATE market.instrument_metadata SET is_active = false, state = coalesce(?, state), last_seen = ?
+         WHERE instrument_name = ?",
+    )?;
+    for name in names {
+        stmt.execute(params![state, now.naive_utc(), name])?;
+    }
+    Ok(())
+}
+
+/// The latest state of an instrument that trades on.
+pub fn set_state(conn: &Connection, name: &str, state: &str) -> duckdb::Result<()> {
+    conn.execute(
+        "UPDATE market.instrument_metadata SET state = ? WHERE instrument_name = ?",
+        params![state, name],
+    )?;
+    Ok(())
+}
+
+pub fn record_events(conn: &Connection, events: &[LifecycleEvent]) -> duckdb::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    in_transaction(conn, |conn| {
+        let mut stmt = conn.prepare(
+            "INSERT INTO market.lifecycle_events (event_time, event_type, currency, instrument_name, success, error, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for e in events {
+            stmt.execute(params![
+                e.time.naive_utc(),
+                e.event_type.as_str(),
+                e.currency,
+                e.instrument,
+                e.success,
+                e.error,
+                e.detail,
+            ])?;
+        }
+        Ok(())
+    })
+}
+
+/// A connection (or, with -1, the collector) stopped receiving at `at`.
+pub fn disconnected(
+    conn: &Connection,
+    connection: i32,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> duckdb::Result<()> {
+    conn.execute(
+        "INSERT INTO market.disconnects (connection, disconnected_at, reason) VALUES (?, ?, ?)",
+        params![connection, at.naive_utc(), reason],
+    )?;
+    Ok(())
+}
+
+/// `connection`'s open interval (or every open one, with `None`) ends at `at`.
+pub fn reconnected(
+    conn: &Connection,
+    connection: Option<i32>,
+    at: DateTime<Utc>,
+) -> duckdb::Result<usize> {
+    conn.execute(
+        "UPDATE market.disconnects SET reconnected_at = ?
+         WHERE reconnected_at IS NULL AND (? IS NULL OR connection = ?)",
+        params![at.naive_utc(), connection, connection],
+    )
+}
