@@ -84,10 +84,15 @@ struct Book {
     channels: Vec<String>,
 }
 
-struct Fetched {
-    currency: String,
-    kind: &'static str,
-    result: Result<Vec<Instrument>, String>,
+/// What the instrument-list task reports.
+enum Fetched {
+    List {
+        currency: String,
+        kind: &'static str,
+        result: Result<Vec<Instrument>, String>,
+    },
+    /// Every currency and kind was asked.
+    Done,
 }
 
 impl Collector {
@@ -210,6 +215,7 @@ impl Collector {
                 .collect(),
             previous_messages: Vec::new(),
             low_since: None,
+            reconciled_at: None,
             started,
             queue_probe,
         };
@@ -243,7 +249,11 @@ impl Collector {
         });
         result?;
         stopped?;
-        tracing::info!(rows = summary.rows.tickers + summary.rows.quotes + summary.rows.trades, files = summary.files, "market collector stopped");
+        tracing::info!(
+            rows = summary.rows.tickers + summary.rows.quotes + summary.rows.trades,
+            files = summary.files,
+            "market collector stopped"
+        );
         Ok(summary)
     }
 }
@@ -281,6 +291,7 @@ struct Manager {
     views_live: HashSet<Dataset>,
     previous_messages: Vec<(u64, std::time::Instant)>,
     low_since: Option<DateTime<Utc>>,
+    reconciled_at: Option<DateTime<Utc>>,
     started: DateTime<Utc>,
     queue_probe: mpsc::Sender<crate::rows::Tick>,
 }
@@ -399,7 +410,9 @@ impl Manager {
                             Ok(Ok(Ok(raw))) => {
                                 break serde_json::value::RawValue::from_string(raw)
                                     .and_then(|raw| Instrument::list_from(&raw))
-                                    .map_err(|e| format!("unreadable get_instruments result: {e}"));
+                                    .map_err(|e| {
+                                        format!("unreadable get_instruments result: {e}")
+                                    });
                             }
                             Ok(Ok(Err(CallError::Rpc(e)))) => break Err(e.to_string()),
                             // Not connected (yet), or the connection dropped mid-call: wait.
@@ -408,19 +421,37 @@ impl Manager {
                                 tokio::time::sleep(gap.max(Duration::from_millis(250))).await;
                             }
                             Ok(Ok(Err(e))) => break Err(e.to_string()),
-                            Ok(Err(_)) => break Err("the lifecycle connection kept dropping".into()),
+                            Ok(Err(_)) => {
+                                break Err("the lifecycle connection kept dropping".into());
+                            }
                             Err(_) => break Err("get_instruments: no answer in 30 s".into()),
                         }
                     };
-                    let _ = tx.send(Fetched { currency: currency.clone(), kind, result });
+                    let _ = tx.send(Fetched::List {
+                        currency: currency.clone(),
+                        kind,
+                        result,
+                    });
                     tokio::time::sleep(gap).await;
                 }
             }
+            let _ = tx.send(Fetched::Done);
         })
     }
 
     async fn on_fetched(&mut self, fetched: Fetched) -> Result<(), MarketError> {
-        let Fetched { currency, kind, result } = fetched;
+        let (currency, kind, result) = match fetched {
+            Fetched::List {
+                currency,
+                kind,
+                result,
+            } => (currency, kind, result),
+            Fetched::Done => {
+                self.reconciled_at = Some(Utc::now());
+                self.publish_status();
+                return Ok(());
+            }
+        };
         let instruments = match result {
             Ok(list) => list,
             Err(error) => {
@@ -435,7 +466,10 @@ impl Manager {
         };
         let list = instruments.clone();
         let (c, k) = (currency.clone(), kind);
-        let diff = blocking(&self.db, move |conn| store::reconcile(conn, &c, k, &list, Utc::now())).await?;
+        let diff = blocking(&self.db, move |conn| {
+            store::reconcile(conn, &c, k, &list, Utc::now())
+        })
+        .await?;
         let mut want = Vec::new();
         for instrument in &instruments {
             let wanted = self.plan.wants(instrument);
@@ -447,14 +481,25 @@ impl Manager {
             want.extend(channels.iter().cloned());
             self.book.insert(
                 instrument.instrument_name.clone(),
-                Book { currency: currency.clone(), active: instrument.is_active, channels },
+                Book {
+                    currency: currency.clone(),
+                    active: instrument.is_active,
+                    channels,
+                },
             );
         }
         for name in &diff.listed {
-            self.pending_events.push(LifecycleEvent::new(EventType::InstrumentListed, Some(&currency), Some(name)));
+            self.pending_events.push(LifecycleEvent::new(
+                EventType::InstrumentListed,
+                Some(&currency),
+                Some(name),
+            ));
         }
         // Known active in the book but gone from the list (missed its settlement notice).
-        let listed_now: HashSet<&str> = instruments.iter().map(|i| i.instrument_name.as_str()).collect();
+        let listed_now: HashSet<&str> = instruments
+            .iter()
+            .map(|i| i.instrument_name.as_str())
+            .collect();
         let gone: Vec<String> = self
             .book
             .iter()
@@ -503,7 +548,8 @@ impl Manager {
             return;
         }
         for name in &expired {
-            let mut event = LifecycleEvent::new(EventType::InstrumentExpired, Some(currency), Some(name));
+            let mut event =
+                LifecycleEvent::new(EventType::InstrumentExpired, Some(currency), Some(name));
             if let Some(state) = state {
                 event = event.detail(format!("state {state}"));
             }
@@ -556,7 +602,11 @@ impl Manager {
                 }
                 self.channel_events(EventType::SubscriptionAdded, &channels, None);
             }
-            Event::Rejected { conn, channels, error } => {
+            Event::Rejected {
+                conn,
+                channels,
+                error,
+            } => {
                 if conn > 0 {
                     self.registry.on_rejected(&channels, &error);
                 }
@@ -564,11 +614,19 @@ impl Manager {
                 self.channel_events(EventType::SubscriptionRejected, &channels, Some(&error));
             }
             Event::BatchTooLarge { conn, size } => {
-                tracing::warn!(connection = conn, size, "subscribe too large (-32600): retrying in halves");
+                tracing::warn!(
+                    connection = conn,
+                    size,
+                    "subscribe too large (-32600): retrying in halves"
+                );
                 self.pending_events.push(
                     LifecycleEvent::new(EventType::SubscriptionRejected, None, None)
                         .failed(format!("-32600 request entity too large ({size} channels)"))
-                        .detail(format!("connection {conn}: retried as two requests of {} and {}", size / 2, size - size / 2)),
+                        .detail(format!(
+                            "connection {conn}: retried as two requests of {} and {}",
+                            size / 2,
+                            size - size / 2
+                        )),
                 );
             }
             Event::Unsubscribed { channels, .. } => {
@@ -576,9 +634,16 @@ impl Manager {
             }
             Event::InstrumentState { currency, state } => {
                 if state.is_terminal() {
-                    self.expire(&currency, std::slice::from_ref(&state.instrument_name), Some(&state.state));
+                    self.expire(
+                        &currency,
+                        std::slice::from_ref(&state.instrument_name),
+                        Some(&state.state),
+                    );
                 } else if state.is_open()
-                    && !self.book.get(&state.instrument_name).is_some_and(|b| b.active)
+                    && !self
+                        .book
+                        .get(&state.instrument_name)
+                        .is_some_and(|b| b.active)
                 {
                     // A new or reopened instrument: its full record comes with the next list.
                     return true;
@@ -591,7 +656,10 @@ impl Manager {
                     });
                 }
             }
-            Event::InstrumentCreated { currency, instrument } => self.listed(currency, *instrument),
+            Event::InstrumentCreated {
+                currency,
+                instrument,
+            } => self.listed(currency, *instrument),
         }
         false
     }
@@ -606,7 +674,11 @@ impl Manager {
         let name = instrument.instrument_name.clone();
         self.book.insert(
             name.clone(),
-            Book { currency: currency.clone(), active: instrument.is_active, channels: channels.clone() },
+            Book {
+                currency: currency.clone(),
+                active: instrument.is_active,
+                channels: channels.clone(),
+            },
         );
         self.pending_events.push(
             LifecycleEvent::new(EventType::InstrumentListed, Some(&currency), Some(&name))
@@ -627,7 +699,9 @@ impl Manager {
     fn channel_events(&mut self, kind: EventType, channels: &[String], error: Option<&str>) {
         for channel in channels {
             let instrument = instrument_of(channel);
-            let currency = instrument.map(currency_of).or_else(|| channel.rsplit('.').nth(1));
+            let currency = instrument
+                .map(currency_of)
+                .or_else(|| channel.rsplit('.').nth(1));
             let mut event = LifecycleEvent::new(kind, currency, instrument).detail(channel.clone());
             if let Some(error) = error {
                 event = event.failed(error);
@@ -699,9 +773,12 @@ impl Manager {
                 let connected = s.connected.load(Ordering::Relaxed);
                 let reconnects = s.reconnects.load(Ordering::Relaxed);
                 let label = id.to_string();
-                metrics::gauge!("magpie_market_connected", "connection" => label.clone()).set(if connected { 1.0 } else { 0.0 });
-                metrics::gauge!("magpie_market_messages_received", "connection" => label.clone()).set(messages as f64);
-                metrics::gauge!("magpie_market_reconnects", "connection" => label).set(reconnects as f64);
+                metrics::gauge!("magpie_market_connected", "connection" => label.clone())
+                    .set(if connected { 1.0 } else { 0.0 });
+                metrics::gauge!("magpie_market_messages_received", "connection" => label.clone())
+                    .set(messages as f64);
+                metrics::gauge!("magpie_market_reconnects", "connection" => label)
+                    .set(reconnects as f64);
                 ConnectionStatus {
                     id,
                     role: if id == 0 { "lifecycle" } else { "data" },
@@ -717,12 +794,15 @@ impl Manager {
             })
             .collect();
         let currencies = self.coverage();
-        let low = currencies.iter().find(|c| c.coverage < self.config.min_coverage);
+        let low = currencies
+            .iter()
+            .find(|c| c.coverage < self.config.min_coverage);
         let now_utc = Utc::now();
         let not_ready = match low {
             Some(c) => {
                 let since = *self.low_since.get_or_insert(now_utc);
-                let grace = chrono::Duration::from_std(self.config.coverage_grace).unwrap_or_default();
+                let grace =
+                    chrono::Duration::from_std(self.config.coverage_grace).unwrap_or_default();
                 (now_utc - since >= grace).then(|| {
                     format!(
                         "{} coverage {:.1}% ({} of {} instruments) below {:.0}% since {}",
@@ -759,9 +839,13 @@ impl Manager {
             files_written: w.files.load(Ordering::Relaxed),
             bytes_written: w.bytes.load(Ordering::Relaxed),
             write_errors: w.errors.load(Ordering::Relaxed),
-            queue_used: self.config.queue_capacity.saturating_sub(self.queue_probe.capacity()),
+            queue_used: self
+                .config
+                .queue_capacity
+                .saturating_sub(self.queue_probe.capacity()),
             queue_capacity: self.config.queue_capacity,
             coverage_low_since: self.low_since,
+            reconciled_at: self.reconciled_at,
             not_ready,
             parquet_dir: self.root.display().to_string(),
         };

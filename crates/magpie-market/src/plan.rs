@@ -31,8 +31,7 @@ impl Plan {
         if self.kinds.contains(&MarketKind::Option) {
             kinds.push("option");
         }
-        if self.kinds.contains(&MarketKind::Future) || self.kinds.contains(&MarketKind::Perpetual)
-        {
+        if self.kinds.contains(&MarketKind::Future) || self.kinds.contains(&MarketKind::Perpetual) {
             kinds.push("future");
         }
         kinds
@@ -128,8 +127,14 @@ mod tests {
             ["trades.option.ETH.100ms", "trades.future.ETH.100ms"]
         );
         assert_eq!(plan.lifecycle_channels("BTC").len(), 4);
-        assert_eq!(instrument_of("ticker.BTC-PERPETUAL.100ms"), Some("BTC-PERPETUAL"));
-        assert_eq!(instrument_of("quote.ETH-30JUL21-2800-C"), Some("ETH-30JUL21-2800-C"));
+        assert_eq!(
+            instrument_of("ticker.BTC-PERPETUAL.100ms"),
+            Some("BTC-PERPETUAL")
+        );
+        assert_eq!(
+            instrument_of("quote.ETH-30JUL21-2800-C"),
+            Some("ETH-30JUL21-2800-C")
+        );
         assert_eq!(instrument_of("trades.option.BTC.100ms"), None);
     }
 }

@@ -2,7 +2,9 @@
 //! channel owned by exactly one data connection, and which of them the server accepted.
 //!
 //! Being sets, adding a channel twice or resubscribing after a reconnect can never double a
-//! subscription; new channels go to the least-loaded connection.
+//! subscription. New channels go to the least-loaded connection, an instrument's channels
+//! (ticker and quote) all to the same one, so a connection that drops takes whole
+//! instruments with it, never half of one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -13,6 +15,8 @@ pub type Assignments = BTreeMap<usize, Vec<String>>;
 pub struct Registry {
     /// Channel → the data connection (1-based) that carries it.
     owner: HashMap<String, usize>,
+    /// Instrument (or, for per-kind channels, the channel) → its connection.
+    group_owner: HashMap<String, (usize, usize)>,
     load: Vec<usize>,
     accepted: HashSet<String>,
     rejected: HashMap<String, String>,
@@ -38,15 +42,26 @@ impl Registry {
             let conn = match self.owner.get(&channel) {
                 Some(&conn) => conn,
                 None => {
-                    let (index, _) = self
-                        .load
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(i, load)| (**load, *i))
-                        .expect("at least one connection");
-                    self.load[index] += 1;
-                    self.owner.insert(channel.clone(), index + 1);
-                    index + 1
+                    let group = group_of(&channel).to_string();
+                    let conn = match self.group_owner.get_mut(&group) {
+                        Some((conn, members)) => {
+                            *members += 1;
+                            *conn
+                        }
+                        None => {
+                            let (index, _) = self
+                                .load
+                                .iter()
+                                .enumerate()
+                                .min_by_key(|(i, load)| (**load, *i))
+                                .expect("at least one connection");
+                            self.group_owner.insert(group, (index + 1, 1));
+                            index + 1
+                        }
+                    };
+                    self.load[conn - 1] += 1;
+                    self.owner.insert(channel.clone(), conn);
+                    conn
                 }
             };
             out.entry(conn).or_default().push(channel);
@@ -60,6 +75,13 @@ impl Registry {
         for channel in channels {
             if let Some(conn) = self.owner.remove(&channel) {
                 self.load[conn - 1] -= 1;
+                let group = group_of(&channel);
+                if let Some((_, members)) = self.group_owner.get_mut(group) {
+                    *members -= 1;
+                    if *members == 0 {
+                        self.group_owner.remove(group);
+                    }
+                }
                 self.accepted.remove(&channel);
                 self.rejected.remove(&channel);
                 out.entry(conn).or_default().push(channel);
@@ -128,6 +150,11 @@ impl Registry {
     }
 }
 
+/// The instrument a channel is for, or the channel itself (per-kind channels).
+fn group_of(channel: &str) -> &str {
+    crate::plan::instrument_of(channel).unwrap_or(channel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,13 +169,25 @@ mod tests {
         let first = r.want(names(10));
         assert_eq!(first.values().map(Vec::len).sum::<usize>(), 10);
         assert_eq!(r.load(), &[4, 3, 3]);
+        // An instrument's quote goes where its ticker went.
+        let quote = r.want(vec!["quote.I4".to_string()]);
+        let ticker_conn = first
+            .iter()
+            .find(|(_, v)| v.contains(&"ticker.I4.100ms".to_string()))
+            .unwrap()
+            .0;
+        assert_eq!(quote.keys().next(), Some(ticker_conn));
+        r.drop_channels(vec!["quote.I4".to_string()]);
         // Asking again returns the same owners (not accepted yet), with no new load.
         let again = r.want(names(10));
         assert_eq!(again, first);
         assert_eq!(r.load(), &[4, 3, 3]);
         let all: Vec<String> = first.values().flatten().cloned().collect();
         r.on_accepted(&all);
-        assert!(r.want(names(10)).is_empty(), "accepted channels are not asked again");
+        assert!(
+            r.want(names(10)).is_empty(),
+            "accepted channels are not asked again"
+        );
         assert_eq!(r.wanted_count(), 10);
     }
 

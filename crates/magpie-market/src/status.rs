@@ -66,6 +66,8 @@ pub struct MarketStatus {
     pub queue_capacity: usize,
     /// Since when some currency's coverage has been below `min_coverage`.
     pub coverage_low_since: Option<DateTime<Utc>>,
+    /// When the instrument lists were last fetched for every currency and kind.
+    pub reconciled_at: Option<DateTime<Utc>>,
     /// Why `/health/ready` fails, if it does.
     pub not_ready: Option<String>,
     pub parquet_dir: String,

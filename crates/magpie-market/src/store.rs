@@ -120,8 +120,10 @@ pub fn reconcile(
             }
         }
         let mut diff = Diff::default();
-        let listed_now: std::collections::HashSet<&str> =
-            instruments.iter().map(|i| i.instrument_name.as_str()).collect();
+        let listed_now: std::collections::HashSet<&str> = instruments
+            .iter()
+            .map(|i| i.instrument_name.as_str())
+            .collect();
         for instrument in instruments {
             if instrument.is_active && known.get(&instrument.instrument_name) != Some(&true) {
                 diff.listed.push(instrument.instrument_name.clone());

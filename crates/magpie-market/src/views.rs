@@ -9,8 +9,8 @@ use duckdb::Connection;
 
 use crate::rows::Dataset;
 
-const OPTION_COLUMNS: &str = "instrument, exchange_time, local_time, date, currency, state, best_bid_price, best_bid_amount, best_ask_price, best_ask_amount, bid_iv, ask_iv, mark_price, mark_iv, last_price, index_price, underlying_price, underlying_index, open_interest, interest_rate, delta, gamma, vega, theta, rho, volume_24h";
-const FUTURE_COLUMNS: &str = "instrument, exchange_time, local_time, date, currency, state, best_bid_price, best_bid_amount, best_ask_price, best_ask_amount, mark_price, last_price, index_price, open_interest, current_funding, funding_8h, volume_24h";
+const OPTION_COLUMNS: &str = "instrument, exchange_time, local_time, date, currency, kind, state, best_bid_price, best_bid_amount, best_ask_price, best_ask_amount, bid_iv, ask_iv, mark_price, mark_iv, last_price, index_price, underlying_price, underlying_index, open_interest, interest_rate, delta, gamma, vega, theta, rho, volume_24h";
+const FUTURE_COLUMNS: &str = "instrument, exchange_time, local_time, date, currency, kind, state, best_bid_price, best_bid_amount, best_ask_price, best_ask_amount, mark_price, last_price, index_price, open_interest, current_funding, funding_8h, volume_24h";
 
 /// Whether `dataset` has at least one finished file under `root`.
 pub fn has_files(root: &Path, dataset: Dataset) -> bool {

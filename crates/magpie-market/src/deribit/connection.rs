@@ -80,7 +80,10 @@ pub enum Event {
         reason: String,
     },
     /// The server accepted these channels.
-    Subscribed { conn: usize, channels: Vec<String> },
+    Subscribed {
+        conn: usize,
+        channels: Vec<String>,
+    },
     /// The server did not accept these channels (absent from the result, or an error).
     Rejected {
         conn: usize,
@@ -89,8 +92,14 @@ pub enum Event {
     },
     /// A subscribe of `size` channels was refused as too large (-32600): it is retried in
     /// halves and later batches are smaller.
-    BatchTooLarge { conn: usize, size: usize },
-    Unsubscribed { conn: usize, channels: Vec<String> },
+    BatchTooLarge {
+        conn: usize,
+        size: usize,
+    },
+    Unsubscribed {
+        conn: usize,
+        channels: Vec<String>,
+    },
     InstrumentState {
         currency: String,
         state: InstrumentState,
@@ -149,9 +158,8 @@ pub struct Connection {
     logged_malformed: u64,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -218,7 +226,11 @@ impl Connection {
                         conn: self.id,
                         at: Utc::now(),
                     });
-                    tracing::info!(connection = self.id, channels = self.assigned.len(), "connected to Deribit");
+                    tracing::info!(
+                        connection = self.id,
+                        channels = self.assigned.len(),
+                        "connected to Deribit"
+                    );
                     let started = Instant::now();
                     let reason = self.session(ws).await;
                     self.stats.connected.store(false, Ordering::Relaxed);
@@ -232,7 +244,10 @@ impl Connection {
                     }
                 }
                 Ok(Err(e)) => format!("cannot connect: {e}"),
-                Err(_) => format!("cannot connect: no answer in {}s", CONNECT_TIMEOUT.as_secs()),
+                Err(_) => format!(
+                    "cannot connect: no answer in {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
             };
             let at = Utc::now();
             let _ = self.events.send(Event::Disconnected {
@@ -271,7 +286,9 @@ impl Connection {
                 let _ = reply.send(Err(CallError::NotConnected));
             }
         }
-        self.stats.assigned.store(self.assigned.len(), Ordering::Relaxed);
+        self.stats
+            .assigned
+            .store(self.assigned.len(), Ordering::Relaxed);
     }
 
     /// One connected session; `None` on shutdown, else why it ended.
@@ -295,6 +312,7 @@ impl Connection {
         let mut next_request = Instant::now();
         let mut watchdog = tokio::time::interval(Duration::from_millis(250));
         let mut last_data = Instant::now();
+        let mut was_armed = false;
         let mut rows: Vec<Tick> = Vec::with_capacity(16);
         loop {
             let paced = async {
@@ -397,8 +415,15 @@ impl Connection {
                     }
                 }
                 _ = watchdog.tick() => {
+                    // Only continuous feeds arm the watchdog: trades of illiquid options can
+                    // be silent for minutes, tickers and quotes are not.
+                    let armed = self.accepted.iter().any(|c| c.starts_with("ticker.") || c.starts_with("quote."));
+                    if armed && !was_armed {
+                        last_data = Instant::now();
+                    }
+                    was_armed = armed;
                     if let Some(limit) = self.settings.stall_timeout
-                        && !self.accepted.is_empty()
+                        && armed
                         && last_data.elapsed() > limit
                     {
                         return Some(format!("no market data for {} s (stalled)", limit.as_secs_f64()));
@@ -465,7 +490,9 @@ impl Connection {
                 return Some(self.request(pending, Pending::Call(reply), &method, params));
             }
         }
-        self.stats.assigned.store(self.assigned.len(), Ordering::Relaxed);
+        self.stats
+            .assigned
+            .store(self.assigned.len(), Ordering::Relaxed);
         None
     }
 
@@ -479,7 +506,9 @@ impl Connection {
         fresh.dedup();
         self.in_flight.extend(fresh.iter().cloned());
         self.queue(outbox, fresh, Outgoing::Subscribe);
-        self.stats.assigned.store(self.assigned.len(), Ordering::Relaxed);
+        self.stats
+            .assigned
+            .store(self.assigned.len(), Ordering::Relaxed);
     }
 
     /// Append channels to the outbox in batches of at most `batch_limit`, topping up the last
@@ -502,7 +531,10 @@ impl Connection {
                 _ => None,
             };
             if let Some(batch) = batch {
-                let room = self.batch_limit.saturating_sub(batch.len()).min(channels.len());
+                let room = self
+                    .batch_limit
+                    .saturating_sub(batch.len())
+                    .min(channels.len());
                 batch.extend(channels.drain(..room));
             }
         }
@@ -536,7 +568,9 @@ impl Connection {
                 for channel in &asked {
                     self.accepted.remove(channel);
                 }
-                self.stats.subscribed.store(self.accepted.len(), Ordering::Relaxed);
+                self.stats
+                    .subscribed
+                    .store(self.accepted.len(), Ordering::Relaxed);
                 let _ = self.events.send(Event::Unsubscribed {
                     conn: self.id,
                     channels: if done.is_empty() { asked } else { done },
@@ -588,7 +622,9 @@ impl Connection {
                 if !stale.is_empty() {
                     outbox.push_back(Outgoing::Unsubscribe(stale));
                 }
-                self.stats.subscribed.store(self.accepted.len(), Ordering::Relaxed);
+                self.stats
+                    .subscribed
+                    .store(self.accepted.len(), Ordering::Relaxed);
                 let _ = self.events.send(Event::Subscribed {
                     conn: self.id,
                     channels: accepted,

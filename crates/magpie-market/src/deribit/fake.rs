@@ -34,7 +34,10 @@ enum Out {
     /// Drop the TCP connection without a close frame (a network failure).
     Drop,
     /// Send `count` messages from `texts`, round-robin, as fast as the socket takes them.
-    Blast { texts: Arc<Vec<String>>, count: usize },
+    Blast {
+        texts: Arc<Vec<String>>,
+        count: usize,
+    },
 }
 
 struct Conn {
@@ -156,11 +159,15 @@ impl FakeDeribit {
         let text = json!({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}).to_string();
         let mut sent = 0;
         for conn in self.shared.conns.lock().expect("lock").values() {
-            if conn.subscriptions.contains(channel) && conn.out.send(Out::Text(text.clone())).is_ok() {
+            if conn.subscriptions.contains(channel)
+                && conn.out.send(Out::Text(text.clone())).is_ok()
+            {
                 sent += 1;
             }
         }
-        self.shared.data_sent.fetch_add(sent as u64, Ordering::Relaxed);
+        self.shared
+            .data_sent
+            .fetch_add(sent as u64, Ordering::Relaxed);
         sent
     }
 
@@ -200,7 +207,10 @@ impl FakeDeribit {
     pub fn blast(&self, texts: Arc<Vec<String>>, per_connection: usize) -> usize {
         let mut asked = 0;
         for conn in self.shared.conns.lock().expect("lock").values() {
-            if !conn.subscriptions.is_empty()
+            if conn
+                .subscriptions
+                .iter()
+                .any(|c| !c.starts_with("instrument."))
                 && conn
                     .out
                     .send(Out::Blast {
@@ -215,16 +225,50 @@ impl FakeDeribit {
         asked
     }
 
+    /// Every `period`, send one generated quote on one subscribed `quote.*` channel per
+    /// connection (so a collector's stall watchdog sees a live feed); stops with the fake.
+    pub fn trickle(&self, period: Duration) {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                if Arc::strong_count(&shared) == 1 {
+                    return;
+                }
+                if shared.stalled.load(Ordering::Relaxed) {
+                    continue;
+                }
+                n += 1;
+                for conn in shared.conns.lock().expect("lock").values() {
+                    let mut quotes: Vec<&String> = conn
+                        .subscriptions
+                        .iter()
+                        .filter(|c| c.starts_with("quote."))
+                        .collect();
+                    if quotes.is_empty() {
+                        continue;
+                    }
+                    quotes.sort();
+                    let channel = quotes[(n as usize) % quotes.len()];
+                    let instrument = &channel["quote.".len()..];
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let _ = conn
+                        .out
+                        .send(Out::Text(quote_notification(instrument, now, 0.05, 0.0505)));
+                }
+            }
+        });
+    }
+
     /// Blasts finished.
     pub fn blasts_done(&self) -> u64 {
         self.shared.blast_done.load(Ordering::Relaxed)
     }
 }
 
-async fn serve(
-    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    shared: Arc<Shared>,
-) {
+async fn serve(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, shared: Arc<Shared>) {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     shared.conns.lock().expect("lock").insert(
@@ -327,12 +371,8 @@ fn answer(
         method: method.clone(),
         channels: channels.clone(),
     });
-    let ok = |result: Value| {
-        json!({"jsonrpc": "2.0", "id": id, "result": result, "usIn": 0, "usOut": 0, "usDiff": 0, "testnet": false})
-    };
-    let error = |code: i64, message: &str| {
-        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-    };
+    let ok = |result: Value| json!({"jsonrpc": "2.0", "id": id, "result": result, "usIn": 0, "usOut": 0, "usDiff": 0, "testnet": false});
+    let error = |code: i64, message: &str| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
     match method.as_str() {
         "public/set_heartbeat" => match params["interval"].as_u64() {
             Some(s) if s >= 10 => (ok(json!("ok")), Some(s)),
@@ -445,7 +485,9 @@ pub fn scale_options(instruments: &[Value], currency: &str, target: usize) -> Ve
             }
             let name = template["instrument_name"].as_str().unwrap_or_default();
             let parts: Vec<&str> = name.split('-').collect();
-            let Some(strike) = template["strike"].as_f64() else { continue };
+            let Some(strike) = template["strike"].as_f64() else {
+                continue;
+            };
             let new_strike = strike + round as f64 * 25.0;
             let new_name = format!("{}-{}-{}-{}", parts[0], parts[1], new_strike, parts[3]);
             if !names.insert(new_name.clone()) {
@@ -460,4 +502,24 @@ pub fn scale_options(instruments: &[Value], currency: &str, target: usize) -> Ve
         round += 1;
     }
     out
+}
+
+/// A `quote.{instrument}` notification as Deribit sends it.
+pub fn quote_notification(instrument: &str, timestamp_ms: i64, bid: f64, ask: f64) -> String {
+    json!({
+        "jsonrpc": "2.0",
+        "method": "subscription",
+        "params": {
+            "channel": format!("quote.{instrument}"),
+            "data": {
+                "timestamp": timestamp_ms,
+                "instrument_name": instrument,
+                "best_bid_price": bid,
+                "best_bid_amount": 10.0,
+                "best_ask_price": ask,
+                "best_ask_amount": 12.5
+            }
+        }
+    })
+    .to_string()
 }

@@ -320,7 +320,11 @@ struct HeartbeatParams<'a> {
 }
 
 /// Parse one text frame received at `local_us`; market-data rows are appended to `rows`.
-pub fn parse<'a>(text: &'a str, local_us: i64, rows: &mut Vec<Tick>) -> Result<Incoming<'a>, WireError> {
+pub fn parse<'a>(
+    text: &'a str,
+    local_us: i64,
+    rows: &mut Vec<Tick>,
+) -> Result<Incoming<'a>, WireError> {
     let bytes = text.as_bytes();
     if memmem::find(bytes, br#""method":"subscription""#).is_some()
         && let Some(channel) = channel_of(text)
@@ -330,8 +334,14 @@ pub fn parse<'a>(text: &'a str, local_us: i64, rows: &mut Vec<Tick>) -> Result<I
     let envelope: Envelope<'a> = serde_json::from_str(text)?;
     if let Some(id) = envelope.id {
         return match (envelope.result, envelope.error) {
-            (_, Some(error)) => Ok(Incoming::Response { id, result: Err(error) }),
-            (Some(result), None) => Ok(Incoming::Response { id, result: Ok(result) }),
+            (_, Some(error)) => Ok(Incoming::Response {
+                id,
+                result: Err(error),
+            }),
+            (Some(result), None) => Ok(Incoming::Response {
+                id,
+                result: Ok(result),
+            }),
             (None, None) => Err(WireError::Unexpected(format!(
                 "response {id} has neither result nor error"
             ))),
@@ -495,7 +505,9 @@ mod tests {
         let mut rows = Vec::new();
         let got = parse(TICKER, 7, &mut rows).unwrap();
         assert!(matches!(got, Incoming::Data { rows: 1 }));
-        let Tick::Ticker(t) = &rows[0] else { panic!("{rows:?}") };
+        let Tick::Ticker(t) = &rows[0] else {
+            panic!("{rows:?}")
+        };
         assert_eq!(t.instrument, "ETH-30JUL21-2800-C");
         assert_eq!(t.exchange_ms, 1_626_993_723_632);
         assert_eq!(t.local_us, 7);
@@ -508,16 +520,37 @@ mod tests {
     #[test]
     fn responses_errors_and_heartbeats_are_told_apart() {
         let mut rows = Vec::new();
-        let ok = parse(r#"{"jsonrpc":"2.0","id":3,"result":["a","b"],"usIn":1}"#, 0, &mut rows).unwrap();
-        assert!(matches!(ok, Incoming::Response { id: 3, result: Ok(r) } if r.get() == r#"["a","b"]"#));
+        let ok = parse(
+            r#"{"jsonrpc":"2.0","id":3,"result":["a","b"],"usIn":1}"#,
+            0,
+            &mut rows,
+        )
+        .unwrap();
+        assert!(
+            matches!(ok, Incoming::Response { id: 3, result: Ok(r) } if r.get() == r#"["a","b"]"#)
+        );
         let err = parse(
             r#"{"jsonrpc":"2.0","id":4,"error":{"code":-32600,"message":"request entity too large"}}"#,
             0,
             &mut rows,
         )
         .unwrap();
-        assert!(matches!(err, Incoming::Response { id: 4, result: Err(RpcError { code: TOO_LARGE, .. }) }));
-        let test = parse(r#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#, 0, &mut rows).unwrap();
+        assert!(matches!(
+            err,
+            Incoming::Response {
+                id: 4,
+                result: Err(RpcError {
+                    code: TOO_LARGE,
+                    ..
+                })
+            }
+        ));
+        let test = parse(
+            r#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#,
+            0,
+            &mut rows,
+        )
+        .unwrap();
         assert!(matches!(test, Incoming::TestRequest));
         assert!(rows.is_empty());
     }
@@ -526,9 +559,21 @@ mod tests {
     fn trades_arrive_as_arrays() {
         let text = r#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.option.BTC.100ms","data":[{"trade_seq":1,"trade_id":"BTC-1","timestamp":1700000000000,"tick_direction":0,"price":0.05,"mark_price":0.049,"iv":55.1,"instrument_name":"BTC-1DEC23-40000-C","index_price":37000.0,"direction":"buy","amount":1.0},{"trade_seq":2,"trade_id":"BTC-2","timestamp":1700000000001,"price":0.051,"instrument_name":"BTC-1DEC23-40000-C","direction":"sell","amount":2.5}]}}"#;
         let mut rows = Vec::new();
-        assert!(matches!(parse(text, 0, &mut rows).unwrap(), Incoming::Data { rows: 2 }));
-        let Tick::Trade(second) = &rows[1] else { panic!() };
-        assert_eq!((second.trade_id.as_str(), second.amount, second.direction.as_str()), ("BTC-2", 2.5, "sell"));
+        assert!(matches!(
+            parse(text, 0, &mut rows).unwrap(),
+            Incoming::Data { rows: 2 }
+        ));
+        let Tick::Trade(second) = &rows[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                second.trade_id.as_str(),
+                second.amount,
+                second.direction.as_str()
+            ),
+            ("BTC-2", 2.5, "sell")
+        );
     }
 
     #[test]

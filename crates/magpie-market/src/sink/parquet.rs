@@ -293,7 +293,9 @@ fn quote_batch(rows: &[QuoteRow]) -> Result<RecordBatch, arrow::error::ArrowErro
 fn trade_batch(rows: &[TradeRow]) -> Result<RecordBatch, arrow::error::ArrowError> {
     let mut columns = common(rows, |r| &r.instrument, |r| r.exchange_ms, |r| r.local_us);
     columns.push(strings(rows, |r| Some(r.trade_id.as_str())));
-    columns.push(Arc::new(rows.iter().map(|r| r.trade_seq).collect::<Int64Array>()));
+    columns.push(Arc::new(
+        rows.iter().map(|r| r.trade_seq).collect::<Int64Array>(),
+    ));
     columns.push(floats(rows, |r| Some(r.price)));
     columns.push(floats(rows, |r| Some(r.amount)));
     columns.push(strings(rows, |r| Some(r.direction.as_str())));
@@ -301,7 +303,9 @@ fn trade_batch(rows: &[TradeRow]) -> Result<RecordBatch, arrow::error::ArrowErro
     columns.push(floats(rows, |r| r.index_price));
     columns.push(floats(rows, |r| r.mark_price));
     columns.push(Arc::new(
-        rows.iter().map(|r| r.tick_direction).collect::<Int32Array>(),
+        rows.iter()
+            .map(|r| r.tick_direction)
+            .collect::<Int32Array>(),
     ));
     columns.push(strings(rows, |r| r.liquidation.as_deref()));
     columns.push(strings(rows, |r| r.block_trade_id.as_deref()));
@@ -321,11 +325,19 @@ impl ParquetSink {
         std::fs::create_dir_all(&settings.root).map_err(io(&settings.root))?;
         let removed = remove_temporary_files(&settings.root);
         if removed > 0 {
-            tracing::warn!(files = removed, "removed unfinished Parquet files a crash left behind");
+            tracing::warn!(
+                files = removed,
+                "removed unfinished Parquet files a crash left behind"
+            );
         }
-        let timestamps = [ColumnPath::from("exchange_time"), ColumnPath::from("local_time")];
+        let timestamps = [
+            ColumnPath::from("exchange_time"),
+            ColumnPath::from("local_time"),
+        ];
         let mut properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).expect("valid level"),
+            ))
             .set_max_row_group_row_count(Some(1 << 20))
             .set_data_page_size_limit(256 << 10)
             .set_dictionary_page_size_limit(256 << 10);
@@ -379,11 +391,15 @@ impl ParquetSink {
         let path = dir.join(format!("{name}.parquet"));
         let tmp = dir.join(format!(".{name}.parquet.tmp"));
         let file = File::create(&tmp).map_err(io(&tmp))?;
-        let writer = ArrowWriter::try_new(file, schema(partition.dataset), Some(self.properties.clone()))
-            .map_err(|source| SinkError::Parquet {
-                path: tmp.display().to_string(),
-                source,
-            })?;
+        let writer = ArrowWriter::try_new(
+            file,
+            schema(partition.dataset),
+            Some(self.properties.clone()),
+        )
+        .map_err(|source| SinkError::Parquet {
+            path: tmp.display().to_string(),
+            source,
+        })?;
         Ok(OpenFile {
             dataset: partition.dataset,
             tmp,
@@ -563,7 +579,8 @@ mod tests {
         let mut sink = ParquetSink::new(settings.clone()).unwrap();
         let day = 1_700_000_000_000;
         for i in 0..5 {
-            sink.push(quote("BTC-1DEC23-40000-C", day + i, 0.05)).unwrap();
+            sink.push(quote("BTC-1DEC23-40000-C", day + i, 0.05))
+                .unwrap();
         }
         let visible = |root: &Path| {
             let mut n = 0;
@@ -585,21 +602,26 @@ mod tests {
         assert_eq!(remove_temporary_files(dir.path()), 1);
         let mut sink = ParquetSink::new(settings).unwrap();
         for i in 0..3 {
-            sink.push(quote("BTC-1DEC23-40000-C", day + i, 0.05)).unwrap();
+            sink.push(quote("BTC-1DEC23-40000-C", day + i, 0.05))
+                .unwrap();
         }
         let written = sink.close().unwrap();
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].rows, 3);
         assert_eq!(visible(dir.path()), 1);
         let path = written[0].path.to_string_lossy().to_string();
-        assert!(path.contains("quotes/date=2023-11-14/currency=BTC/kind=option/part-"), "{path}");
+        assert!(
+            path.contains("quotes/date=2023-11-14/currency=BTC/kind=option/part-"),
+            "{path}"
+        );
     }
 
     #[test]
     fn retention_removes_old_dates_only() {
         let dir = tempfile::tempdir().unwrap();
         for date in ["2026-01-01", "2026-01-09", "2026-01-10"] {
-            std::fs::create_dir_all(dir.path().join(format!("quotes/date={date}/currency=BTC"))).unwrap();
+            std::fs::create_dir_all(dir.path().join(format!("quotes/date={date}/currency=BTC")))
+                .unwrap();
         }
         let sink = ParquetSink::new(ParquetSettings {
             root: dir.path().to_path_buf(),

@@ -75,8 +75,11 @@ pub fn run(
     let mut batch: Vec<Tick> = Vec::with_capacity(1024);
     loop {
         let received = runtime.block_on(async {
-            tokio::time::timeout(Duration::from_millis(200), ticks.recv_many(&mut batch, 1024))
-                .await
+            tokio::time::timeout(
+                Duration::from_millis(200),
+                ticks.recv_many(&mut batch, 1024),
+            )
+            .await
         });
         let closed = matches!(received, Ok(0));
         for tick in batch.drain(..) {
@@ -89,7 +92,13 @@ pub fn run(
                     l.max_ms = l.max_ms.max(delay);
                 }
                 None => {
-                    lag.insert(currency.to_string(), Lag { last_ms: delay, max_ms: delay });
+                    lag.insert(
+                        currency.to_string(),
+                        Lag {
+                            last_ms: delay,
+                            max_ms: delay,
+                        },
+                    );
                 }
             }
             if let Err(e) = sink.push(tick) {
@@ -104,12 +113,14 @@ pub fn run(
             last_poll = Instant::now();
             for (dataset, count) in Dataset::ALL.iter().zip(counts.iter_mut()) {
                 stats.rows[*dataset as usize].fetch_add(*count, Ordering::Relaxed);
-                metrics::counter!("magpie_market_rows_total", "dataset" => dataset.folder()).increment(*count);
+                metrics::counter!("magpie_market_rows_total", "dataset" => dataset.folder())
+                    .increment(*count);
                 *count = 0;
             }
             if let Ok(mut shared) = stats.lag.lock() {
                 for (currency, l) in lag.iter_mut() {
-                    metrics::gauge!("magpie_market_lag_ms", "currency" => currency.clone()).set(l.max_ms as f64);
+                    metrics::gauge!("magpie_market_lag_ms", "currency" => currency.clone())
+                        .set(l.max_ms as f64);
                     shared.insert(currency.clone(), *l);
                     l.max_ms = l.last_ms;
                 }
