@@ -145,7 +145,8 @@ pub struct TradeRow {
 /// One row on its way to storage.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tick {
-    Ticker(TickerRow),
+    /// Boxed: a ticker row is four times a quote's size, and rows wait in a queue.
+    Ticker(Box<TickerRow>),
     Quote(QuoteRow),
     Trade(TradeRow),
 }

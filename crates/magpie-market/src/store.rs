@@ -141,50 +141,58 @@ pub fn reconcile(
     })
 }
 
+/// Upsert `instruments` in bulk: appended to a temporary table, then merged with one
+/// statement (1,500 single-row upserts took 2 s and 20 MB of DuckDB's memory; this takes
+/// milliseconds).
 fn upsert(
     conn: &Connection,
     currency: &str,
     instruments: &[Instrument],
     now: DateTime<Utc>,
 ) -> duckdb::Result<()> {
-    let mut stmt = conn.prepare(
-        "INSERT INTO market.instrument_metadata
-            (instrument_name, instrument_id, currency, kind, settlement_period, option_type, strike,
-             base_currency, quote_currency, settlement_currency, tick_size, contract_size,
-             min_trade_amount, creation_time, expiration_time, state, is_active, first_seen,
-             last_seen, record)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS instrument_incoming AS
+            SELECT * EXCLUDE (state) FROM market.instrument_metadata LIMIT 0;
+         DELETE FROM instrument_incoming;",
+    )?;
+    let now = now.naive_utc();
+    {
+        let mut appender =
+            conn.appender_to_catalog_and_db("instrument_incoming", "temp", "main")?;
+        for i in instruments {
+            appender.append_row(params![
+                i.instrument_name,
+                i.instrument_id,
+                currency,
+                i.kind,
+                i.settlement_period,
+                i.option_type,
+                i.strike,
+                i.base_currency,
+                i.quote_currency,
+                i.settlement_currency,
+                i.tick_size,
+                i.contract_size,
+                i.min_trade_amount,
+                naive(i.creation_timestamp),
+                naive(i.expiration_timestamp),
+                i.is_active,
+                now,
+                now,
+                i.record.to_string(),
+            ])?;
+        }
+        appender.flush()?;
+    }
+    conn.execute_batch(
+        "INSERT INTO market.instrument_metadata BY NAME (SELECT * FROM instrument_incoming)
          ON CONFLICT (instrument_name) DO UPDATE SET
             instrument_id = excluded.instrument_id, settlement_period = excluded.settlement_period,
             tick_size = excluded.tick_size, contract_size = excluded.contract_size,
             min_trade_amount = excluded.min_trade_amount, expiration_time = excluded.expiration_time,
-            is_active = excluded.is_active, last_seen = excluded.last_seen, record = excluded.record",
-    )?;
-    let now = now.naive_utc();
-    for i in instruments {
-        stmt.execute(params![
-            i.instrument_name,
-            i.instrument_id,
-            currency,
-            i.kind,
-            i.settlement_period,
-            i.option_type,
-            i.strike,
-            i.base_currency,
-            i.quote_currency,
-            i.settlement_currency,
-            i.tick_size,
-            i.contract_size,
-            i.min_trade_amount,
-            naive(i.creation_timestamp),
-            naive(i.expiration_timestamp),
-            i.is_active,
-            now,
-            now,
-            i.record.to_string(),
-        ])?;
-    }
-    Ok(())
+            is_active = excluded.is_active, last_seen = excluded.last_seen, record = excluded.record;
+         DELETE FROM instrument_incoming;",
+    )
 }
 
 /// A newly created instrument (from `instrument.creation`); true when it was not known.
@@ -231,28 +239,36 @@ pub fn set_state(conn: &Connection, name: &str, state: &str) -> duckdb::Result<(
     Ok(())
 }
 
+/// Append lifecycle events (thousands at start-up: one per subscribed channel).
 pub fn record_events(conn: &Connection, events: &[LifecycleEvent]) -> duckdb::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    in_transaction(conn, |conn| {
-        let mut stmt = conn.prepare(
-            "INSERT INTO market.lifecycle_events (event_time, event_type, currency, instrument_name, success, error, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )?;
-        for e in events {
-            stmt.execute(params![
-                e.time.naive_utc(),
-                e.event_type.as_str(),
-                e.currency,
-                e.instrument,
-                e.success,
-                e.error,
-                e.detail,
-            ])?;
-        }
-        Ok(())
-    })
+    let mut appender = conn.appender_with_columns_to_db(
+        "lifecycle_events",
+        "market",
+        &[
+            "event_time",
+            "event_type",
+            "currency",
+            "instrument_name",
+            "success",
+            "error",
+            "detail",
+        ],
+    )?;
+    for e in events {
+        appender.append_row(params![
+            e.time.naive_utc(),
+            e.event_type.as_str(),
+            e.currency,
+            e.instrument,
+            e.success,
+            e.error,
+            e.detail,
+        ])?;
+    }
+    appender.flush()
 }
 
 /// A connection (or, with -1, the collector) stopped receiving at `at`.

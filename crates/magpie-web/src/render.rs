@@ -34,6 +34,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("flows.html", include_str!("../templates/flows.html")),
     ("run.html", include_str!("../templates/run.html")),
     ("status.html", include_str!("../templates/status.html")),
+    ("market.html", include_str!("../templates/market.html")),
     (
         "enrichment.html",
         include_str!("../templates/enrichment.html"),

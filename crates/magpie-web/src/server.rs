@@ -55,6 +55,7 @@ struct Inner {
     memory_budget: u64,
     snapshot_path: Option<std::path::PathBuf>,
     metrics: Option<Metrics>,
+    market: Option<magpie_market::MarketHandle>,
 }
 
 /// Renders the process's metrics in Prometheus' text format (set by whoever installed the
@@ -92,6 +93,7 @@ impl App {
                 memory_budget: config.memory_budget.as_u64(),
                 snapshot_path: None,
                 metrics: None,
+                market: None,
             }),
         })
     }
@@ -155,6 +157,18 @@ impl App {
             inner.metrics = Some(render);
         }
         self
+    }
+
+    /// Show the market collector's status (call before serving, when it runs).
+    pub fn with_market(mut self, market: magpie_market::MarketHandle) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.market = Some(market);
+        }
+        self
+    }
+
+    pub(crate) fn market(&self) -> Option<&magpie_market::MarketHandle> {
+        self.inner.market.as_ref()
     }
 
     pub(crate) fn flows(&self) -> Option<&magpie_core::scheduler::Handle> {
@@ -315,6 +329,8 @@ pub fn router(app: App) -> Router {
         )
         .route("/metrics", get(pages::health::metrics))
         .route("/status", get(pages::status::page))
+        .route("/market", get(pages::market::page))
+        .route("/api/market/status", get(pages::market::api_status))
         .route("/login", get(admin::login_form).post(admin::login))
         .route("/logout", axum::routing::post(admin::logout))
         .route("/setup", axum::routing::post(admin::setup))

@@ -56,6 +56,9 @@ pub enum Command {
     /// Connect Spotify accounts and poll their recently played tracks
     #[command(subcommand)]
     Spotify(SpotifyCommand),
+    /// The Deribit market-data collector
+    #[command(subcommand)]
+    Market(MarketCommand),
     /// Administration: the web admin password
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -224,4 +227,11 @@ pub enum AdminCommand {
     /// Set the password of the web admin pages (read from standard input; stored as an argon2 hash)
     #[command(alias = "set-password")]
     Password,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketCommand {
+    /// Collect option and perpetual tickers, quotes and trades from Deribit in the foreground
+    /// (the `[market]` settings) until Ctrl-C or SIGTERM; the Parquet files are closed first
+    Run,
 }

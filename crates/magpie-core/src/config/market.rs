@@ -103,9 +103,9 @@ impl Default for MarketConfig {
             reconcile_every: Duration::from_secs(300),
             dir: None,
             retention_days: 30,
-            flush_rows: 8192,
+            flush_rows: 4096,
             file_interval: Duration::from_secs(600),
-            queue_capacity: 8192,
+            queue_capacity: 4096,
             min_coverage: 0.95,
             coverage_grace: Duration::from_secs(180),
         }

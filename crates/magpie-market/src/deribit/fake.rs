@@ -262,6 +262,34 @@ impl FakeDeribit {
         });
     }
 
+    /// Like [`FakeDeribit::blast`], but each connection gets its own stream of `count`
+    /// messages for the instruments it is subscribed to, made by `generate` (e.g.
+    /// [`generate_feed`]) from its `ticker.*` and `quote.*` channels.
+    pub fn blast_feeds(
+        &self,
+        count: usize,
+        mut generate: impl FnMut(&[String], usize) -> Vec<String>,
+    ) -> usize {
+        let mut asked = 0;
+        for conn in self.shared.conns.lock().expect("lock").values() {
+            let mut instruments: Vec<String> = conn
+                .subscriptions
+                .iter()
+                .filter_map(|c| c.strip_prefix("quote."))
+                .map(str::to_string)
+                .collect();
+            if instruments.is_empty() {
+                continue;
+            }
+            instruments.sort();
+            let texts = Arc::new(generate(&instruments, count));
+            if conn.out.send(Out::Blast { texts, count }).is_ok() {
+                asked += 1;
+            }
+        }
+        asked
+    }
+
     /// Blasts finished.
     pub fn blasts_done(&self) -> u64 {
         self.shared.blast_done.load(Ordering::Relaxed)
@@ -522,4 +550,57 @@ pub fn quote_notification(instrument: &str, timestamp_ms: i64, bid: f64, ask: f6
         }
     })
     .to_string()
+}
+
+/// A realistic stream of `count` notifications for `instruments`: each instrument updates
+/// every 100 ms in turn, its mid price walks on a 0.0005 tick grid, and every other message is
+/// a full ticker (from `ticker_template`, a recorded ticker's `data`) instead of a quote.
+pub fn generate_feed(
+    instruments: &[String],
+    count: usize,
+    ticker_template: &Value,
+    start_ms: i64,
+    seed: u64,
+) -> Vec<String> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let tick = 0.0005;
+    let mut mids: Vec<f64> = instruments
+        .iter()
+        .map(|_| (rng.random_range(2..400) as f64) * tick)
+        .collect();
+    let step_ms = (100.0 / instruments.len().max(1) as f64).max(0.001);
+    (0..count)
+        .map(|i| {
+            let k = i % instruments.len();
+            let name = &instruments[k];
+            let ts = start_ms + (i as f64 * step_ms) as i64;
+            if rng.random_bool(0.3) {
+                let moves = rng.random_range(-2i32..=2) as f64;
+                mids[k] = (mids[k] + moves * tick).max(tick * 2.0);
+            }
+            let spread = (rng.random_range(1..4) as f64) * tick;
+            let bid = ((mids[k] - spread / 2.0) / tick).round() * tick;
+            let ask = bid + spread;
+            let bid_amount = (rng.random_range(1..200) as f64) * 0.5;
+            let ask_amount = (rng.random_range(1..200) as f64) * 0.5;
+            if i % 2 == 0 {
+                json!({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": format!("quote.{name}"), "data": {
+                    "timestamp": ts, "instrument_name": name, "best_bid_price": bid, "best_bid_amount": bid_amount,
+                    "best_ask_price": ask, "best_ask_amount": ask_amount}}})
+                .to_string()
+            } else {
+                let mut data = ticker_template.clone();
+                data["instrument_name"] = json!(name);
+                data["timestamp"] = json!(ts);
+                data["best_bid_price"] = json!(bid);
+                data["best_ask_price"] = json!(ask);
+                data["best_bid_amount"] = json!(bid_amount);
+                data["best_ask_amount"] = json!(ask_amount);
+                data["mark_price"] = json!(((bid + ask) / 2.0 * 1e6).round() / 1e6);
+                json!({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": format!("ticker.{name}.100ms"), "data": data}})
+                    .to_string()
+            }
+        })
+        .collect()
 }

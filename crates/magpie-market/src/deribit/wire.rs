@@ -393,7 +393,7 @@ fn notification<'a>(
     match prefix {
         "ticker" => {
             let n: Notification<TickerData> = serde_json::from_str(text)?;
-            rows.push(Tick::Ticker(ticker_row(n.params.data, local_us)));
+            rows.push(Tick::Ticker(Box::new(ticker_row(n.params.data, local_us))));
             Ok(Incoming::Data { rows: 1 })
         }
         "quote" => {

@@ -25,6 +25,14 @@ pub async fn ready(State(app): State<App>) -> Response {
             Ok(marts > 0)
         })
         .await;
+    // The market collector, when it runs, must be covering its instruments.
+    if let (Ok(true), Some(Err(reason))) = (&check, app.market().map(|m| m.ready())) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "warehouse": "ok", "marts": "built", "market": reason })),
+        )
+            .into_response();
+    }
     match check {
         Ok(true) => Json(json!({ "status": "ready", "warehouse": "ok", "marts": "built" })).into_response(),
         Ok(false) => (

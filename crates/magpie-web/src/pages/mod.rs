@@ -9,6 +9,7 @@ pub mod flows;
 pub mod genres;
 pub mod health;
 pub mod map;
+pub mod market;
 pub mod overview;
 pub mod patterns;
 mod queries;

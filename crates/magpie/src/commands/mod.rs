@@ -7,6 +7,7 @@ mod doctor;
 mod enrich;
 mod flows;
 mod import;
+mod market;
 mod serve;
 mod spotify;
 mod sql;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore { path } => backup::restore(&config, &path),
         Command::Runs(args) => flows::runs(&config, args),
         Command::Spotify(command) => spotify::run(&config, command),
+        Command::Market(crate::cli::MarketCommand::Run) => market::run(&config),
         Command::Admin(crate::cli::AdminCommand::Password) => {
             println!(
                 "New admin password for the web pages (at least {} characters), then Enter:",

@@ -42,7 +42,21 @@ pub fn serve_warehouse(
         tasks,
         magpie_core::scheduler::alerts::Alerter::new(config.alerts.webhooks.clone()),
     );
-    let app = magpie_web::App::new(config, warehouse)?
+    // The market collector, when enabled, on its own warehouse connection.
+    let collector = if config.market.enabled {
+        Some(magpie_market::Collector::new(
+            &config.market,
+            &config.data_dir,
+            warehouse.try_clone()?,
+        ))
+    } else {
+        None
+    };
+    let mut app = magpie_web::App::new(config, warehouse)?;
+    if let Some(collector) = &collector {
+        app = app.with_market(collector.handle());
+    }
+    let app = app
         .with_alerts(spotify_alerts(config, warehouse)?)
         .with_connector(std::sync::Arc::new(SpotifyConnector::new(config)?))
         .with_flows(handle)
@@ -103,6 +117,8 @@ pub fn serve_warehouse(
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let market_stop = tokio_util::sync::CancellationToken::new();
+        let market = collector.map(|c| tokio::spawn(c.run(market_stop.clone())));
         let mut server = tokio::spawn(magpie_web::serve(
             listener,
             app.clone(),
@@ -115,6 +131,18 @@ pub fn serve_warehouse(
                     tracing::error!(error = %e, "the scheduler stopped with an error");
                 }
                 server.await??;
+            }
+        }
+        // The collector closes its Parquet files before the warehouse is checkpointed.
+        market_stop.cancel();
+        if let Some(market) = market {
+            match market.await? {
+                Ok(summary) => tracing::info!(
+                    rows = summary.rows.quotes + summary.rows.tickers + summary.rows.trades,
+                    files = summary.files,
+                    "market collector stopped"
+                ),
+                Err(e) => tracing::error!(error = %e, "the market collector failed"),
             }
         }
         anyhow::Ok(())
@@ -308,7 +336,7 @@ fn spotify_alerts(config: &Config, warehouse: &Warehouse) -> anyhow::Result<magp
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(7);
 
 /// Ctrl-C, or SIGTERM from `docker stop` / systemd.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
