@@ -38,6 +38,8 @@ fn quote(s: &str) -> String {
 /// The `FROM` of a dataset: its files, or an empty relation with its columns.
 fn source(root: &Path, dataset: Dataset) -> String {
     if has_files(root, dataset) {
+        // Absolute: the view must work from any working directory.
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let glob = root.join(dataset.folder()).join("**").join("*.parquet");
         format!(
             "read_parquet({}, hive_partitioning = true, union_by_name = true)",

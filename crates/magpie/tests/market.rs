@@ -1,0 +1,318 @@
+//! `magpie market run` and `magpie serve` with the collector, against a fake Deribit on
+//! loopback serving the recorded instrument lists: a `kill -9` while files are being written
+//! leaves only complete, readable Parquet files, and the next start cleans up and goes on.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use magpie_market::deribit::fake::{self, FakeDeribit};
+
+fn capture(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/realdata/deribit/cryptofeed_2021-07-22")
+        .join(name);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED: {} is absent", path.display());
+        None
+    }
+}
+
+fn magpie(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
+    cmd.current_dir(dir)
+        .env_remove("MAGPIE_DATA_DIR")
+        .env_remove("MAGPIE_CONFIG")
+        .env_remove("DUCKDB_PATH")
+        .env_remove("ENVIRONMENT")
+        .env("LOG_LEVEL", "warn")
+        .args(["--data-dir", "data", "--config", "magpie.toml"])
+        .args(args);
+    cmd
+}
+
+fn write_config(dir: &Path, url: &str, extra: &str) {
+    std::fs::write(
+        dir.join("magpie.toml"),
+        format!(
+            "[market]\nurl = \"{url}\"\nconnections = 2\nsubscribes_per_second = 20\nfile_interval = \"1s\"\nflush_rows = 256\nstall_timeout = \"60s\"\n{extra}\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn files(root: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == extension) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Rows in a Parquet file, read by a DuckDB of its own (an unreadable file is an error).
+fn parquet_rows(path: &Path) -> Result<i64, duckdb::Error> {
+    let conn = duckdb::Connection::open_in_memory()?;
+    conn.query_row(
+        &format!("SELECT count(*) FROM read_parquet('{}')", path.display()),
+        [],
+        |r| r.get(0),
+    )
+}
+
+async fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn quote_channels(fake: &FakeDeribit) -> usize {
+    fake.subscriptions()
+        .values()
+        .flatten()
+        .filter(|c| c.starts_with("quote."))
+        .count()
+}
+
+fn wanted(instruments: &[serde_json::Value]) -> usize {
+    instruments
+        .iter()
+        .filter(|i| i["kind"] == "option" || i["settlement_period"] == "perpetual")
+        .count()
+}
+
+fn recorded_instruments() -> Option<Vec<serde_json::Value>> {
+    let all = fake::instruments_from_capture(&capture("DERIBIT.0")?).unwrap();
+    Some(
+        all.into_iter()
+            .filter(|i| {
+                let name = i["instrument_name"].as_str().unwrap();
+                name.starts_with("BTC-") || name.starts_with("ETH-")
+            })
+            .collect(),
+    )
+}
+
+fn kill(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_writing_leaves_only_readable_files_and_the_next_start_cleans_up() {
+    let Some(instruments) = recorded_instruments() else {
+        return;
+    };
+    let Some(ws) = capture("DERIBIT.ws.1.0") else {
+        return;
+    };
+    let template = fake::notifications_from_capture(&ws)
+        .unwrap()
+        .into_iter()
+        .find(|n| {
+            n["params"]["channel"]
+                .as_str()
+                .unwrap()
+                .starts_with("ticker.")
+        })
+        .unwrap()["params"]["data"]
+        .clone();
+    let want = wanted(&instruments);
+    let fake = FakeDeribit::start(0, instruments).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &fake.url(), "");
+    let mut child = magpie(dir.path(), &["market", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    wait_for("every quote channel subscribed", 60, || {
+        quote_channels(&fake) >= want
+    })
+    .await;
+    // A continuous stream; files are closed every second, so some are finished and some
+    // open (under temporary names) when the process is killed.
+    let start = chrono::Utc::now().timestamp_millis();
+    let asked = fake.blast_feeds(2_000_000, |names, count| {
+        fake::generate_feed(
+            names,
+            count.min(50_000),
+            &template,
+            start,
+            names.len() as u64,
+        )
+    });
+    assert_eq!(asked, 2);
+    let root = dir.path().join("data/market");
+    wait_for("finished files", 30, || files(&root, "parquet").len() >= 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill(&child, "-KILL");
+    let _ = child.wait();
+
+    let finished = files(&root, "parquet");
+    let unfinished = files(&root, "tmp");
+    assert!(finished.len() >= 4, "{finished:?}");
+    let mut rows = 0;
+    for file in &finished {
+        rows +=
+            parquet_rows(file).unwrap_or_else(|e| panic!("{} is unreadable: {e}", file.display()));
+    }
+    assert!(rows > 0);
+    eprintln!(
+        "after kill -9: {} finished files ({rows} rows), {} unfinished",
+        finished.len(),
+        unfinished.len()
+    );
+    for file in &unfinished {
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(
+            name.starts_with('.'),
+            "an unfinished file is hidden: {name}"
+        );
+    }
+
+    // The next start removes the unfinished files and goes on; SIGTERM closes its files.
+    let mut child = magpie(dir.path(), &["market", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("Collecting BTC, ETH"), "{line}");
+    wait_for("the temporary files removed", 30, || {
+        files(&root, "tmp").iter().all(|f| !unfinished.contains(f))
+    })
+    .await;
+    wait_for("resubscribed", 60, || quote_channels(&fake) >= want).await;
+    kill(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("stopped: "), "{rest}");
+    assert!(
+        files(&root, "tmp").is_empty(),
+        "SIGTERM leaves no unfinished file"
+    );
+    for file in files(&root, "parquet") {
+        parquet_rows(&file).unwrap_or_else(|e| panic!("{} is unreadable: {e}", file.display()));
+    }
+    // The warehouse's views read exactly the finished files; the gaps are on record.
+    let warehouse =
+        magpie_core::Warehouse::open(dir.path().join("data/magpie.duckdb"), &Default::default())
+            .unwrap();
+    let in_views: i64 = warehouse
+        .conn()
+        .query_row("SELECT (SELECT count(*) FROM market.quotes) + (SELECT count(*) FROM market.option_ticks) + (SELECT count(*) FROM market.future_ticks)", [], |r| r.get(0))
+        .unwrap();
+    let on_disk: i64 = files(&root, "parquet")
+        .iter()
+        .map(|f| parquet_rows(f).unwrap())
+        .sum();
+    assert_eq!(in_views, on_disk);
+    let stops: i64 = warehouse
+        .conn()
+        .query_row("SELECT count(*) FROM market.disconnects WHERE connection = -1 AND reason = 'collector stopped'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stops, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_collector_and_shows_it() {
+    let Some(instruments) = recorded_instruments() else {
+        return;
+    };
+    let want = wanted(&instruments);
+    let fake = FakeDeribit::start(0, instruments).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &fake.url(),
+        "enabled = true\ncoverage_grace = \"1h\"",
+    );
+    let mut child = magpie(dir.path(), &["serve", "--port", "0", "--bind", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let address = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    wait_for("every quote channel subscribed", 60, || {
+        quote_channels(&fake) >= want
+    })
+    .await;
+    wait_for("full coverage reported", 30, || {
+        let body = get("/api/market/status");
+        let json: serde_json::Value =
+            serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap_or("{}")).unwrap_or_default();
+        json["enabled"] == true
+            && json["currencies"]
+                .as_array()
+                .is_some_and(|c| c.len() == 2 && c.iter().all(|c| c["coverage"] == 1.0))
+    })
+    .await;
+    let body = get("/api/market/status");
+    let json: serde_json::Value =
+        serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json["connections"].as_array().unwrap().len(), 3);
+    let btc = json["currencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["currency"] == "BTC")
+        .unwrap();
+    assert!(btc["active_instruments"].as_u64().unwrap() > 300);
+    let page = get("/market");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("Coverage") && page.contains("instrument listed"),
+        "the page shows coverage and lifecycle events"
+    );
+    let metrics = get("/metrics");
+    assert!(
+        metrics.contains("magpie_market_coverage_ratio"),
+        "market figures on /metrics"
+    );
+    kill(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+}
