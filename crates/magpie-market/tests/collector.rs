@@ -133,6 +133,20 @@ impl Rig {
     }
 }
 
+/// A stored ticker row as the comparison reads it: instrument, exchange ms, best bid, best ask,
+/// mark IV, delta, open interest, currency, kind.
+type StoredTicker = (
+    String,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    String,
+    String,
+);
+
 /// The channels the default plan wants for `instruments`.
 fn expected_channels(instruments: &[Value]) -> HashSet<String> {
     let mut out = HashSet::new();
@@ -252,17 +266,7 @@ async fn subscribes_every_instrument_in_paced_batches_and_stores_the_replayed_ti
              FROM market.option_ticks JOIN (SELECT 'option' AS kind) USING (kind) ORDER BY ALL",
         )
         .unwrap();
-    let stored: Vec<(
-        String,
-        i64,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        String,
-        String,
-    )> = stmt
+    let stored: Vec<StoredTicker> = stmt
         .query_map([], |r| {
             Ok((
                 r.get(0)?,

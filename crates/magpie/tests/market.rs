@@ -234,6 +234,41 @@ async fn kill_9_while_writing_leaves_only_readable_files_and_the_next_start_clea
         .query_row("SELECT count(*) FROM market.disconnects WHERE connection = -1 AND reason = 'collector stopped'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(stops, 1);
+    drop(warehouse);
+    // `magpie sql` reads the market views, and still nothing else on disk.
+    let out = magpie(
+        dir.path(),
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM market.quotes",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let quotes: i64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(quotes > 0);
+    let out = magpie(
+        dir.path(),
+        &["sql", "SELECT * FROM read_csv('/etc/passwd')"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        !out.status.success(),
+        "files outside the market folder stay unreadable"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

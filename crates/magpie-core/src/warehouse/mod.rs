@@ -155,6 +155,37 @@ impl Warehouse {
         Ok(conn)
     }
 
+    /// Like [`Warehouse::open_read_only`], but files under `readable` (the market data's
+    /// Parquet folder) can be read, so the `market.*` views work; nothing else on disk or the
+    /// network can.
+    pub fn open_read_only_reading(
+        path: impl AsRef<Path>,
+        readable: &[PathBuf],
+    ) -> Result<Connection, WarehouseError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(WarehouseError::Missing { path });
+        }
+        let options = OpenOptions::default();
+        let config = duckdb_config(&options, AccessMode::ReadOnly).map_err(|e| db(&path, e))?;
+        let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
+        let dirs: Vec<String> = readable
+            .iter()
+            .map(|d| {
+                let d = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+                format!("'{}/'", d.display().to_string().replace('\'', "''"))
+            })
+            .collect();
+        // Allowed folders first: once external access is off, they cannot change.
+        conn.execute_batch(&format!(
+            "SET allowed_directories = [{}]; SET enable_external_access = false;",
+            dirs.join(", ")
+        ))
+        .map_err(|e| db(&path, e))?;
+        migrations::check_version(&conn, &path)?;
+        Ok(conn)
+    }
+
     /// The writing connection. DuckDB connections are `Send` but not `Sync`: clone one per
     /// thread with [`Warehouse::try_clone`].
     pub fn conn(&self) -> &Connection {

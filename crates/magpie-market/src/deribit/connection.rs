@@ -389,7 +389,7 @@ impl Connection {
                     }
                 }
                 command = self.commands.recv() => {
-                    let Some(command) = command else { return None };
+                    let command = command?;
                     if let Some(call) = self.command(command, &mut outbox, &mut pending)
                         && let Err(e) = write.send(Message::text(call)).await
                     {

@@ -1,5 +1,6 @@
-//! `magpie sql "SELECT ..."`: a read-only query (external access disabled), printed as an
-//! aligned table, CSV or JSON.
+//! `magpie sql "SELECT ..."`: a read-only query (external access disabled but for the market
+//! data's Parquet folder, which the `market.*` views read), printed as an aligned table, CSV
+//! or JSON.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,7 +12,8 @@ use magpie_core::{Config, Warehouse};
 use crate::cli::{OutputFormat, SqlArgs};
 
 pub fn run(config: &Config, args: SqlArgs) -> anyhow::Result<ExitCode> {
-    let conn = Warehouse::open_read_only(config.warehouse_path())?;
+    let market = config.market.dir(&config.data_dir);
+    let conn = Warehouse::open_read_only_reading(config.warehouse_path(), &[market])?;
     let limit = match args.format {
         OutputFormat::Table => args.max_rows,
         _ => usize::MAX,
