@@ -161,6 +161,7 @@ async fn dashboards_in_headless_chromium() {
         ("enrichment", "/enrichment", "#sources table tbody tr"),
         ("status", "/status", "section.kpis .kpi"),
         ("flows", "/flows", "#runs table"),
+        ("market", "/market", "#events table"),
     ] {
         client.goto(&d.url(path)).await.unwrap();
         wait_for(&client, ready).await;

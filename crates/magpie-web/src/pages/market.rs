@@ -68,7 +68,9 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
                 .collect::<Result<_, _>>()?;
             let mut stmt = conn.prepare(
                 "SELECT strftime(event_time, '%Y-%m-%d %H:%M:%S'), event_type, currency, instrument_name, success, error, detail
-                 FROM market.lifecycle_events ORDER BY event_id DESC LIMIT 100",
+                 FROM market.lifecycle_events
+                 WHERE NOT (event_type = 'subscription_added' AND success)
+                 ORDER BY event_id DESC LIMIT 100",
             )?;
             let events: Vec<LifecycleRow> = stmt
                 .query_map([], |r| {
