@@ -14,21 +14,7 @@ const FUTURE_COLUMNS: &str = "instrument, exchange_time, local_time, date, curre
 
 /// Whether `dataset` has at least one finished file under `root`.
 pub fn has_files(root: &Path, dataset: Dataset) -> bool {
-    let mut stack = vec![root.join(dataset.folder())];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                return true;
-            }
-        }
-    }
-    false
+    !crate::sink::files::under(&root.join(dataset.folder()), "parquet").is_empty()
 }
 
 fn quote(s: &str) -> String {

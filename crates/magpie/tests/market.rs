@@ -45,22 +45,7 @@ fn write_config(dir: &Path, url: &str, extra: &str) {
 }
 
 fn files(root: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == extension) {
-                out.push(path);
-            }
-        }
-    }
-    out
+    magpie_market::sink::files::under(root, extension)
 }
 
 /// Rows in a Parquet file, read by a DuckDB of its own (an unreadable file is an error).

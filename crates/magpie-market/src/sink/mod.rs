@@ -1,6 +1,7 @@
 //! Where rows go: Parquet files ([`parquet`]), fed by the writer thread ([`writer`]) from the
-//! connections' bounded channel.
+//! connections' bounded channel; [`files`] finds them on disk.
 
+pub mod files;
 pub mod parquet;
 pub mod writer;
 

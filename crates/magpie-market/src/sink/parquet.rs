@@ -557,24 +557,10 @@ fn finish(mut file: OpenFile) -> Result<WrittenFile, SinkError> {
 
 /// Remove `*.tmp` files under `root` (unfinished files of a process that died).
 fn remove_temporary_files(root: &Path) -> usize {
-    let mut removed = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "tmp")
-                && std::fs::remove_file(&path).is_ok()
-            {
-                removed += 1;
-            }
-        }
-    }
-    removed
+    super::files::under(root, "tmp")
+        .into_iter()
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .count()
 }
 
 #[cfg(test)]
@@ -609,20 +595,7 @@ mod tests {
             sink.push(quote("BTC-1DEC23-40000-C", day + i, 0.05))
                 .unwrap();
         }
-        let visible = |root: &Path| {
-            let mut n = 0;
-            let mut stack = vec![root.to_path_buf()];
-            while let Some(d) = stack.pop() {
-                for e in std::fs::read_dir(d).unwrap().flatten() {
-                    if e.path().is_dir() {
-                        stack.push(e.path());
-                    } else if e.path().extension().is_some_and(|x| x == "parquet") {
-                        n += 1;
-                    }
-                }
-            }
-            n
-        };
+        let visible = |root: &Path| super::super::files::under(root, "parquet").len();
         assert_eq!(visible(dir.path()), 0, "an open file is not visible");
         // A second sink (after a crash) removes the unfinished file.
         drop(sink);
