@@ -22,7 +22,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::SinkError;
@@ -352,7 +352,10 @@ impl ParquetSink {
             .set_max_row_group_row_count(Some(1 << 20))
             .set_data_page_size_limit(64 << 10)
             .set_dictionary_page_size_limit(64 << 10)
-            .set_dictionary_enabled(false);
+            .set_dictionary_enabled(false)
+            // Min/max per column chunk (enough for DuckDB to skip row groups by time or
+            // instrument); per-page indexes would stay in memory until the file closes.
+            .set_statistics_enabled(EnabledStatistics::Chunk);
         for column in DICTIONARY_COLUMNS {
             properties = properties.set_column_dictionary_enabled(ColumnPath::from(*column), true);
         }
