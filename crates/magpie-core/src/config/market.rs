@@ -204,3 +204,45 @@ impl MarketConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, ConfigSources};
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load(&ConfigSources::default().with_env(env.iter().copied()))
+    }
+
+    #[test]
+    fn the_collector_is_off_by_default_and_its_settings_are_checked() {
+        let config = load(&[]).unwrap();
+        assert!(!config.market.enabled);
+        assert_eq!(config.market.subscribe_batch, 250);
+        assert!(config.market.dir(&config.data_dir).ends_with("market"));
+        assert!(
+            load(&[("MAGPIE_MARKET__ENABLED", "true")])
+                .unwrap()
+                .market
+                .enabled
+        );
+        for (key, value, named) in [
+            (
+                "MAGPIE_MARKET__URL",
+                "https://www.deribit.com",
+                "market.url",
+            ),
+            ("MAGPIE_MARKET__CONNECTIONS", "32", "market.connections"),
+            (
+                "MAGPIE_MARKET__SUBSCRIBE_BATCH",
+                "501",
+                "market.subscribe_batch",
+            ),
+            ("MAGPIE_MARKET__HEARTBEAT", "5s", "market.heartbeat"),
+            ("MAGPIE_MARKET__INTERVAL", "raw", "market.interval"),
+            ("MAGPIE_MARKET__MIN_COVERAGE", "1.5", "market.min_coverage"),
+        ] {
+            let error = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(error.contains(named), "{key}={value}: {error}");
+        }
+    }
+}
