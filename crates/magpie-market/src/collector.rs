@@ -42,6 +42,8 @@ pub struct Timings {
     /// Pause between two `get_instruments` calls (Deribit: about 1 per second).
     pub instruments_gap: Duration,
     pub status_every: Duration,
+    /// Nothing at all received for this long reconnects (default: three heartbeat intervals).
+    pub silence_timeout: Option<Duration>,
 }
 
 impl Default for Timings {
@@ -51,6 +53,7 @@ impl Default for Timings {
             backoff_max: Duration::from_secs(30),
             instruments_gap: Duration::from_secs(1),
             status_every: Duration::from_secs(1),
+            silence_timeout: None,
         }
     }
 }
@@ -161,6 +164,10 @@ impl Collector {
             let settings = ConnectionSettings {
                 url: self.config.url.clone(),
                 heartbeat_secs: self.config.heartbeat.as_secs().max(10),
+                silence_timeout: self
+                    .timings
+                    .silence_timeout
+                    .unwrap_or(self.config.heartbeat.max(Duration::from_secs(10)) * 3),
                 stall_timeout: (id > 0).then_some(self.config.stall_timeout),
                 subscribe_batch: self.config.subscribe_batch,
                 request_gap: Duration::from_secs_f64(1.0 / self.config.subscribes_per_second),
@@ -216,6 +223,7 @@ impl Collector {
             previous_messages: Vec::new(),
             low_since: None,
             reconciled_at: None,
+            pruned_at: None,
             started,
             queue_probe,
         };
@@ -292,6 +300,7 @@ struct Manager {
     previous_messages: Vec<(u64, std::time::Instant)>,
     low_since: Option<DateTime<Utc>>,
     reconciled_at: Option<DateTime<Utc>>,
+    pruned_at: Option<std::time::Instant>,
     started: DateTime<Utc>,
     queue_probe: mpsc::Sender<crate::rows::Tick>,
 }
@@ -448,6 +457,7 @@ impl Manager {
             } => (currency, kind, result),
             Fetched::Done => {
                 self.reconciled_at = Some(Utc::now());
+                self.prune().await?;
                 self.publish_status();
                 return Ok(());
             }
@@ -708,6 +718,24 @@ impl Manager {
             }
             self.pending_events.push(event);
         }
+    }
+
+    /// Apply the retention to the lifecycle events and gaps, at most once an hour.
+    async fn prune(&mut self) -> Result<(), MarketError> {
+        let days = self.config.retention_days;
+        let due = self
+            .pruned_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(3600));
+        if days == 0 || !due {
+            return Ok(());
+        }
+        self.pruned_at = Some(std::time::Instant::now());
+        let before = Utc::now() - chrono::Duration::days(i64::from(days));
+        let removed = blocking(&self.db, move |conn| store::prune(conn, before)).await?;
+        if removed > 0 {
+            tracing::info!(rows = removed, days, "pruned old lifecycle events and gaps");
+        }
+        Ok(())
     }
 
     async fn flush_events(&mut self) -> Result<(), MarketError> {

@@ -297,3 +297,54 @@ pub fn reconnected(
         params![at.naive_utc(), connection, connection],
     )
 }
+
+/// Delete lifecycle events and closed gaps older than `before` (the market data's retention);
+/// returns how many rows went.
+pub fn prune(conn: &Connection, before: DateTime<Utc>) -> duckdb::Result<usize> {
+    let before = before.naive_utc();
+    let events = conn.execute(
+        "DELETE FROM market.lifecycle_events WHERE event_time < ?",
+        params![before],
+    )?;
+    let gaps = conn.execute(
+        "DELETE FROM market.disconnects WHERE reconnected_at < ?",
+        params![before],
+    )?;
+    Ok(events + gaps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_recent_events_and_open_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse =
+            magpie_core::Warehouse::open(dir.path().join("w.duckdb"), &Default::default()).unwrap();
+        let conn = warehouse.conn();
+        let now = Utc::now();
+        let old = now - chrono::Duration::days(40);
+        let mut stale = LifecycleEvent::new(
+            EventType::SubscriptionAdded,
+            Some("BTC"),
+            Some("BTC-PERPETUAL"),
+        );
+        stale.time = old;
+        let fresh = LifecycleEvent::new(EventType::Reconcile, Some("BTC"), None).failed("timeout");
+        record_events(conn, &[stale, fresh]).unwrap();
+        disconnected(conn, 1, old, "closed by the server").unwrap();
+        reconnected(conn, Some(1), old + chrono::Duration::seconds(3)).unwrap();
+        disconnected(conn, 2, old, "still down").unwrap();
+        assert_eq!(prune(conn, now - chrono::Duration::days(30)).unwrap(), 2);
+        let left: (i64, i64, String) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM market.lifecycle_events), (SELECT count(*) FROM market.disconnects),
+                        (SELECT error FROM market.lifecycle_events)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(left, (1, 1, "timeout".to_string()));
+    }
+}

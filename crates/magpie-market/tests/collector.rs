@@ -67,6 +67,8 @@ fn test_config(url: String) -> MarketConfig {
 async fn rig(instruments: Vec<Value>, setup: impl FnOnce(&FakeDeribit, &mut MarketConfig)) -> Rig {
     let fake = FakeDeribit::start(0, instruments).await.unwrap();
     let mut config = test_config(fake.url());
+    // Heartbeats well inside the 2 s silence limit (tests may set their own).
+    fake.set_test_request_every(Duration::from_millis(400));
     setup(&fake, &mut config);
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_path_buf();
@@ -78,6 +80,7 @@ async fn rig(instruments: Vec<Value>, setup: impl FnOnce(&FakeDeribit, &mut Mark
             backoff_max: Duration::from_millis(400),
             instruments_gap: Duration::from_millis(10),
             status_every: Duration::from_millis(100),
+            silence_timeout: Some(Duration::from_secs(2)),
         });
     let handle = collector.handle();
     let stop = CancellationToken::new();
@@ -453,6 +456,38 @@ async fn a_silent_stall_is_detected_by_the_data_watchdog() {
     );
     rig.fake.stall(false);
     rig.fully_subscribed().await;
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_goes_quiet_even_for_heartbeats_is_replaced() {
+    let Some(instruments) = recorded_instruments() else {
+        return;
+    };
+    let rig = rig(instruments, |fake, _| {
+        fake.set_test_request_every(Duration::from_millis(200))
+    })
+    .await;
+    rig.fully_subscribed().await;
+    // Heartbeats keep the lifecycle connection (which carries no market data) alive.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(rig.handle.status().connections[0].reconnects, 0);
+    // A half-open connection: nothing arrives any more, no error either.
+    rig.fake.mute(true);
+    rig.until("every connection replaced", |r| {
+        r.handle
+            .status()
+            .connections
+            .iter()
+            .all(|c| c.reconnects >= 1)
+    })
+    .await;
+    rig.fake.mute(false);
+    rig.fully_subscribed().await;
+    assert!(
+        rig.count("SELECT count(*) FROM market.disconnects WHERE reason LIKE 'nothing received%'")
+            >= 3
+    );
     rig.stop().await;
 }
 

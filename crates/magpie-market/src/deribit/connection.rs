@@ -7,7 +7,8 @@
 //! what it asked for. Because the set is a set, a reconnect never doubles a subscription.
 //!
 //! It answers every `test_request`, counts data messages for a watchdog (a feed that sends
-//! heartbeats but no data for `stall_timeout` is reconnected), reconnects with exponential
+//! heartbeats but no data for `stall_timeout` is reconnected; one that sends nothing at all for
+//! three heartbeat intervals too), reconnects with exponential
 //! backoff and jitter, parses market data into rows and hands them to the writer through a
 //! bounded channel: when the writer falls behind, the connection stops reading.
 
@@ -33,6 +34,9 @@ use crate::rows::Tick;
 pub struct ConnectionSettings {
     pub url: String,
     pub heartbeat_secs: u64,
+    /// Reconnect when nothing at all (not even a heartbeat) arrived for this long: a
+    /// half-open TCP connection raises no error. Three heartbeat intervals by default.
+    pub silence_timeout: Duration,
     /// Reconnect when no market data arrived for this long (`None`: the lifecycle connection,
     /// whose channels are quiet for hours).
     pub stall_timeout: Option<Duration>,
@@ -312,6 +316,8 @@ impl Connection {
         let mut next_request = Instant::now();
         let mut watchdog = tokio::time::interval(Duration::from_millis(250));
         let mut last_data = Instant::now();
+        let mut last_message = Instant::now();
+        let silence_limit = self.settings.silence_timeout;
         let mut was_armed = false;
         let mut rows: Vec<Tick> = Vec::with_capacity(16);
         loop {
@@ -342,6 +348,7 @@ impl Connection {
                     };
                     let local_us = now_us();
                     self.stats.messages.fetch_add(1, Ordering::Relaxed);
+                    last_message = Instant::now();
                     self.stats.last_message_us.store(local_us, Ordering::Relaxed);
                     let mut reply = None;
                     match wire::parse(&text, local_us, &mut rows) {
@@ -415,6 +422,12 @@ impl Connection {
                     }
                 }
                 _ = watchdog.tick() => {
+                    if last_message.elapsed() > silence_limit {
+                        return Some(format!(
+                            "nothing received for {} s, not even a heartbeat",
+                            silence_limit.as_secs_f64()
+                        ));
+                    }
                     // Only continuous feeds arm the watchdog: trades of illiquid options can
                     // be silent for minutes, tickers and quotes are not.
                     let armed = self.accepted.iter().any(|c| c.starts_with("ticker.") || c.starts_with("quote."));

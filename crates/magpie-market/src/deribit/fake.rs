@@ -52,6 +52,7 @@ struct Shared {
     requests: Mutex<Vec<Request>>,
     rejects: Mutex<HashSet<String>>,
     stalled: AtomicBool,
+    muted: AtomicBool,
     next_conn: AtomicUsize,
     max_channels: AtomicUsize,
     test_request_every_ms: AtomicU64,
@@ -129,6 +130,11 @@ impl FakeDeribit {
     /// Stop (or resume) sending market data; heartbeats go on.
     pub fn stall(&self, stalled: bool) {
         self.shared.stalled.store(stalled, Ordering::Relaxed);
+    }
+
+    /// Send nothing at all (no data, no heartbeats), like a half-open connection, or resume.
+    pub fn mute(&self, muted: bool) {
+        self.shared.muted.store(muted, Ordering::Relaxed);
     }
 
     /// Replace the instrument list `get_instruments` answers with.
@@ -326,6 +332,9 @@ async fn serve(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, sh
                     Some(Ok(_)) => continue,
                 };
                 let Ok(request) = serde_json::from_str::<Value>(&text) else { continue };
+                if shared.muted.load(Ordering::Relaxed) {
+                    continue;
+                }
                 let (reply, start_heartbeat) = answer(&shared, id, &request, &mut unanswered);
                 if let Some(seconds) = start_heartbeat {
                     let ms = match shared.test_request_every_ms.load(Ordering::Relaxed) {
@@ -341,6 +350,7 @@ async fn serve(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, sh
             }
             out = out_rx.recv() => match out {
                 Some(Out::Text(text)) => {
+                    if shared.muted.load(Ordering::Relaxed) { continue; }
                     if write.send(Message::text(text)).await.is_err() { break; }
                 }
                 Some(Out::Blast { texts, count }) => {
@@ -359,6 +369,9 @@ async fn serve(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, sh
                 Some(Out::Drop) | None => break,
             },
             _ = beat => {
+                if shared.muted.load(Ordering::Relaxed) {
+                    continue;
+                }
                 if unanswered {
                     // Deribit closes a connection that ignores test_request.
                     shared.closed_for_silence.fetch_add(1, Ordering::Relaxed);
