@@ -752,4 +752,54 @@ async fn a_blast_through_a_tiny_queue_loses_nothing() {
         .query_row("SELECT count(DISTINCT instrument) FROM market.quotes WHERE kind = 'option' AND currency IN ('BTC', 'ETH') AND date = DATE '2021-07-22'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(per_instrument, names.len().min(2000) as i64);
+    // Every value as sent: each of the 2,000 messages went out 10 times (5 per connection),
+    // so per (instrument, time) there are 10 identical rows with that message's bid and sizes.
+    let mut stmt = warehouse
+        .conn()
+        .prepare(
+            "SELECT instrument, epoch_ms(exchange_time), best_bid_price, best_ask_price, best_bid_amount, best_ask_amount, count(*)
+             FROM market.quotes GROUP BY ALL ORDER BY 2",
+        )
+        .unwrap();
+    let stored: Vec<(String, i64, f64, f64, f64, f64, i64)> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected: Vec<(String, i64, f64, f64, f64, f64, i64)> = (0..2000)
+        .map(|i| {
+            (
+                names[i % names.len()].clone(),
+                1_626_993_723_000 + i as i64,
+                0.01 + i as f64 * 1e-4,
+                0.02,
+                10.0,
+                12.5,
+                10,
+            )
+        })
+        .collect();
+    // serde_json's default float parser may land one ulp away from the sender's value.
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+    assert_eq!(stored.len(), expected.len());
+    for (got, want) in stored.iter().zip(&expected) {
+        let same = got.0 == want.0
+            && got.1 == want.1
+            && close(got.2, want.2)
+            && close(got.3, want.3)
+            && close(got.4, want.4)
+            && close(got.5, want.5)
+            && got.6 == want.6;
+        assert!(same, "stored {got:?}, sent {want:?}");
+    }
 }
