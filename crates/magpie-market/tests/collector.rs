@@ -803,3 +803,118 @@ async fn a_blast_through_a_tiny_queue_loses_nothing() {
         assert!(same, "stored {got:?}, sent {want:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trades_and_perpetual_tickers_land_in_their_views() {
+    let Some(instruments) = recorded_instruments() else {
+        return;
+    };
+    let rig = rig(instruments, |_, _| {}).await;
+    rig.fully_subscribed().await;
+    // Trades arrive in arrays on the per-kind channel.
+    let trades = json!([
+        {"trade_seq": 101, "trade_id": "ETH-9001", "timestamp": 1_626_993_724_000i64, "tick_direction": 1,
+         "price": 0.0025, "mark_price": 0.0024, "iv": 121.5, "instrument_name": "ETH-30JUL21-2800-C",
+         "index_price": 2006.7, "direction": "buy", "amount": 12.0},
+        {"trade_seq": 102, "trade_id": "ETH-9002", "timestamp": 1_626_993_724_050i64, "tick_direction": 3,
+         "price": 0.003, "mark_price": 0.0024, "iv": 125.0, "instrument_name": "ETH-30JUL21-2800-C",
+         "index_price": 2006.9, "direction": "sell", "amount": 3.5, "liquidation": "T"}
+    ]);
+    assert_eq!(rig.fake.notify("trades.option.ETH.100ms", &trades), 1);
+    // A perpetual's ticker: funding instead of greeks.
+    let perpetual = json!({
+        "timestamp": 1_626_993_725_000i64, "instrument_name": "BTC-PERPETUAL", "state": "open",
+        "best_bid_price": 32150.5, "best_bid_amount": 21000.0, "best_ask_price": 32151.0, "best_ask_amount": 4500.0,
+        "mark_price": 32150.61, "index_price": 32140.2, "last_price": 32151.0, "open_interest": 650_000_000.0,
+        "current_funding": 0.00001, "funding_8h": 0.0000345, "stats": {"volume": 25000.5}
+    });
+    assert_eq!(rig.fake.notify("ticker.BTC-PERPETUAL.100ms", &perpetual), 1);
+    rig.until("rows written", |r| {
+        let s = r.handle.status();
+        s.rows.trades == 2 && s.rows.tickers == 1
+    })
+    .await;
+    let (_summary, warehouse, _data_dir, _fake, _dir) = rig.stop().await;
+    let conn = warehouse.conn();
+    let mut stmt = conn
+        .prepare(
+            "SELECT trade_id, trade_seq, epoch_ms(exchange_time), price, amount, direction, iv, liquidation, currency, kind
+             FROM market.trades ORDER BY trade_seq",
+        )
+        .unwrap();
+    type Trade = (
+        String,
+        i64,
+        i64,
+        f64,
+        f64,
+        String,
+        f64,
+        Option<String>,
+        String,
+        String,
+    );
+    let stored: Vec<Trade> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let eth = |s: &str| s.to_string();
+    assert_eq!(
+        stored,
+        vec![
+            (
+                eth("ETH-9001"),
+                101,
+                1_626_993_724_000,
+                0.0025,
+                12.0,
+                eth("buy"),
+                121.5,
+                None,
+                eth("ETH"),
+                eth("option")
+            ),
+            (
+                eth("ETH-9002"),
+                102,
+                1_626_993_724_050,
+                0.003,
+                3.5,
+                eth("sell"),
+                125.0,
+                Some(eth("T")),
+                eth("ETH"),
+                eth("option")
+            ),
+        ]
+    );
+    let (instrument, funding, volume, mark, kind): (String, f64, f64, f64, String) = conn
+        .query_row(
+            "SELECT instrument, funding_8h, volume_24h, mark_price, kind FROM market.future_ticks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (instrument.as_str(), funding, volume, mark, kind.as_str()),
+        ("BTC-PERPETUAL", 0.0000345, 25000.5, 32150.61, "future")
+    );
+    let options: i64 = conn
+        .query_row("SELECT count(*) FROM market.option_ticks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(options, 0, "a perpetual's ticker is not an option's");
+}
