@@ -1,16 +1,9 @@
-//! The collector: starts the writer thread, the lifecycle connection and the data
-//! connections, and runs the instrument lifecycle until shutdown.
-//!
-//! Instruments come from `public/get_instruments` at start and every `reconcile_every`, and
-//! from `instrument.creation` / `instrument.state` notifications in between. Every trading
-//! instrument of a wanted kind has its channels in the [`Registry`]; listings add channels,
-//! settlements remove them (an 08:00 UTC expiry burst leaves as a few batched unsubscribe
-//! requests). Everything that happens is written to `market.lifecycle_events`, instruments to
-//! `market.instrument_metadata`, connection gaps to `market.disconnects`.
+//! The instrument lifecycle: instrument lists fetched and reconciled with the warehouse,
+//! listings subscribed, settlements unsubscribed, every connection event applied to the
+//! registry and written to `market.lifecycle_events`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,75 +13,28 @@ use magpie_core::config::MarketConfig;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::{Timings, blocking};
 use crate::MarketError;
-use crate::deribit::connection::{
-    CallError, Command, Connection as Ws, ConnectionSettings, ConnectionStats, Event,
-};
+use crate::deribit::connection::{CallError, Command, ConnectionStats, Event};
 use crate::deribit::wire::Instrument;
 use crate::plan::{Plan, instrument_of};
 use crate::registry::{Assignments, Registry};
 use crate::rows::{Dataset, currency_of};
-use crate::sink::parquet::{ParquetSettings, ParquetSink, WrittenFile};
-use crate::sink::writer::{self, WriterStats};
-use crate::status::{ConnectionStatus, CurrencyStatus, MarketHandle, MarketStatus, RowCounts};
+use crate::sink::parquet::WrittenFile;
+use crate::sink::writer::WriterStats;
+use crate::status::MarketHandle;
 use crate::store::{self, EventType, LifecycleEvent};
 use crate::views;
 
-/// Timings that tests shorten.
-#[derive(Debug, Clone)]
-pub struct Timings {
-    pub backoff_first: Duration,
-    pub backoff_max: Duration,
-    /// Pause between two `get_instruments` calls (Deribit: about 1 per second).
-    pub instruments_gap: Duration,
-    pub status_every: Duration,
-    /// Nothing at all received for this long reconnects (default: three heartbeat intervals).
-    pub silence_timeout: Option<Duration>,
-}
-
-impl Default for Timings {
-    fn default() -> Self {
-        Self {
-            backoff_first: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(30),
-            instruments_gap: Duration::from_secs(1),
-            status_every: Duration::from_secs(1),
-            silence_timeout: None,
-        }
-    }
-}
-
-/// What a run did, for `magpie market run` and the benchmark.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    pub data_messages: u64,
-    pub malformed: u64,
-    pub rows: RowCounts,
-    pub files: u64,
-    pub bytes: u64,
-    /// From the first to the latest market-data message.
-    pub data_seconds: f64,
-    pub reconnects: u64,
-}
-
-/// The Deribit collector over one warehouse connection.
-pub struct Collector {
-    config: MarketConfig,
-    root: PathBuf,
-    db: Arc<Mutex<Connection>>,
-    handle: MarketHandle,
-    timings: Timings,
-}
-
-struct Book {
-    currency: String,
-    active: bool,
+pub(super) struct Book {
+    pub(super) currency: String,
+    pub(super) active: bool,
     /// Its per-instrument channels when it is collected.
-    channels: Vec<String>,
+    pub(super) channels: Vec<String>,
 }
 
 /// What the instrument-list task reports.
-enum Fetched {
+pub(super) enum Fetched {
     List {
         currency: String,
         kind: &'static str,
@@ -98,215 +44,33 @@ enum Fetched {
     Done,
 }
 
-impl Collector {
-    /// A collector writing Parquet under the configured folder (default `DATA_DIR/market`)
-    /// and its tables through `conn` (a clone of the warehouse's connection).
-    pub fn new(config: &MarketConfig, data_dir: &Path, conn: Connection) -> Self {
-        Self {
-            config: config.clone(),
-            root: config.dir(data_dir),
-            db: Arc::new(Mutex::new(conn)),
-            handle: MarketHandle::default(),
-            timings: Timings::default(),
-        }
-    }
-
-    pub fn with_timings(mut self, timings: Timings) -> Self {
-        self.timings = timings;
-        self
-    }
-
-    /// The status handle (for the web server).
-    pub fn handle(&self) -> MarketHandle {
-        self.handle.clone()
-    }
-
-    /// The Parquet folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// Run until `shutdown` is cancelled; then close every file and record the stop.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, MarketError> {
-        let db = Arc::clone(&self.db);
-        let root = self.root.clone();
-        blocking(&db, move |conn| {
-            views::create(conn, &root)?;
-            store::reconnected(conn, None, Utc::now())?;
-            Ok(())
-        })
-        .await?;
-        let sink = ParquetSink::new(ParquetSettings {
-            root: self.root.clone(),
-            flush_rows: self.config.flush_rows,
-            file_interval: self.config.file_interval,
-            retention_days: self.config.retention_days,
-        })?;
-        let (ticks_tx, ticks_rx) = mpsc::channel(self.config.queue_capacity);
-        let (files_tx, files_rx) = mpsc::unbounded_channel();
-        let writer_stats = Arc::new(WriterStats::default());
-        let writer = {
-            let stats = Arc::clone(&writer_stats);
-            let runtime = tokio::runtime::Handle::current();
-            std::thread::Builder::new()
-                .name("market-writer".into())
-                .spawn(move || writer::run(ticks_rx, sink, runtime, stats, files_tx))
-                .map_err(|e| MarketError::Io(format!("cannot start the writer thread: {e}")))?
-        };
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let mut commands = Vec::new();
-        let mut stats = Vec::new();
-        let mut tasks = Vec::new();
-        let connection_stop = CancellationToken::new();
-        for id in 0..=self.config.connections {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let conn_stats = Arc::new(ConnectionStats::default());
-            let settings = ConnectionSettings {
-                url: self.config.url.clone(),
-                heartbeat_secs: self.config.heartbeat.as_secs().max(10),
-                silence_timeout: self
-                    .timings
-                    .silence_timeout
-                    .unwrap_or(self.config.heartbeat.max(Duration::from_secs(10)) * 3),
-                stall_timeout: (id > 0).then_some(self.config.stall_timeout),
-                subscribe_batch: self.config.subscribe_batch,
-                request_gap: Duration::from_secs_f64(1.0 / self.config.subscribes_per_second),
-                backoff_first: self.timings.backoff_first,
-                backoff_max: self.timings.backoff_max,
-            };
-            let ws = Ws::new(
-                id,
-                settings,
-                rx,
-                events_tx.clone(),
-                ticks_tx.clone(),
-                Arc::clone(&conn_stats),
-                connection_stop.clone(),
-            );
-            tasks.push(tokio::spawn(ws.run()));
-            commands.push(tx);
-            stats.push(conn_stats);
-        }
-        drop(events_tx);
-        let queue_probe = ticks_tx.clone();
-        drop(ticks_tx);
-        let started = Utc::now();
-        self.handle.publish(MarketStatus {
-            enabled: true,
-            running: true,
-            started_at: Some(started),
-            url: self.config.url.clone(),
-            queue_capacity: self.config.queue_capacity,
-            parquet_dir: self.root.display().to_string(),
-            ..Default::default()
-        });
-        tracing::info!(url = %self.config.url, connections = self.config.connections, dir = %self.root.display(), "market collector started");
-        let mut manager = Manager {
-            plan: Plan::new(&self.config),
-            registry: Registry::new(self.config.connections),
-            book: HashMap::new(),
-            commands,
-            stats,
-            writer_stats: Arc::clone(&writer_stats),
-            db: Arc::clone(&self.db),
-            root: self.root.clone(),
-            handle: self.handle.clone(),
-            config: self.config.clone(),
-            timings: self.timings.clone(),
-            pending_events: Vec::new(),
-            down_since: HashMap::new(),
-            views_live: Dataset::ALL
-                .iter()
-                .filter(|d| views::has_files(&self.root, **d))
-                .copied()
-                .collect(),
-            previous_messages: Vec::new(),
-            low_since: None,
-            reconciled_at: None,
-            pruned_at: None,
-            started,
-            queue_probe,
-        };
-        let result = manager.run(events_rx, files_rx, shutdown).await;
-        // Stop the connections; with their senders gone the writer drains and closes files.
-        connection_stop.cancel();
-        for task in tasks {
-            let _ = task.await;
-        }
-        let mut summary = manager.summary();
-        let events = std::mem::take(&mut manager.pending_events);
-        drop(manager);
-        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-        summary.files = writer_stats.files.load(Ordering::Relaxed);
-        summary.bytes = writer_stats.bytes.load(Ordering::Relaxed);
-        summary.rows = RowCounts {
-            tickers: writer_stats.rows(Dataset::Tickers),
-            quotes: writer_stats.rows(Dataset::Quotes),
-            trades: writer_stats.rows(Dataset::Trades),
-        };
-        let root = self.root.clone();
-        let stopped = blocking(&self.db, move |conn| {
-            store::record_events(conn, &events)?;
-            store::disconnected(conn, -1, Utc::now(), "collector stopped")?;
-            views::create(conn, &root)
-        })
-        .await;
-        self.handle.update(|s| {
-            s.running = false;
-            s.not_ready = Some("the market collector stopped".into());
-        });
-        result?;
-        stopped?;
-        tracing::info!(
-            rows = summary.rows.tickers + summary.rows.quotes + summary.rows.trades,
-            files = summary.files,
-            "market collector stopped"
-        );
-        Ok(summary)
-    }
-}
-
-/// Run `work` on the warehouse connection, off the async workers.
-async fn blocking<T: Send + 'static>(
-    db: &Arc<Mutex<Connection>>,
-    work: impl FnOnce(&Connection) -> duckdb::Result<T> + Send + 'static,
-) -> Result<T, MarketError> {
-    let db = Arc::clone(db);
-    tokio::task::spawn_blocking(move || {
-        let conn = db
-            .lock()
-            .map_err(|_| MarketError::Io("the warehouse connection was poisoned".into()))?;
-        work(&conn).map_err(MarketError::from)
-    })
-    .await
-    .map_err(|e| MarketError::Io(format!("warehouse task failed: {e}")))?
-}
-
-struct Manager {
-    plan: Plan,
-    registry: Registry,
-    book: HashMap<String, Book>,
-    commands: Vec<mpsc::UnboundedSender<Command>>,
-    stats: Vec<Arc<ConnectionStats>>,
-    writer_stats: Arc<WriterStats>,
-    db: Arc<Mutex<Connection>>,
-    root: PathBuf,
-    handle: MarketHandle,
-    config: MarketConfig,
-    timings: Timings,
-    pending_events: Vec<LifecycleEvent>,
-    down_since: HashMap<usize, DateTime<Utc>>,
-    views_live: HashSet<Dataset>,
-    previous_messages: Vec<(u64, std::time::Instant)>,
-    low_since: Option<DateTime<Utc>>,
-    reconciled_at: Option<DateTime<Utc>>,
-    pruned_at: Option<std::time::Instant>,
-    started: DateTime<Utc>,
-    queue_probe: mpsc::Sender<crate::rows::Tick>,
+/// The lifecycle's state: the plan, the registry, the instrument book and what is waiting to
+/// be written.
+pub(super) struct Manager {
+    pub(super) plan: Plan,
+    pub(super) registry: Registry,
+    pub(super) book: HashMap<String, Book>,
+    pub(super) commands: Vec<mpsc::UnboundedSender<Command>>,
+    pub(super) stats: Vec<Arc<ConnectionStats>>,
+    pub(super) writer_stats: Arc<WriterStats>,
+    pub(super) db: Arc<Mutex<Connection>>,
+    pub(super) root: PathBuf,
+    pub(super) handle: MarketHandle,
+    pub(super) config: MarketConfig,
+    pub(super) timings: Timings,
+    pub(super) pending_events: Vec<LifecycleEvent>,
+    pub(super) down_since: HashMap<usize, DateTime<Utc>>,
+    pub(super) views_live: HashSet<Dataset>,
+    pub(super) previous_messages: Vec<(u64, std::time::Instant)>,
+    pub(super) low_since: Option<DateTime<Utc>>,
+    pub(super) reconciled_at: Option<DateTime<Utc>>,
+    pub(super) pruned_at: Option<std::time::Instant>,
+    pub(super) started: DateTime<Utc>,
+    pub(super) queue_probe: mpsc::Sender<crate::rows::Tick>,
 }
 
 impl Manager {
-    async fn run(
+    pub(super) async fn run(
         &mut self,
         mut events: mpsc::UnboundedReceiver<Event>,
         mut files: mpsc::UnboundedReceiver<WrittenFile>,
@@ -744,160 +508,5 @@ impl Manager {
         }
         let events = std::mem::take(&mut self.pending_events);
         blocking(&self.db, move |conn| store::record_events(conn, &events)).await
-    }
-
-    fn coverage(&self) -> Vec<CurrencyStatus> {
-        let mut per: BTreeMap<&str, (usize, usize)> = self
-            .plan
-            .currencies
-            .iter()
-            .map(|c| (c.as_str(), (0, 0)))
-            .collect();
-        for book in self.book.values() {
-            if !book.active || book.channels.is_empty() {
-                continue;
-            }
-            let entry = per.entry(book.currency.as_str()).or_default();
-            entry.0 += 1;
-            if book.channels.iter().all(|c| self.registry.is_accepted(c)) {
-                entry.1 += 1;
-            }
-        }
-        let lag = self.writer_stats.lag();
-        per.into_iter()
-            .map(|(currency, (active, subscribed))| {
-                let coverage = if active == 0 { 1.0 } else { subscribed as f64 / active as f64 };
-                metrics::gauge!("magpie_market_coverage_ratio", "currency" => currency.to_string()).set(coverage);
-                metrics::gauge!("magpie_market_active_instruments", "currency" => currency.to_string()).set(active as f64);
-                let l = lag.get(currency);
-                CurrencyStatus {
-                    currency: currency.to_string(),
-                    active_instruments: active,
-                    subscribed_instruments: subscribed,
-                    coverage,
-                    lag_ms: l.map(|l| l.last_ms),
-                    lag_max_ms: l.map(|l| l.max_ms),
-                }
-            })
-            .collect()
-    }
-
-    fn publish_status(&mut self) {
-        let now = std::time::Instant::now();
-        let now_us = Utc::now().timestamp_micros();
-        if self.previous_messages.len() != self.stats.len() {
-            self.previous_messages = vec![(0, now); self.stats.len()];
-        }
-        let connections: Vec<ConnectionStatus> = self
-            .stats
-            .iter()
-            .enumerate()
-            .map(|(id, s)| {
-                let messages = s.messages.load(Ordering::Relaxed);
-                let (before, at) = self.previous_messages[id];
-                let seconds = now.duration_since(at).as_secs_f64().max(1e-3);
-                self.previous_messages[id] = (messages, now);
-                let last = s.last_message_us.load(Ordering::Relaxed);
-                let connected = s.connected.load(Ordering::Relaxed);
-                let reconnects = s.reconnects.load(Ordering::Relaxed);
-                let label = id.to_string();
-                metrics::gauge!("magpie_market_connected", "connection" => label.clone())
-                    .set(if connected { 1.0 } else { 0.0 });
-                metrics::gauge!("magpie_market_messages_received", "connection" => label.clone())
-                    .set(messages as f64);
-                metrics::gauge!("magpie_market_reconnects", "connection" => label)
-                    .set(reconnects as f64);
-                ConnectionStatus {
-                    id,
-                    role: if id == 0 { "lifecycle" } else { "data" },
-                    connected,
-                    subscribed_channels: s.subscribed.load(Ordering::Relaxed),
-                    assigned_channels: s.assigned.load(Ordering::Relaxed),
-                    messages_per_second: (messages.saturating_sub(before)) as f64 / seconds,
-                    last_message_age_secs: (last > 0).then(|| (now_us - last).max(0) as f64 / 1e6),
-                    reconnects,
-                    messages,
-                    malformed: s.malformed.load(Ordering::Relaxed),
-                }
-            })
-            .collect();
-        let currencies = self.coverage();
-        let low = currencies
-            .iter()
-            .find(|c| c.coverage < self.config.min_coverage);
-        let now_utc = Utc::now();
-        let not_ready = match low {
-            Some(c) => {
-                let since = *self.low_since.get_or_insert(now_utc);
-                let grace =
-                    chrono::Duration::from_std(self.config.coverage_grace).unwrap_or_default();
-                (now_utc - since >= grace).then(|| {
-                    format!(
-                        "{} coverage {:.1}% ({} of {} instruments) below {:.0}% since {}",
-                        c.currency,
-                        c.coverage * 100.0,
-                        c.subscribed_instruments,
-                        c.active_instruments,
-                        self.config.min_coverage * 100.0,
-                        since.format("%H:%M:%S UTC")
-                    )
-                })
-            }
-            None => {
-                self.low_since = None;
-                None
-            }
-        };
-        let w = &self.writer_stats;
-        let status = MarketStatus {
-            enabled: true,
-            running: true,
-            started_at: Some(self.started),
-            url: self.config.url.clone(),
-            connections,
-            currencies,
-            channels_wanted: self.registry.wanted_count(),
-            channels_subscribed: self.registry.accepted_count(),
-            channels_rejected: self.registry.rejected().len(),
-            rows: RowCounts {
-                tickers: w.rows(Dataset::Tickers),
-                quotes: w.rows(Dataset::Quotes),
-                trades: w.rows(Dataset::Trades),
-            },
-            files_written: w.files.load(Ordering::Relaxed),
-            bytes_written: w.bytes.load(Ordering::Relaxed),
-            write_errors: w.errors.load(Ordering::Relaxed),
-            queue_used: self
-                .config
-                .queue_capacity
-                .saturating_sub(self.queue_probe.capacity()),
-            queue_capacity: self.config.queue_capacity,
-            coverage_low_since: self.low_since,
-            reconciled_at: self.reconciled_at,
-            not_ready,
-            parquet_dir: self.root.display().to_string(),
-        };
-        metrics::gauge!("magpie_market_queue_used").set(status.queue_used as f64);
-        self.handle.publish(status);
-    }
-
-    fn summary(&self) -> Summary {
-        let mut s = Summary::default();
-        let mut first = i64::MAX;
-        let mut last = 0;
-        for stats in &self.stats {
-            s.data_messages += stats.data_messages.load(Ordering::Relaxed);
-            s.malformed += stats.malformed.load(Ordering::Relaxed);
-            s.reconnects += stats.reconnects.load(Ordering::Relaxed);
-            let f = stats.first_data_us.load(Ordering::Relaxed);
-            if f > 0 {
-                first = first.min(f);
-                last = last.max(stats.last_message_us.load(Ordering::Relaxed));
-            }
-        }
-        if first < last {
-            s.data_seconds = (last - first) as f64 / 1e6;
-        }
-        s
     }
 }
