@@ -377,6 +377,15 @@ async fn answers_test_requests_skips_malformed_messages_and_resubscribes_after_a
     })
     .await;
     rig.fully_subscribed().await;
+    // What the lifecycle connection missed while down is caught up by fetching the lists.
+    rig.until("instrument lists fetched again", |r| {
+        r.fake.requests()[before..]
+            .iter()
+            .filter(|q| q.method == "public/get_instruments")
+            .count()
+            >= 4
+    })
+    .await;
     let resubscribed: Vec<String> = rig.fake.requests()[before..]
         .iter()
         .filter(|r| r.method == "public/subscribe")

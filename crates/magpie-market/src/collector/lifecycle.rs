@@ -353,6 +353,11 @@ impl Manager {
                             let _ = store::reconnected(&c, Some(conn as i32), at);
                         }
                     });
+                    // State changes and listings sent while the lifecycle connection was
+                    // down are lost: the instrument lists say what happened meanwhile.
+                    if conn == 0 {
+                        return true;
+                    }
                 }
             }
             Event::Disconnected { conn, at, reason } => {
