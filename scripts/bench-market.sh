@@ -7,16 +7,18 @@
 # /usr/bin/time -v, and bytes per row on disk per dataset.
 #
 #   scripts/bench-market.sh [MESSAGES_PER_CONNECTION]    (default 500000; 2 data connections)
+#   RATE=N scripts/bench-market.sh ...                    (N messages a second per connection)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/magpie-ci/target}"
 CAPTURE="${CAPTURE:-$ROOT/../shared/realdata/deribit/cryptofeed_2021-07-22}"
 MESSAGES="${1:-500000}"
+RATE="${RATE:-0}"   # messages a second per connection; 0 = as fast as magpie reads
 cargo build --release --quiet -p magpie -p magpie-market --example fake_deribit
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d)"; echo "work folder $WORK" >&2
 trap 'kill $FAKE $MAGPIE 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
-"$BIN/examples/fake_deribit" "$CAPTURE" --per-currency 774 --messages "$MESSAGES" >"$WORK/fake.log" 2>&1 &
+"$BIN/examples/fake_deribit" "$CAPTURE" --per-currency 774 --messages "$MESSAGES" --rate "$RATE" >"$WORK/fake.log" 2>&1 &
 FAKE=$!
 until grep -q '^url ' "$WORK/fake.log"; do sleep 0.1; done
 URL=$(awk '/^url / {print $2}' "$WORK/fake.log")

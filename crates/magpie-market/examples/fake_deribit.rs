@@ -3,7 +3,8 @@
 //! subscribed every channel, then sends `--messages` notifications per data connection as fast
 //! as the collector reads them (half quotes, half tickers built from a recorded ticker).
 //!
-//! `cargo run --release -p magpie-market --example fake_deribit -- CAPTURE_DIR [--per-currency 774] [--messages 500000]`
+//! `cargo run --release -p magpie-market --example fake_deribit -- CAPTURE_DIR [--per-currency 774] [--messages 500000] [--rate 0]`
+//! (`--rate N`: N messages a second per connection instead of full speed)
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,16 +14,17 @@ use magpie_market::deribit::fake::{self, FakeDeribit};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(
-        args.next()
-            .ok_or("usage: fake_deribit CAPTURE_DIR [--per-currency N] [--messages N]")?,
-    );
-    let (mut per_currency, mut messages) = (774usize, 500_000usize);
+    let dir =
+        PathBuf::from(args.next().ok_or(
+            "usage: fake_deribit CAPTURE_DIR [--per-currency N] [--messages N] [--rate N]",
+        )?);
+    let (mut per_currency, mut messages, mut rate) = (774usize, 500_000usize, 0usize);
     while let Some(flag) = args.next() {
         let value: usize = args.next().ok_or("a flag needs a value")?.parse()?;
         match flag.as_str() {
             "--per-currency" => per_currency = value,
             "--messages" => messages = value,
+            "--rate" => rate = value,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -77,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("subscribed {} quote channels", last.0);
     let start_ms = chrono::Utc::now().timestamp_millis();
     let mut seed = 0;
-    let connections = server.blast_feeds(messages, |names, count| {
+    let connections = server.blast_feeds(messages, rate, |names, count| {
         seed += 1;
         fake::generate_feed(names, count, &template, start_ms, seed)
     });

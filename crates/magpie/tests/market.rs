@@ -136,7 +136,7 @@ async fn kill_9_while_writing_leaves_only_readable_files_and_the_next_start_clea
     // A continuous stream; files are closed every second, so some are finished and some
     // open (under temporary names) when the process is killed.
     let start = chrono::Utc::now().timestamp_millis();
-    let asked = fake.blast_feeds(2_000_000, |names, count| {
+    let asked = fake.blast_feeds(2_000_000, 0, |names, count| {
         fake::generate_feed(
             names,
             count.min(50_000),

@@ -33,10 +33,12 @@ enum Out {
     Text(String),
     /// Drop the TCP connection without a close frame (a network failure).
     Drop,
-    /// Send `count` messages from `texts`, round-robin, as fast as the socket takes them.
+    /// Send `count` messages from `texts`, round-robin, as fast as the socket takes them
+    /// (`per_second` 0) or paced at `per_second`.
     Blast {
         texts: Arc<Vec<String>>,
         count: usize,
+        per_second: usize,
     },
 }
 
@@ -222,6 +224,7 @@ impl FakeDeribit {
                     .send(Out::Blast {
                         texts: Arc::clone(&texts),
                         count: per_connection,
+                        per_second: 0,
                     })
                     .is_ok()
             {
@@ -271,9 +274,11 @@ impl FakeDeribit {
     /// Like [`FakeDeribit::blast`], but each connection gets its own stream of `count`
     /// messages for the instruments it is subscribed to, made by `generate` (e.g.
     /// [`generate_feed`]) from its `ticker.*` and `quote.*` channels.
+    /// `per_second` paces each connection's stream (0: as fast as the collector reads).
     pub fn blast_feeds(
         &self,
         count: usize,
+        per_second: usize,
         mut generate: impl FnMut(&[String], usize) -> Vec<String>,
     ) -> usize {
         let mut asked = 0;
@@ -289,7 +294,15 @@ impl FakeDeribit {
             }
             instruments.sort();
             let texts = Arc::new(generate(&instruments, count));
-            if conn.out.send(Out::Blast { texts, count }).is_ok() {
+            if conn
+                .out
+                .send(Out::Blast {
+                    texts,
+                    count,
+                    per_second,
+                })
+                .is_ok()
+            {
                 asked += 1;
             }
         }
@@ -353,9 +366,20 @@ async fn serve(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, sh
                     if shared.muted.load(Ordering::Relaxed) { continue; }
                     if write.send(Message::text(text)).await.is_err() { break; }
                 }
-                Some(Out::Blast { texts, count }) => {
+                Some(Out::Blast { texts, count, per_second }) => {
                     let mut ok = true;
+                    // Paced: a slice every 10 ms.
+                    let slice = if per_second == 0 { count.max(1) } else { (per_second / 100).max(1) };
+                    let mut next = tokio::time::Instant::now();
                     for i in 0..count {
+                        if i > 0 && i % slice == 0 {
+                            if write.flush().await.is_err() {
+                                ok = false;
+                                break;
+                            }
+                            next += Duration::from_millis(10);
+                            tokio::time::sleep_until(next).await;
+                        }
                         if write.feed(Message::text(texts[i % texts.len()].clone())).await.is_err() {
                             ok = false;
                             break;
@@ -365,6 +389,11 @@ async fn serve(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, sh
                     shared.data_sent.fetch_add(count as u64, Ordering::Relaxed);
                     shared.blast_done.fetch_add(1, Ordering::Relaxed);
                     if !ok { break; }
+                    // Deaf while blasting: the answers to earlier test_requests were not read.
+                    unanswered = false;
+                    if let Some(beat) = heartbeat.as_mut() {
+                        beat.reset();
+                    }
                 }
                 Some(Out::Drop) | None => break,
             },
