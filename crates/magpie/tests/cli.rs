@@ -659,6 +659,11 @@ fn doctor_checks_the_box_and_fails_on_loose_secrets() {
         "{}",
         stdout(&out)
     );
+    assert!(
+        stdout(&out).contains("ok    market         the Deribit collector is off"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = run(magpie(dir.path()).args([
         "--data-dir",

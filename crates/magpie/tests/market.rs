@@ -123,7 +123,7 @@ async fn kill_9_while_writing_leaves_only_readable_files_and_the_next_start_clea
     let want = wanted(&instruments);
     let fake = FakeDeribit::start(0, instruments).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &fake.url(), "");
+    write_config(dir.path(), &fake.url(), "enabled = true");
     let mut child = magpie(dir.path(), &["market", "run"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -253,6 +253,19 @@ async fn kill_9_while_writing_leaves_only_readable_files_and_the_next_start_clea
     assert!(
         !out.status.success(),
         "files outside the market folder stay unreadable"
+    );
+    // `magpie doctor` sizes the market folder per day.
+    let out = magpie(dir.path(), &["doctor", "--offline"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let line = report
+        .lines()
+        .find(|l| l.contains(" market "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("ok") && line.contains("files") && line.contains("a day"),
+        "{report}"
     );
 }
 

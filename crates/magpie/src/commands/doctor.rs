@@ -1,7 +1,8 @@
 //! `magpie doctor`: checks what usually goes wrong on a small box and says what to do, one line
 //! per check (ok / warn / FAIL): the configuration, the data folder and the secrets' modes, the
 //! warehouse (opens, schema, imports, marts, the last build and flow runs), Spotify
-//! authorisations, MusicBrainz's contact, memory, swap and disk; and (unless `--offline`)
+//! authorisations, MusicBrainz's contact, the market collector's folder against its retention,
+//! memory, swap and disk; and (unless `--offline`)
 //! whether Spotify and MusicBrainz answer from here. The exit code is non-zero when a check
 //! fails.
 
@@ -54,6 +55,7 @@ pub fn run(config: &Config, offline: bool) -> anyhow::Result<ExitCode> {
             format!("contact {}", config.enrichment.contact),
         );
     }
+    market(config, &mut r);
     host(config, &mut r);
     if !offline {
         reachability(config, &mut r)?;
@@ -284,6 +286,84 @@ fn spotify(config: &Config, r: &mut Report) {
             }
         }
         Err(e) => r.add(Level::Fail, "spotify", e.to_string()),
+    }
+}
+
+/// The market collector: off, or its Parquet folder's size per day against the free disk for
+/// `retention_days` of it.
+fn market(config: &Config, r: &mut Report) {
+    let market = &config.market;
+    if !market.enabled {
+        r.add(
+            Level::Ok,
+            "market",
+            "the Deribit collector is off (`[market] enabled = true` to collect)",
+        );
+        return;
+    }
+    let dir = market.dir(&config.data_dir);
+    let files = magpie_market::sink::files::under(&dir, "parquet");
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut days: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            f.components().find_map(|c| {
+                c.as_os_str()
+                    .to_str()
+                    .and_then(|s| s.strip_prefix("date="))
+                    .map(str::to_string)
+            })
+        })
+        .collect();
+    days.sort();
+    days.dedup();
+    let unfinished = magpie_market::sink::files::under(&dir, "tmp").len();
+    if days.is_empty() {
+        r.add(
+            Level::Ok,
+            "market",
+            format!(
+                "collecting {} from {} into {} (no files yet)",
+                market.currencies.join(", "),
+                market.url,
+                dir.display()
+            ),
+        );
+        return;
+    }
+    let per_day = bytes / days.len() as u64;
+    let free = magpie_core::host::HostStatus::read(&config.data_dir, 0).disk_available_bytes;
+    let needed = per_day.saturating_mul(u64::from(market.retention_days));
+    let summary = format!(
+        "{} files, {} MB over {} days (~{} MB a day) in {}{}",
+        files.len(),
+        bytes / 1_000_000,
+        days.len(),
+        per_day / 1_000_000,
+        dir.display(),
+        if unfinished > 0 {
+            format!("; {unfinished} unfinished files the next start removes")
+        } else {
+            String::new()
+        }
+    );
+    if market.retention_days > 0 && free > 0 && needed.saturating_sub(bytes) > free {
+        r.add(
+            Level::Warn,
+            "market",
+            format!(
+                "{summary}: {} days of retention need ~{} MB more than the {} MB free; lower market.retention_days",
+                market.retention_days,
+                (needed - bytes) / 1_000_000,
+                free / 1_000_000
+            ),
+        );
+    } else {
+        r.add(Level::Ok, "market", summary);
     }
 }
 
