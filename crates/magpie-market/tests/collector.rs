@@ -927,3 +927,54 @@ async fn trades_and_perpetual_tickers_land_in_their_views() {
         .unwrap();
     assert_eq!(options, 0, "a perpetual's ticker is not an option's");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_request_credits_10028_retries_more_slowly() {
+    let Some(instruments) = recorded_instruments() else {
+        return;
+    };
+    let rig = rig(instruments.clone(), |fake, _| {
+        fake.fail_subscribes(10028, 3)
+    })
+    .await;
+    rig.fully_subscribed().await;
+    assert_eq!(
+        data_subscriptions(&rig.fake).len(),
+        expected_channels(&instruments).len()
+    );
+    // Nothing was given up: the refused requests were asked again, not recorded as rejected.
+    assert_eq!(rig.handle.status().channels_rejected, 0);
+    // Each refused request was asked again (perhaps topped up with more channels), and from
+    // then on its connection paced its requests at least twice as far apart.
+    let gap = Duration::from_secs_f64(1.0 / rig.config.subscribes_per_second);
+    let requests = rig.fake.requests();
+    let refused: Vec<&magpie_market::deribit::fake::Request> =
+        requests.iter().filter(|r| r.refused).collect();
+    assert_eq!(refused.len(), 3);
+    for refusal in refused {
+        let later: Vec<&magpie_market::deribit::fake::Request> = requests
+            .iter()
+            .filter(|r| {
+                r.connection == refusal.connection
+                    && r.method == "public/subscribe"
+                    && r.at > refusal.at
+            })
+            .collect();
+        assert!(
+            later
+                .iter()
+                .any(|r| !r.refused && refusal.channels.iter().all(|c| r.channels.contains(c))),
+            "a refused batch was not asked again"
+        );
+        let mut previous = refusal.at;
+        for r in later {
+            assert!(
+                r.at - previous >= gap.mul_f64(1.9),
+                "{:?} apart",
+                r.at - previous
+            );
+            previous = r.at;
+        }
+    }
+    rig.stop().await;
+}

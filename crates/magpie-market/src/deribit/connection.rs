@@ -26,7 +26,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{self, Incoming, Instrument, InstrumentState, RpcError, TOO_LARGE};
+use super::wire::{
+    self, Incoming, Instrument, InstrumentState, RpcError, TOO_LARGE, TOO_MANY_REQUESTS,
+};
 use crate::rows::Tick;
 
 /// How a connection behaves.
@@ -158,6 +160,8 @@ pub struct Connection {
     /// Queued or sent, not answered yet.
     in_flight: HashSet<String>,
     batch_limit: usize,
+    /// When the next paced (un)subscribe may be sent.
+    next_request: Instant,
     next_id: u64,
     logged_malformed: u64,
 }
@@ -194,6 +198,7 @@ impl Connection {
             accepted: HashSet::new(),
             in_flight: HashSet::new(),
             batch_limit,
+            next_request: Instant::now(),
             next_id: 1,
             logged_malformed: 0,
         }
@@ -313,7 +318,7 @@ impl Connection {
         }
         let all: Vec<String> = self.assigned.iter().cloned().collect();
         self.queue_subscribe(&mut outbox, all);
-        let mut next_request = Instant::now();
+        self.next_request = Instant::now();
         let mut watchdog = tokio::time::interval(Duration::from_millis(250));
         let mut last_data = Instant::now();
         let mut last_message = Instant::now();
@@ -321,11 +326,12 @@ impl Connection {
         let mut was_armed = false;
         let mut rows: Vec<Tick> = Vec::with_capacity(16);
         loop {
-            let paced = async {
-                if outbox.is_empty() {
+            let (idle, wake) = (outbox.is_empty(), self.next_request);
+            let paced = async move {
+                if idle {
                     std::future::pending::<()>().await;
                 } else {
-                    tokio::time::sleep_until(next_request).await;
+                    tokio::time::sleep_until(wake).await;
                 }
             };
             tokio::select! {
@@ -418,7 +424,7 @@ impl Connection {
                         if let Err(e) = write.send(Message::text(text)).await {
                             return Some(format!("cannot send: {e}"));
                         }
-                        next_request = Instant::now() + self.settings.request_gap;
+                        self.next_request = Instant::now() + self.settings.request_gap;
                     }
                 }
                 _ = watchdog.tick() => {
@@ -569,6 +575,10 @@ impl Connection {
         };
         match what {
             Pending::Subscribe(asked) => self.on_subscribed(asked, result, outbox),
+            Pending::Unsubscribe(asked) if is_throttled(&result) => {
+                self.slow_down();
+                outbox.push_front(Outgoing::Unsubscribe(asked));
+            }
             Pending::Unsubscribe(asked) => {
                 let done: Vec<String> = match result {
                     Ok(raw) => serde_json::from_str(raw).unwrap_or_default(),
@@ -599,6 +609,19 @@ impl Connection {
                 let _ = reply.send(result.map(str::to_string).map_err(CallError::from));
             }
         }
+    }
+
+    /// Double the pause between requests (at most 5 s), after Deribit's 10028.
+    fn slow_down(&mut self) {
+        let gap = (self.settings.request_gap * 2).min(Duration::from_secs(5));
+        tracing::warn!(
+            connection = self.id,
+            gap_ms = gap.as_millis() as u64,
+            "Deribit says too many requests (10028): slowing down"
+        );
+        metrics::counter!("magpie_market_throttled_total").increment(1);
+        self.settings.request_gap = gap;
+        self.next_request = Instant::now() + gap;
     }
 
     fn on_subscribed(
@@ -650,6 +673,12 @@ impl Connection {
                     });
                 }
             }
+            Err(e) if e.code == TOO_MANY_REQUESTS => {
+                // Out of request credits: ask again, and from now on more slowly.
+                self.slow_down();
+                self.in_flight.extend(asked.iter().cloned());
+                outbox.push_front(Outgoing::Subscribe(asked));
+            }
             Err(e) if e.code == TOO_LARGE && asked.len() > 1 => {
                 let size = asked.len();
                 self.batch_limit = (size / 2).max(1);
@@ -673,4 +702,9 @@ impl Connection {
             }
         }
     }
+}
+
+/// Whether an answer is Deribit's "too many requests".
+fn is_throttled(result: &Result<&str, RpcError>) -> bool {
+    matches!(result, Err(e) if e.code == TOO_MANY_REQUESTS)
 }

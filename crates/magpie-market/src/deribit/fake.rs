@@ -27,6 +27,8 @@ pub struct Request {
     pub method: String,
     /// `params.channels` of a (un)subscribe.
     pub channels: Vec<String>,
+    /// Answered with the error set by [`FakeDeribit::fail_subscribes`].
+    pub refused: bool,
 }
 
 enum Out {
@@ -53,6 +55,8 @@ struct Shared {
     conns: Mutex<HashMap<usize, Conn>>,
     requests: Mutex<Vec<Request>>,
     rejects: Mutex<HashSet<String>>,
+    /// (error code, subscribe requests still to fail)
+    failing: Mutex<(i64, usize)>,
     stalled: AtomicBool,
     muted: AtomicBool,
     next_conn: AtomicUsize,
@@ -127,6 +131,11 @@ impl FakeDeribit {
     /// Leave these channels out of subscribe results.
     pub fn reject(&self, channels: impl IntoIterator<Item = String>) {
         self.shared.rejects.lock().expect("lock").extend(channels);
+    }
+
+    /// Answer the next `count` subscribe requests with error `code` (e.g. 10028).
+    pub fn fail_subscribes(&self, code: i64, count: usize) {
+        *self.shared.failing.lock().expect("lock") = (code, count);
     }
 
     /// Stop (or resume) sending market data; heartbeats go on.
@@ -440,6 +449,7 @@ fn answer(
         at: Instant::now(),
         method: method.clone(),
         channels: channels.clone(),
+        refused: false,
     });
     let ok = |result: Value| json!({"jsonrpc": "2.0", "id": id, "result": result, "usIn": 0, "usOut": 0, "usDiff": 0, "testnet": false});
     let error = |code: i64, message: &str| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
@@ -454,6 +464,16 @@ fn answer(
             (ok(json!({"version": "1.2.26"})), None)
         }
         "public/subscribe" => {
+            {
+                let mut failing = shared.failing.lock().expect("lock");
+                if failing.1 > 0 {
+                    failing.1 -= 1;
+                    if let Some(last) = shared.requests.lock().expect("lock").last_mut() {
+                        last.refused = true;
+                    }
+                    return (error(failing.0, "too_many_requests"), None);
+                }
+            }
             if channels.len() > shared.max_channels.load(Ordering::Relaxed) {
                 return (error(-32600, "request entity too large"), None);
             }

@@ -53,6 +53,9 @@ pub struct RpcError {
 /// Deribit's "request entity too large" (a subscribe with too many channels).
 pub const TOO_LARGE: i64 = -32600;
 
+/// Deribit's "too_many_requests": the connection's request credits are used up.
+pub const TOO_MANY_REQUESTS: i64 = 10028;
+
 /// Why a message could not be used (counted and skipped by the connection).
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
