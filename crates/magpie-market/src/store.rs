@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use duckdb::{Connection, params};
+use magpie_core::warehouse::in_transaction;
 
 use crate::deribit::wire::Instrument;
 
@@ -81,23 +82,6 @@ fn naive(ms: Option<i64>) -> Option<NaiveDateTime> {
         .map(|t| t.naive_utc())
 }
 
-fn in_transaction<T>(
-    conn: &Connection,
-    work: impl FnOnce(&Connection) -> duckdb::Result<T>,
-) -> duckdb::Result<T> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    match work(conn) {
-        Ok(value) => {
-            conn.execute_batch("COMMIT")?;
-            Ok(value)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
-}
-
 /// Record `instruments` (the exchange's full list for `currency` and `kind`) and mark the
 /// known ones that are missing from it inactive.
 pub fn reconcile(
@@ -107,7 +91,7 @@ pub fn reconcile(
     instruments: &[Instrument],
     now: DateTime<Utc>,
 ) -> duckdb::Result<Diff> {
-    in_transaction(conn, |conn| {
+    in_transaction(conn, || {
         let mut known = std::collections::HashMap::<String, bool>::new();
         {
             let mut stmt = conn.prepare(
@@ -202,7 +186,7 @@ pub fn listed(
     instrument: &Instrument,
     now: DateTime<Utc>,
 ) -> duckdb::Result<bool> {
-    in_transaction(conn, |conn| {
+    in_transaction(conn, || {
         let known: i64 = conn.query_row(
             "SELECT count(*) FROM market.instrument_metadata WHERE instrument_name = ? AND is_active",
             [&instrument.instrument_name],

@@ -2,41 +2,19 @@
 //! and serves the instruments and notifications recorded in ../shared/realdata/deribit.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use magpie_core::config::MarketConfig;
 use magpie_core::{OpenOptions, Warehouse};
-use magpie_market::deribit::fake::{self, FakeDeribit};
+use magpie_market::deribit::fake::{
+    self, FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
+    recorded_capture as capture,
+};
 use magpie_market::{Collector, MarketHandle, Summary, Timings};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-fn capture(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/realdata/deribit/cryptofeed_2021-07-22")
-        .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("SKIPPED: {} is absent", path.display());
-        None
-    }
-}
-
-/// The recorded BTC and ETH instrument lists.
-fn recorded_instruments() -> Option<Vec<Value>> {
-    let all = fake::instruments_from_capture(&capture("DERIBIT.0")?).unwrap();
-    Some(
-        all.into_iter()
-            .filter(|i| {
-                let name = i["instrument_name"].as_str().unwrap();
-                name.starts_with("BTC-") || name.starts_with("ETH-")
-            })
-            .collect(),
-    )
-}
 
 struct Rig {
     fake: FakeDeribit,

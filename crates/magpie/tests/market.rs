@@ -7,19 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use magpie_market::deribit::fake::{self, FakeDeribit};
-
-fn capture(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/realdata/deribit/cryptofeed_2021-07-22")
-        .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("SKIPPED: {} is absent", path.display());
-        None
-    }
-}
+use magpie_market::deribit::fake::{
+    self, FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
+    recorded_capture as capture,
+};
 
 fn magpie(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
@@ -79,18 +70,6 @@ fn wanted(instruments: &[serde_json::Value]) -> usize {
         .iter()
         .filter(|i| i["kind"] == "option" || i["settlement_period"] == "perpetual")
         .count()
-}
-
-fn recorded_instruments() -> Option<Vec<serde_json::Value>> {
-    let all = fake::instruments_from_capture(&capture("DERIBIT.0")?).unwrap();
-    Some(
-        all.into_iter()
-            .filter(|i| {
-                let name = i["instrument_name"].as_str().unwrap();
-                name.starts_with("BTC-") || name.starts_with("ETH-")
-            })
-            .collect(),
-    )
 }
 
 fn kill(child: &Child, signal: &str) {

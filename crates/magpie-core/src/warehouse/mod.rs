@@ -142,17 +142,7 @@ impl Warehouse {
     /// Open an existing warehouse read-only, with external access (files, network) disabled:
     /// the connection for ad-hoc SQL from users.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection, WarehouseError> {
-        let path = path.as_ref().to_path_buf();
-        if !path.is_file() {
-            return Err(WarehouseError::Missing { path });
-        }
-        let options = OpenOptions::default();
-        let config = duckdb_config(&options, AccessMode::ReadOnly)
-            .and_then(|c| c.enable_external_access(false))
-            .map_err(|e| db(&path, e))?;
-        let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
-        migrations::check_version(&conn, &path)?;
-        Ok(conn)
+        Self::open_read_only_reading(path, &[])
     }
 
     /// Like [`Warehouse::open_read_only`], but files under `readable` (the market data's
@@ -166,22 +156,29 @@ impl Warehouse {
         if !path.is_file() {
             return Err(WarehouseError::Missing { path });
         }
-        let options = OpenOptions::default();
-        let config = duckdb_config(&options, AccessMode::ReadOnly).map_err(|e| db(&path, e))?;
+        let mut config = duckdb_config(&OpenOptions::default(), AccessMode::ReadOnly)
+            .map_err(|e| db(&path, e))?;
+        if readable.is_empty() {
+            config = config
+                .enable_external_access(false)
+                .map_err(|e| db(&path, e))?;
+        }
         let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
-        let dirs: Vec<String> = readable
-            .iter()
-            .map(|d| {
-                let d = std::path::absolute(d).unwrap_or_else(|_| d.clone());
-                format!("'{}/'", d.display().to_string().replace('\'', "''"))
-            })
-            .collect();
-        // Allowed folders first: once external access is off, they cannot change.
-        conn.execute_batch(&format!(
-            "SET allowed_directories = [{}]; SET enable_external_access = false;",
-            dirs.join(", ")
-        ))
-        .map_err(|e| db(&path, e))?;
+        if !readable.is_empty() {
+            let dirs: Vec<String> = readable
+                .iter()
+                .map(|d| {
+                    let d = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+                    format!("'{}/'", d.display().to_string().replace('\'', "''"))
+                })
+                .collect();
+            // Allowed folders first: once external access is off, they cannot change.
+            conn.execute_batch(&format!(
+                "SET allowed_directories = [{}]; SET enable_external_access = false;",
+                dirs.join(", ")
+            ))
+            .map_err(|e| db(&path, e))?;
+        }
         migrations::check_version(&conn, &path)?;
         Ok(conn)
     }

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -517,6 +517,34 @@ fn answer(
         }
         _ => (error(-32601, "Method not found"), None),
     }
+}
+
+/// A recorded Deribit session of the shared test data (`../shared/realdata/deribit/`, beside
+/// the repository, read in place), or `None` with a printed notice when it is absent, so a
+/// test can skip.
+pub fn recorded_capture(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/realdata/deribit/cryptofeed_2021-07-22")
+        .join(name);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED: {} is absent", path.display());
+        None
+    }
+}
+
+/// The recorded BTC and ETH `get_instruments` lists (`DERIBIT.0`), if present.
+pub fn recorded_btc_eth_instruments() -> Option<Vec<Value>> {
+    let all = instruments_from_capture(&recorded_capture("DERIBIT.0")?).ok()?;
+    Some(
+        all.into_iter()
+            .filter(|i| {
+                let name = i["instrument_name"].as_str().unwrap_or_default();
+                name.starts_with("BTC-") || name.starts_with("ETH-")
+            })
+            .collect(),
+    )
 }
 
 /// The `get_instruments` records of a cryptofeed capture (`DERIBIT.0`).
