@@ -36,6 +36,13 @@ pub fn currency_of(instrument: &str) -> &str {
     instrument.split('-').next().unwrap_or(instrument)
 }
 
+/// The UTC date of an exchange time (ms since the epoch).
+fn date_of(ms: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .date_naive()
+}
+
 /// The datasets written (one folder each under the market directory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dataset {
@@ -66,6 +73,15 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// Whether `tick` belongs here (what [`Tick::partition`] would say, without building it).
+    pub fn holds(&self, tick: &Tick) -> bool {
+        let instrument = tick.instrument();
+        self.dataset == tick.dataset()
+            && self.kind == Kind::of_instrument(instrument)
+            && self.currency == currency_of(instrument)
+            && self.date == date_of(tick.exchange_ms())
+    }
+
     pub fn path(&self) -> String {
         format!(
             "{}/date={}/currency={}/kind={}",
@@ -188,12 +204,9 @@ impl Tick {
     /// instrument's currency and kind.
     pub fn partition(&self) -> Partition {
         let instrument = self.instrument();
-        let date = chrono::DateTime::from_timestamp_millis(self.exchange_ms())
-            .unwrap_or_default()
-            .date_naive();
         Partition {
             dataset: self.dataset(),
-            date,
+            date: date_of(self.exchange_ms()),
             currency: currency_of(instrument).to_string(),
             kind: Kind::of_instrument(instrument),
         }
@@ -222,6 +235,7 @@ mod tests {
             exchange_ms: 1_626_993_723_632,
             ..Default::default()
         });
+        assert!(tick.partition().holds(&tick));
         assert_eq!(
             tick.partition().path(),
             "quotes/date=2021-07-22/currency=ETH/kind=option"

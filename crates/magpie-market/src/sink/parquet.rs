@@ -395,12 +395,16 @@ impl ParquetSink {
 
     /// Add one row; a full buffer is encoded into its file.
     pub fn push(&mut self, tick: Tick) -> Result<(), SinkError> {
-        let partition = tick.partition();
-        if !self.files.contains_key(&partition) {
-            let file = self.open(&partition)?;
-            self.files.insert(partition.clone(), file);
-        }
-        let file = self.files.get_mut(&partition).expect("just opened");
+        // The open files are few (dataset × currency × kind): finding the row's one by
+        // comparison saves building (and allocating) its partition key for every row.
+        let file = match self.files.iter_mut().find(|(p, _)| p.holds(&tick)) {
+            Some((_, file)) => file,
+            None => {
+                let partition = tick.partition();
+                let file = self.open(&partition)?;
+                self.files.entry(partition).or_insert(file)
+            }
+        };
         file.buffer.push(tick);
         file.rows += 1;
         if file.buffer.len() >= self.settings.flush_rows {
