@@ -1,6 +1,8 @@
 {{ config(materialized='table', schema='intermediate') }}
 -- Listening sessions: a new one starts after var('session_gap_minutes') of silence between the
 -- end of one play and the start of the next.
+-- (fact_plays derives session_id from listener and number: a key per play is cheaper to make
+-- there than to carry through the join.)
 with ordered as (
     select
         event_id,
@@ -34,6 +36,5 @@ numbered as (
 select
     event_id,
     listener_id,
-    session_number,
-    {{ generate_surrogate_key(['listener_id', 'session_number']) }} as session_id
+    cast(session_number as bigint) as session_number
 from numbered

@@ -2,13 +2,11 @@
 -- One row per artist (normalised name), with the name as most often written, the identifiers
 -- the sources and enrichment gave, and where the artist comes from (country, areas) once
 -- enrichment knows it.
-with plays as (
-    select * from {{ ref('int_plays') }}
-),
-
-names as (
+-- int_plays is read where needed, not through a CTE: DuckDB materialises a CTE read twice,
+-- a copy of every play.
+with names as (
     select artist_key, artist_name, count(*) as n
-    from plays
+    from {{ ref('int_plays') }}
     group by artist_key, artist_name
 ),
 
@@ -21,7 +19,7 @@ ids as (
         sum(ms_played) as ms_played,
         min(ended_at) as first_played_at,
         max(ended_at) as last_played_at
-    from plays
+    from {{ ref('int_plays') }}
     group by artist_key
 )
 

@@ -1,14 +1,12 @@
 {{ config(materialized='table', schema='marts') }}
 -- One row per track: its Spotify URI when any source gave one, else its normalised
 -- "artist|track" identity; duration, explicit flag and ISRC once enrichment has looked it up.
-with plays as (
-    select * from {{ ref('int_plays') }}
-),
-
-albums as (
+-- int_plays is read where needed, not through a CTE: DuckDB materialises a CTE read twice,
+-- a copy of every play.
+with albums as (
     -- A track's album: the one it is most often played from.
     select track_key, first(album_key order by n desc, album_key) as album_key
-    from (select track_key, album_key, count(*) as n from plays group by track_key, album_key)
+    from (select track_key, album_key, count(*) as n from {{ ref('int_plays') }} group by track_key, album_key)
     group by track_key
 ),
 
@@ -25,7 +23,7 @@ select
     sum(p.ms_played) as ms_played,
     min(p.ended_at) as first_played_at,
     max(p.ended_at) as last_played_at
-from plays as p
+from {{ ref('int_plays') }} as p
 join albums as a using (track_key)
 group by p.track_key, a.album_key
 )

@@ -12,7 +12,7 @@ select
     cast(strftime(p.ended_at_local, '%Y%m%d') as integer) as date_id,
     cast(hour(p.ended_at_local) * 60 + minute(p.ended_at_local) as integer) as time_id,
     a.location_id,
-    s.session_id,
+    {{ generate_surrogate_key(['s.listener_id', 's.session_number']) }} as session_id,
     p.ended_at as played_at,
     p.ended_at_local as played_at_local,
     p.ms_played,

@@ -12,8 +12,19 @@ with expected as (
 
 actual as (
     select event_id from {{ ref('fact_plays') }} where source_kind in ('spotify_extended', 'spotify_basic')
+),
+
+-- One count per side and event (an aggregate, not two EXCEPT ALLs: one pass over the plays).
+counted as (
+    select event_id, sum(expected) as expected, sum(actual) as actual
+    from (
+        select event_id, 1 as expected, 0 as actual from expected
+        union all
+        select event_id, 0 as expected, 1 as actual from actual
+    )
+    group by event_id
 )
 
-select 'missing' as problem, event_id from (select event_id from expected except all select event_id from actual)
-union all
-select 'extra' as problem, event_id from (select event_id from actual except all select event_id from expected)
+select case when expected > actual then 'missing' else 'extra' end as problem, event_id
+from counted
+where expected <> actual

@@ -128,6 +128,65 @@ fn demo_marts_agree_with_raw_events() {
         )
         .unwrap();
     assert_eq!(gaps, 0);
+
+    // The shipped singular test catches a fact table that lost one counted play and counts
+    // another twice: run it over a tampered copy of fact_plays (a project of its own whose
+    // `fact_plays` is that copy).
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let root = dir.path().join("tampered");
+    std::fs::create_dir_all(root.join("models")).unwrap();
+    std::fs::create_dir_all(root.join("tests")).unwrap();
+    for (from, to) in [
+        ("dbt_project.yml", "dbt_project.yml"),
+        ("staging/sources.yml", "models/sources.yml"),
+        (
+            "tests/fact_plays_cover_counted_events.sql",
+            "tests/fact_plays_cover_counted_events.sql",
+        ),
+    ] {
+        std::fs::copy(shipped.join(from), root.join(to)).unwrap();
+    }
+    let config = std::fs::read_to_string(root.join("dbt_project.yml"))
+        .unwrap()
+        .replace(
+            r#"model-paths: ["staging", "intermediate", "marts"]"#,
+            r#"model-paths: ["models"]"#,
+        );
+    std::fs::write(root.join("dbt_project.yml"), config).unwrap();
+    let (lost, doubled): (i64, i64) = wh
+        .conn()
+        .query_row(
+            "SELECT min(event_id), max(event_id) FROM marts.fact_plays WHERE source_kind = 'spotify_extended'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    std::fs::write(
+        root.join("models/fact_plays.sql"),
+        format!(
+            "{{{{ config(materialized='view', schema='tampered') }}}}
+             select * from marts.fact_plays where event_id <> {lost}
+             union all select * from marts.fact_plays where event_id = {doubled}"
+        ),
+    )
+    .unwrap();
+    let project = magpie_models::project::Project::from_dir(&root).unwrap();
+    let report = Runner::new(wh.conn(), &project)
+        .build(
+            &BuildOptions {
+                run_tests: true,
+                temp_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    let test = report
+        .nodes
+        .iter()
+        .find(|n| n.name == "fact_plays_cover_counted_events")
+        .expect("the singular test ran");
+    assert_eq!(test.status, Status::Fail(2), "{report:#?}");
 }
 
 fn realdata(sub: &str) -> Option<PathBuf> {

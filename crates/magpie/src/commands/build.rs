@@ -88,7 +88,14 @@ pub fn build_quietly(
         .conn()
         .execute_batch("RESET checkpoint_threshold")?;
     let report = report?;
-    warehouse.checkpoint()?;
+    // Without vacuum tasks: a table built in parallel ends in one partly filled row group per
+    // DuckDB thread, and the checkpoint's vacuum would rewrite (decompress and compress again)
+    // those groups to merge them: ~0.8 s at 350k plays, to save one row group a table. Rebuilt
+    // tables have no deleted rows to reclaim; later checkpoints vacuum as usual.
+    warehouse.conn().execute_batch("SET max_vacuum_tasks = 0")?;
+    let checkpoint = warehouse.checkpoint();
+    warehouse.conn().execute_batch("RESET max_vacuum_tasks")?;
+    checkpoint?;
     Ok(report)
 }
 
