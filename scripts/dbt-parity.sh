@@ -2,7 +2,9 @@
 # dbt parity: builds the shipped models with magpie and with dbt-duckdb on copies of the same
 # demo warehouse, then compares every mart table row for row (EXCEPT ALL both ways), and
 # prints both tools' wall times.
-#   usage: scripts/dbt-parity.sh [PLAYS]     (default 350000)
+#   usage: [RUNS=N] scripts/dbt-parity.sh [PLAYS]     (default 350000 plays, 1 run)
+# With RUNS=N each tool builds N times, each time on a fresh copy, and the medians are
+# compared (this 2-core machine's timings vary by ±15 % run to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLAYS="${1:-350000}"
@@ -22,14 +24,10 @@ fi
 # raw.tz_offsets exists); both tools then rebuild every model on their own copy.
 rm -rf "$WORK/base" "$WORK/magpie" "$WORK/dbt"
 "$BIN" --data-dir "$WORK/base" demo --no-serve --plays "$PLAYS" --years 20 --seed 42 --end 2026-06-30 >/dev/null 2>&1
-mkdir -p "$WORK/magpie" "$WORK/dbt"
-cp "$WORK/base/magpie.duckdb" "$WORK/magpie/magpie.duckdb"
-cp "$WORK/base/magpie.duckdb" "$WORK/dbt/magpie.duckdb"
-
+RUNS="${RUNS:-1}"
 now() { python3 -c "import time; print(time.time())"; }
-start=$(now)
-"$BIN" --data-dir "$WORK/magpie" build > "$WORK/magpie-build.log"
-magpie_s=$(python3 -c "print(round($(now) - $start, 2))")
+median() { python3 -c "import statistics, sys; print(round(statistics.median(map(float, sys.argv[1:])), 2))" "$@"; }
+fresh() { rm -rf "$WORK/$1" && mkdir -p "$WORK/$1" && cp "$WORK/base/magpie.duckdb" "$WORK/$1/magpie.duckdb"; }
 
 cat > "$WORK/profiles.yml" <<YML
 magpie:
@@ -41,9 +39,20 @@ magpie:
       schema: main
       threads: 2
 YML
-start=$(now)
-"$WORK/venv/bin/dbt" build --project-dir models --profiles-dir "$WORK" --target-path "$WORK/dbt-target" --log-path "$WORK" > "$WORK/dbt-build.log" || { tail -40 "$WORK/dbt-build.log"; exit 1; }
-dbt_s=$(python3 -c "print(round($(now) - $start, 2))")
+magpie_times=(); dbt_times=()
+for _ in $(seq "$RUNS"); do
+  fresh magpie
+  start=$(now)
+  "$BIN" --data-dir "$WORK/magpie" build > "$WORK/magpie-build.log"
+  magpie_times+=("$(python3 -c "print(round($(now) - $start, 2))")")
+
+  fresh dbt
+  start=$(now)
+  "$WORK/venv/bin/dbt" build --project-dir models --profiles-dir "$WORK" --target-path "$WORK/dbt-target" --log-path "$WORK" > "$WORK/dbt-build.log" || { tail -40 "$WORK/dbt-build.log"; exit 1; }
+  dbt_times+=("$(python3 -c "print(round($(now) - $start, 2))")")
+done
+magpie_s=$(median "${magpie_times[@]}")
+dbt_s=$(median "${dbt_times[@]}")
 
 "$WORK/venv/bin/python" - "$WORK/magpie/magpie.duckdb" "$WORK/dbt/magpie.duckdb" <<'PY'
 import sys, duckdb
@@ -63,4 +72,5 @@ for t in tables:
 print(f"parity: {len(tables) - bad} of {len(tables)} mart tables identical")
 sys.exit(1 if bad else 0)
 PY
+[ "$RUNS" -gt 1 ] && echo "runs: magpie ${magpie_times[*]} s; dbt ${dbt_times[*]} s"
 echo "magpie build: ${magpie_s}s; dbt build: ${dbt_s}s; ratio: $(python3 -c "print(round($dbt_s / $magpie_s, 1))")x"

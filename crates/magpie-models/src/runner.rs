@@ -362,7 +362,11 @@ impl<'a> Runner<'a> {
         };
         result.map_err(|e| ModelsError::Render {
             file: model.path.display().to_string(),
-            message: e.to_string(),
+            message: if is_out_of_memory(&e) {
+                out_of_memory_message(self.conn, &e)
+            } else {
+                e.to_string()
+            },
         })
     }
 
@@ -460,6 +464,20 @@ fn is_out_of_memory(error: &duckdb::Error) -> bool {
     error.to_string().contains("Out of Memory Error")
 }
 
+/// DuckDB's first line, without its advice (SET threads, SET memory_limit) that a magpie user
+/// cannot follow, and what the user can do instead.
+fn out_of_memory_message(conn: &Connection, error: &duckdb::Error) -> String {
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let limit: String = conn
+        .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+        .unwrap_or_else(|_| "its limit".into());
+    format!(
+        "{first}\nThis model needs more memory than DuckDB's {limit}, even on one thread: \
+         raise `memory_budget` in magpie.toml (DuckDB gets 40% of it)."
+    )
+}
+
 /// Run `work` with DuckDB's `threads` set to 1, restoring the setting afterwards.
 fn single_threaded<T>(
     conn: &Connection,
@@ -499,5 +517,9 @@ mod retry_tests {
             .execute_batch("SET memory_limit = '1MB'; SELECT count(*) FROM (SELECT range::VARCHAR || repeat('x', 100) AS s FROM range(2000000) ORDER BY s)")
             .unwrap_err();
         assert!(is_out_of_memory(&oom), "{oom}");
+        let message = out_of_memory_message(&conn, &oom);
+        assert!(message.starts_with("Out of Memory Error"), "{message}");
+        assert!(message.contains("raise `memory_budget`"), "{message}");
+        assert!(!message.contains("SET threads"), "{message}");
     }
 }
