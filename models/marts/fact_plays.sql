@@ -9,7 +9,7 @@ select
     {{ generate_surrogate_key(['p.track_key']) }} as track_id,
     {{ generate_surrogate_key(['p.artist_key']) }} as artist_id,
     {{ generate_surrogate_key(['p.album_key']) }} as album_id,
-    cast(strftime(p.ended_at_local, '%Y%m%d') as integer) as date_id,
+    cast(year(p.ended_at_local) * 10000 + month(p.ended_at_local) * 100 + day(p.ended_at_local) as integer) as date_id,
     cast(hour(p.ended_at_local) * 60 + minute(p.ended_at_local) as integer) as time_id,
     a.location_id,
     {{ generate_surrogate_key(['s.listener_id', 's.session_number']) }} as session_id,
