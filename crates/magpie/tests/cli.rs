@@ -648,6 +648,54 @@ fn backup_then_restore_into_an_empty_folder() {
 }
 
 #[test]
+fn a_model_out_of_memory_says_to_raise_the_budget_and_doctor_repeats_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = &demo_data(dir.path(), 1500, 1);
+    // A model whose one group (a list of 2,000,000 strings, ~120 MB) cannot spill: more than
+    // DuckDB's 48 MB at the smallest budget, on two threads or one.
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("models")).unwrap();
+    std::fs::write(
+        project.join("dbt_project.yml"),
+        "name: greedy\nversion: \"1\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("models/greedy.sql"),
+        "{{ config(materialized='table') }}\nselect list(range::varchar || repeat('x', 50)) as l from range(2000000)",
+    )
+    .unwrap();
+    let out = magpie(dir.path())
+        .env("MAGPIE_MEMORY_BUDGET", "64MB")
+        .env("MAGPIE_MODELS__PROJECT_DIR", &project)
+        .args(["--data-dir", data, "build"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("ERROR    model (table)        greedy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("raise `memory_budget` in magpie.toml"),
+        "{text}"
+    );
+    assert!(!text.contains("SET threads"), "{text}");
+
+    let out = run(magpie(dir.path())
+        .env("MAGPIE_MEMORY_BUDGET", "64MB")
+        .args(["--data-dir", data, "doctor", "--offline"]));
+    assert!(
+        stdout(&out).contains(
+            "warn  marts          the last build ran out of memory in greedy: raise `memory_budget` (now 61.0 MiB"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn doctor_checks_the_box_and_fails_on_loose_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -207,7 +207,26 @@ fn warehouse(config: &Config, r: &mut Report) {
             "SELECT count(*) FROM meta.model_runs WHERE run_id = (SELECT max(run_id) FROM meta.model_runs) AND status IN ('error', 'fail')",
         )
         .unwrap_or(0);
-        if failed > 0 {
+        let out_of_memory: Option<String> = conn
+            .query_row(
+                "SELECT string_agg(node, ', ' ORDER BY node) FROM meta.model_runs
+                 WHERE run_id = (SELECT max(run_id) FROM meta.model_runs)
+                   AND error LIKE '%Out of Memory Error%'",
+                [],
+                |row| row.get(0),
+            )
+            .ok()
+            .flatten();
+        if let Some(models) = out_of_memory {
+            r.add(
+                Level::Warn,
+                "marts",
+                format!(
+                    "the last build ran out of memory in {models}: raise `memory_budget` (now {}; DuckDB gets 40% of it)",
+                    config.memory_budget
+                ),
+            );
+        } else if failed > 0 {
             r.add(
                 Level::Warn,
                 "marts",
