@@ -1,8 +1,10 @@
 {{ config(materialized='table', schema='marts') }}
 -- One row per track: its Spotify URI when any source gave one, else its normalised
 -- "artist|track" identity; duration, explicit flag and ISRC once enrichment has looked it up.
--- int_plays is read where needed, not through a CTE: DuckDB materialises a CTE read twice,
--- a copy of every play.
+-- The plays are aggregated per track before anything is joined to them (a join first would
+-- hold every track's album in a hash table while the aggregate holds every track: more than
+-- DuckDB's memory at 10M plays on the default budget); int_plays is read where needed, not
+-- through a CTE (DuckDB materialises a CTE read twice: a copy of every play).
 with albums as (
     -- A track's album: the one it is most often played from.
     select track_key, first(album_key order by n desc, album_key) as album_key
@@ -11,27 +13,35 @@ with albums as (
 ),
 
 tracks as (
-select
-    {{ generate_surrogate_key(['p.track_key']) }} as track_id,
-    p.track_key,
-    min(p.track_name) as track_name,
-    {{ generate_surrogate_key(['min(p.artist_key)']) }} as artist_id,
-    {{ generate_surrogate_key(['a.album_key']) }} as album_id,
-    min(p.spotify_track_uri) as spotify_track_uri,
-    max(p.ms_played) filter (where not p.ms_played_estimated) as longest_play_ms,
-    count(*) as play_count,
-    sum(p.ms_played) as ms_played,
-    min(p.ended_at) as first_played_at,
-    max(p.ended_at) as last_played_at
-from {{ ref('int_plays') }} as p
-join albums as a using (track_key)
-group by p.track_key, a.album_key
+    select
+        track_key,
+        min(track_name) as track_name,
+        min(artist_key) as artist_key,
+        min(spotify_track_uri) as spotify_track_uri,
+        max(ms_played) filter (where not ms_played_estimated) as longest_play_ms,
+        count(*) as play_count,
+        sum(ms_played) as ms_played,
+        min(ended_at) as first_played_at,
+        max(ended_at) as last_played_at
+    from {{ ref('int_plays') }}
+    group by track_key
 )
 
 select
-    t.*,
+    {{ generate_surrogate_key(['t.track_key']) }} as track_id,
+    t.track_key,
+    t.track_name,
+    {{ generate_surrogate_key(['t.artist_key']) }} as artist_id,
+    {{ generate_surrogate_key(['a.album_key']) }} as album_id,
+    t.spotify_track_uri,
+    t.longest_play_ms,
+    t.play_count,
+    t.ms_played,
+    t.first_played_at,
+    t.last_played_at,
     m.duration_ms,
     m.explicit,
     m.isrc
 from tracks as t
+join albums as a using (track_key)
 left join {{ ref('stg_spotify_tracks_meta') }} as m using (spotify_track_uri)
