@@ -31,7 +31,6 @@ keyed as (
         e.reason_end,
         e.shuffle,
         e.skipped,
-        e.identity_key,
         coalesce(k.spotify_track_uri, e.identity_key) as track_key,
         split_part(e.identity_key, '|', 1) as artist_key,
         split_part(e.identity_key, '|', 1) || '|' || coalesce({{ normalise_name('coalesce(e.album_name, k.album_name)') }}, '') as album_key,
