@@ -46,6 +46,20 @@ pub struct RowCounts {
     pub trades: u64,
 }
 
+/// The PostgreSQL copy (when `market.postgres_url` is set).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PostgresStatus {
+    pub connected: bool,
+    /// The tables are TimescaleDB hypertables.
+    pub hypertables: bool,
+    /// Files and rows loaded since start.
+    pub files_loaded: u64,
+    pub rows_loaded: u64,
+    pub last_load_at: Option<DateTime<Utc>>,
+    /// Why the latest pass stopped (its files are tried again at the next).
+    pub last_error: Option<String>,
+}
+
 /// Everything the collector reports.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct MarketStatus {
@@ -71,18 +85,29 @@ pub struct MarketStatus {
     /// Why `/health/ready` fails, if it does.
     pub not_ready: Option<String>,
     pub parquet_dir: String,
+    pub postgres: Option<PostgresStatus>,
 }
 
 /// A cheap, clonable view of the collector's status.
 #[derive(Debug, Clone, Default)]
 pub struct MarketHandle {
     inner: Arc<Mutex<MarketStatus>>,
+    /// Kept apart: the PostgreSQL loader reports on its own schedule.
+    postgres: Arc<Mutex<Option<PostgresStatus>>>,
 }
 
 impl MarketHandle {
     /// The latest figures (refreshed every second while the collector runs).
     pub fn status(&self) -> MarketStatus {
-        self.inner.lock().map(|s| s.clone()).unwrap_or_default()
+        let mut status = self.inner.lock().map(|s| s.clone()).unwrap_or_default();
+        status.postgres = self.postgres.lock().ok().and_then(|p| p.clone());
+        status
+    }
+
+    pub(crate) fn update_postgres(&self, change: impl FnOnce(&mut PostgresStatus)) {
+        if let Ok(mut shared) = self.postgres.lock() {
+            change(shared.get_or_insert_with(PostgresStatus::default));
+        }
     }
 
     /// `Err(reason)` when the collector should count as not ready: stopped, or coverage

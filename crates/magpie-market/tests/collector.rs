@@ -53,13 +53,7 @@ async fn rig(instruments: Vec<Value>, setup: impl FnOnce(&FakeDeribit, &mut Mark
     let warehouse =
         Warehouse::open(data_dir.join("magpie.duckdb"), &OpenOptions::default()).unwrap();
     let collector = Collector::new(&config, &data_dir, warehouse.try_clone().unwrap())
-        .with_timings(Timings {
-            backoff_first: Duration::from_millis(50),
-            backoff_max: Duration::from_millis(400),
-            instruments_gap: Duration::from_millis(10),
-            status_every: Duration::from_millis(100),
-            silence_timeout: Some(Duration::from_secs(2)),
-        });
+        .with_timings(Timings::fast());
     let handle = collector.handle();
     let stop = CancellationToken::new();
     let task = tokio::spawn(collector.run(stop.clone()));

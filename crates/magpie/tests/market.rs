@@ -256,10 +256,19 @@ async fn serve_runs_the_collector_and_shows_it() {
     let want = wanted(&instruments);
     let fake = FakeDeribit::start(0, instruments).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // A PostgreSQL copy whose server is not there: the collector goes on and says so.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let postgres = format!(
+        "postgres://magpie:pg-secret@{}/market",
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
     write_config(
         dir.path(),
         &fake.url(),
-        "enabled = true\ncoverage_grace = \"1h\"",
+        &format!(
+            "enabled = true\ncoverage_grace = \"1h\"\npostgres_url = \"{postgres}\"\npostgres_every = \"1s\""
+        ),
     );
     let mut child = magpie(dir.path(), &["serve", "--port", "0", "--bind", "127.0.0.1"])
         .stdout(Stdio::piped())
@@ -314,12 +323,19 @@ async fn serve_runs_the_collector_and_shows_it() {
         .find(|c| c["currency"] == "BTC")
         .unwrap();
     assert!(btc["active_instruments"].as_u64().unwrap() > 300);
+    assert_eq!(json["postgres"]["connected"], false, "{json}");
+    assert!(json["postgres"]["last_error"].is_string(), "{json}");
     let page = get("/market");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(
         page.contains("Coverage") && page.contains("instrument listed"),
         "the page shows coverage and lifecycle events"
     );
+    assert!(
+        page.contains("PostgreSQL copy") && page.contains("not connected"),
+        "the page shows the PostgreSQL copy's state"
+    );
+    assert!(!page.contains("pg-secret") && !body.contains("pg-secret"));
     let metrics = get("/metrics");
     assert!(
         metrics.contains("magpie_market_coverage_ratio"),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, Secret, invalid};
 
 /// The Deribit collector: what to collect, how many connections, where the Parquet goes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -59,6 +59,13 @@ pub struct MarketConfig {
     /// ... once it has been low for this long.
     #[serde(with = "humantime_serde")]
     pub coverage_grace: Duration,
+    /// Also load every closed Parquet file into PostgreSQL, once (TimescaleDB hypertables
+    /// when the extension is installed): `postgres://user:password@host:5432/database`.
+    /// Unset: Parquet only.
+    pub postgres_url: Option<Secret>,
+    /// How often closed files are looked for and loaded into PostgreSQL.
+    #[serde(with = "humantime_serde")]
+    pub postgres_every: Duration,
 }
 
 /// Which instruments of a currency are collected.
@@ -108,6 +115,8 @@ impl Default for MarketConfig {
             queue_capacity: 4096,
             min_coverage: 0.95,
             coverage_grace: Duration::from_secs(180),
+            postgres_url: None,
+            postgres_every: Duration::from_secs(60),
         }
     }
 }
@@ -201,6 +210,18 @@ impl MarketConfig {
         if !(0.0..=1.0).contains(&self.min_coverage) {
             return Err(invalid("market.min_coverage", "must be between 0 and 1"));
         }
+        if let Some(url) = &self.postgres_url {
+            let url = url.expose();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "market.postgres_url",
+                    "expected postgres://user:password@host:5432/database",
+                ));
+            }
+        }
+        if self.postgres_every < Duration::from_secs(1) {
+            return Err(invalid("market.postgres_every", "must be at least 1s"));
+        }
         Ok(())
     }
 }
@@ -219,6 +240,15 @@ mod tests {
         assert!(!config.market.enabled);
         assert_eq!(config.market.subscribe_batch, 250);
         assert!(config.market.dir(&config.data_dir).ends_with("market"));
+        assert!(config.market.postgres_url.is_none());
+        let with_postgres = load(&[(
+            "MAGPIE_MARKET__POSTGRES_URL",
+            "postgres://magpie:hunter2@db:5432/market",
+        )])
+        .unwrap();
+        let url = with_postgres.market.postgres_url.as_ref().unwrap();
+        assert_eq!(url.expose(), "postgres://magpie:hunter2@db:5432/market");
+        assert!(!format!("{:?}", with_postgres.market).contains("hunter2"));
         assert!(
             load(&[("MAGPIE_MARKET__ENABLED", "true")])
                 .unwrap()
@@ -240,6 +270,11 @@ mod tests {
             ("MAGPIE_MARKET__HEARTBEAT", "5s", "market.heartbeat"),
             ("MAGPIE_MARKET__INTERVAL", "raw", "market.interval"),
             ("MAGPIE_MARKET__MIN_COVERAGE", "1.5", "market.min_coverage"),
+            (
+                "MAGPIE_MARKET__POSTGRES_URL",
+                "host=db user=magpie",
+                "market.postgres_url",
+            ),
         ] {
             let error = load(&[(key, value)]).unwrap_err().to_string();
             assert!(error.contains(named), "{key}={value}: {error}");

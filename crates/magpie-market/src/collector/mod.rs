@@ -62,6 +62,19 @@ impl Default for Timings {
     }
 }
 
+impl Timings {
+    /// Short timings for a fake Deribit on loopback (the tests).
+    pub fn fast() -> Self {
+        Self {
+            backoff_first: Duration::from_millis(50),
+            backoff_max: Duration::from_millis(400),
+            instruments_gap: Duration::from_millis(10),
+            status_every: Duration::from_millis(100),
+            silence_timeout: Some(Duration::from_secs(2)),
+        }
+    }
+}
+
 /// What a run did, for `magpie market run` and the benchmark.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
@@ -139,6 +152,16 @@ impl Collector {
                 .spawn(move || writer::run(ticks_rx, sink, runtime, stats, files_tx))
                 .map_err(|e| MarketError::Io(format!("cannot start the writer thread: {e}")))?
         };
+        let postgres_stop = CancellationToken::new();
+        let postgres = self.config.postgres_url.as_ref().map(|url| {
+            tokio::spawn(crate::sink::postgres::keep_loading(
+                url.expose().to_string(),
+                self.root.clone(),
+                self.config.postgres_every,
+                self.handle.clone(),
+                postgres_stop.clone(),
+            ))
+        });
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut commands = Vec::new();
         let mut stats = Vec::new();
@@ -223,6 +246,11 @@ impl Collector {
         let events = std::mem::take(&mut manager.pending_events);
         drop(manager);
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        // The files are closed: the PostgreSQL copy makes its last pass.
+        postgres_stop.cancel();
+        if let Some(task) = postgres {
+            let _ = task.await;
+        }
         summary.files = writer_stats.files.load(Ordering::Relaxed);
         summary.bytes = writer_stats.bytes.load(Ordering::Relaxed);
         summary.rows = RowCounts {

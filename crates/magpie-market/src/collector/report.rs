@@ -143,6 +143,8 @@ impl Manager {
             reconciled_at: self.reconciled_at,
             not_ready,
             parquet_dir: self.root.display().to_string(),
+            // Filled in by the handle from the PostgreSQL loader's own report.
+            postgres: None,
         };
         metrics::gauge!("magpie_market_queue_used").set(status.queue_used as f64);
         self.handle.publish(status);

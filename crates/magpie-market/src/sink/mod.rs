@@ -1,8 +1,10 @@
 //! Where rows go: Parquet files ([`parquet`]), fed by the writer thread ([`writer`]) from the
-//! connections' bounded channel; [`files`] finds them on disk.
+//! connections' bounded channel; [`files`] finds them on disk; [`postgres`] loads the closed
+//! ones into PostgreSQL when configured.
 
 pub mod files;
 pub mod parquet;
+pub mod postgres;
 pub mod writer;
 
 /// A write that failed (the rows of that file are lost, the collector goes on).
