@@ -1,7 +1,8 @@
 {{ config(materialized='table', schema='marts') }}
 -- Per listener and local day: plays, time, variety, skips, sessions and first-time artists.
 -- The timeline and calendar pages read this instead of scanning every play. Built from plain
--- group-bys (no count distinct) so it spills within a small memory limit.
+-- group-bys (no count distinct) so it spills within a small memory limit; distinct tracks and
+-- sessions come from agg_daily_variety.
 with artist_days as (
     select listener_id, date_id, artist_id, plays, ms_played, skips,
            first_played_at as first_played_that_day
@@ -26,18 +27,6 @@ by_artist as (
     from artist_days as a
     join first_plays as f using (listener_id, artist_id)
     group by a.listener_id, a.date_id
-),
-
-by_track as (
-    select listener_id, date_id, count(*) as distinct_tracks
-    from (select listener_id, date_id, track_id from {{ ref('fact_plays') }} group by all)
-    group by listener_id, date_id
-),
-
-by_session as (
-    select listener_id, date_id, count(*) as sessions
-    from (select listener_id, date_id, session_id from {{ ref('fact_plays') }} group by all)
-    group by listener_id, date_id
 )
 
 select
@@ -46,10 +35,9 @@ select
     b.plays,
     b.ms_played,
     b.distinct_artists,
-    t.distinct_tracks,
+    v.distinct_tracks,
     b.skips,
     b.new_artists,
-    s.sessions
+    v.sessions
 from by_artist as b
-join by_track as t using (listener_id, date_id)
-join by_session as s using (listener_id, date_id)
+join {{ ref('agg_daily_variety') }} as v using (listener_id, date_id)
