@@ -145,7 +145,14 @@ impl PostgresLoader {
         name: &str,
         partition: &FilePartition,
     ) -> Result<u64, PostgresError> {
-        let (schema, batches) = read(path)?;
+        // Reading and decoding is blocking work: off the async workers.
+        let owned = path.to_path_buf();
+        let (schema, batches) = tokio::task::spawn_blocking(move || read(&owned))
+            .await
+            .map_err(|e| PostgresError::File {
+                path: path.display().to_string(),
+                message: format!("the reading task failed: {e}"),
+            })??;
         let columns = columns(&schema).map_err(|message| PostgresError::File {
             path: path.display().to_string(),
             message,
@@ -173,7 +180,7 @@ impl PostgresLoader {
                 for (index, column) in columns.iter().enumerate() {
                     cells.push(Cell::read(column.kind, batch.column(index).as_ref(), row));
                 }
-                cells.push(Cell::Date(partition.date));
+                cells.push(Cell::Date(Some(partition.date)));
                 cells.push(Cell::Text(Some(&partition.currency)));
                 cells.push(Cell::Text(Some(&partition.kind)));
                 let values: Vec<&(dyn ToSql + Sync)> =
@@ -323,7 +330,7 @@ async fn pass(loader: &mut Option<PostgresLoader>, url: &str, root: &Path, handl
 #[derive(Debug, PartialEq)]
 struct FilePartition {
     dataset: Dataset,
-    date: Option<NaiveDate>,
+    date: NaiveDate,
     currency: String,
     kind: String,
 }
@@ -343,7 +350,7 @@ impl FilePartition {
         let date = NaiveDate::parse_from_str(&value("date")?, "%Y-%m-%d").ok()?;
         Some(Self {
             dataset,
-            date: Some(date),
+            date,
             currency: value("currency")?,
             kind: value("kind")?,
         })
@@ -525,7 +532,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.dataset, Dataset::Quotes);
-        assert_eq!(p.date, NaiveDate::from_ymd_opt(2026, 11, 23));
+        assert_eq!(Some(p.date), NaiveDate::from_ymd_opt(2026, 11, 23));
         assert_eq!((p.currency.as_str(), p.kind.as_str()), ("BTC", "option"));
         for (path, dataset) in [
             (
