@@ -242,6 +242,27 @@ async fn every_closed_file_is_loaded_once_with_its_values() {
         count(&client, "SELECT count(*) FROM market.loaded_files").await,
         files as i64
     );
+
+    // A file retention deleted is forgotten by the loader; put back (a restored backup) it is
+    // still not loaded twice: market.loaded_files has it.
+    let file = magpie_market::sink::files::under(&dir.path().join("trades"), "parquet")
+        .pop()
+        .unwrap();
+    let kept = dir.path().join("kept.bin");
+    std::fs::rename(&file, &kept).unwrap();
+    assert_eq!(
+        loader.load_new(dir.path()).await.unwrap(),
+        Loaded::default()
+    );
+    std::fs::rename(&kept, &file).unwrap();
+    assert_eq!(
+        loader.load_new(dir.path()).await.unwrap(),
+        Loaded::default()
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM market.trades").await,
+        40
+    );
 }
 
 #[tokio::test]

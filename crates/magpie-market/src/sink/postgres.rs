@@ -118,33 +118,46 @@ impl PostgresLoader {
 
     /// Load every closed file under `root` that is not in PostgreSQL yet, oldest name first.
     pub async fn load_new(&mut self, root: &Path) -> Result<Loaded, PostgresError> {
-        let mut paths = files::under(root, "parquet");
-        paths.sort();
+        let mut present: Vec<(String, PathBuf)> = files::under(root, "parquet")
+            .into_iter()
+            .filter_map(|path| {
+                let name = path
+                    .strip_prefix(root)
+                    .ok()?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                Some((name, path))
+            })
+            .collect();
+        present.sort();
+        // Names of files that retention has deleted are forgotten: over months of running,
+        // ~1,700 files a day would otherwise pile up here.
+        let on_disk: HashSet<&str> = present.iter().map(|(name, _)| name.as_str()).collect();
+        self.loaded.retain(|name| on_disk.contains(name.as_str()));
         let mut loaded = Loaded::default();
-        for path in paths {
-            let Ok(relative) = path.strip_prefix(root) else {
-                continue;
-            };
-            let name = relative.to_string_lossy().replace('\\', "/");
+        for (name, path) in present {
             if self.loaded.contains(&name) {
                 continue;
             }
             let Some(partition) = FilePartition::parse(&name) else {
                 continue;
             };
-            loaded.rows += self.load_file(&path, &name, &partition).await?;
-            loaded.files += 1;
+            if let Some(rows) = self.load_file(&path, &name, &partition).await? {
+                loaded.rows += rows;
+                loaded.files += 1;
+            }
             self.loaded.insert(name);
         }
         Ok(loaded)
     }
 
+    /// Load one file; `None` when `market.loaded_files` already has it.
     async fn load_file(
         &mut self,
         path: &Path,
         name: &str,
         partition: &FilePartition,
-    ) -> Result<u64, PostgresError> {
+    ) -> Result<Option<u64>, PostgresError> {
         // Reading and decoding is blocking work: off the async workers.
         let owned = path.to_path_buf();
         let (schema, batches) = tokio::task::spawn_blocking(move || read(&owned))
@@ -164,6 +177,18 @@ impl PostgresLoader {
         types.extend([Type::DATE, Type::TEXT, Type::TEXT]);
 
         let tx = self.client.transaction().await?;
+        // The set in memory is a cache; the table is the record (a file restored after its
+        // name was forgotten is not loaded again).
+        if tx
+            .query_opt(
+                "SELECT 1 FROM market.loaded_files WHERE path = $1",
+                &[&name],
+            )
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
         let sink = tx
             .copy_in(&format!(
                 "COPY market.{} ({}) FROM STDIN (FORMAT binary)",
@@ -195,7 +220,7 @@ impl PostgresLoader {
         )
         .await?;
         tx.commit().await?;
-        Ok(rows)
+        Ok(Some(rows))
     }
 
     /// Create the dataset's table (and hypertable) from the first file's columns.
