@@ -254,6 +254,9 @@ impl Default for EnrichmentConfig {
 pub struct ModelsConfig {
     /// A project folder (with dbt_project.yml) to build instead of the shipped models.
     pub project_dir: Option<PathBuf>,
+    /// Models and tests built at once, like dbt's `threads`; 0 (the default) means as many
+    /// as DuckDB has threads, which the memory budget decides.
+    pub threads: usize,
 }
 
 /// Logging settings.
@@ -554,6 +557,12 @@ impl Config {
                 "must be between 0 and 3600 seconds",
             ));
         }
+        if self.models.threads > 16 {
+            return Err(invalid(
+                "models.threads",
+                "must be between 0 (automatic) and 16",
+            ));
+        }
         if self.import.batch_rows == 0 {
             return Err(invalid("import.batch_rows", "must be at least 1"));
         }
@@ -698,6 +707,17 @@ impl Config {
         self.duckdb_path
             .clone()
             .unwrap_or_else(|| self.data_dir.join("magpie.duckdb"))
+    }
+
+    /// How many models and tests `magpie build` runs at once (`models.threads`, resolved).
+    pub fn build_threads(&self) -> usize {
+        match self.models.threads {
+            0 => {
+                crate::warehouse::OpenOptions::from_budget(self.memory_budget, &self.data_dir)
+                    .threads
+            }
+            n => n,
+        }
     }
 
     /// The listener's time zone (validated at load).

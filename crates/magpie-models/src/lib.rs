@@ -12,6 +12,7 @@ pub mod materialize;
 pub mod project;
 pub mod render;
 pub mod runner;
+pub mod schedule;
 pub mod seeds;
 pub mod timezone;
 

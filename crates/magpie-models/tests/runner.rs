@@ -34,9 +34,15 @@ fn setup() -> (tempfile::TempDir, Warehouse) {
 
 fn build(wh: &Warehouse, root: &Path, options: BuildOptions) -> BuildReport {
     let project = Project::from_dir(root).unwrap();
+    // Two nodes at once unless a test says otherwise: the pool is the path real builds take.
     let options = BuildOptions {
         run_tests: true,
         temp_dir: root.join("tmp"),
+        threads: if options.threads == 0 {
+            2
+        } else {
+            options.threads
+        },
         ..options
     };
     Runner::new(wh.conn(), &project)
@@ -324,4 +330,85 @@ fn selection_and_graph_errors() {
             && err.contains("`a`"),
         "{err}"
     );
+}
+
+#[test]
+fn concurrent_builds_run_every_node_once_in_dependency_order() {
+    let (dir, wh) = setup();
+    let root = dir.path().join("p");
+    // A chain a1 -> a2 -> a3 that fails at a2, and eight independent tables beside it, each
+    // with a test; every child checks its parent is complete when it runs.
+    let mut files: Vec<(String, String)> = vec![
+        ("dbt_project.yml".into(), PROJECT.into()),
+        ("models/sources.yml".into(), SOURCES.into()),
+        (
+            "models/a1.sql".into(),
+            "{{ config(materialized='table') }} select range as x from range(200000)".into(),
+        ),
+        (
+            "models/a2.sql".into(),
+            "{{ config(materialized='table') }} select x / 0 :: INTEGER as boom, no_such_column from {{ ref('a1') }}".into(),
+        ),
+        (
+            "models/a3.sql".into(),
+            "{{ config(materialized='table') }} select * from {{ ref('a2') }}".into(),
+        ),
+    ];
+    let mut schema = String::from("version: 2\nmodels:\n");
+    for i in 0..8 {
+        files.push((
+            format!("models/b{i}.sql"),
+            format!("{{{{ config(materialized='table', schema='s{}') }}}} select count(*) as n from {{{{ ref('a1') }}}}", i % 2),
+        ));
+        schema.push_str(&format!(
+            "  - name: b{i}\n    columns:\n      - name: n\n        tests:\n          - accepted_values: {{values: [200000]}}\n"
+        ));
+    }
+    files.push(("models/schema.yml".into(), schema));
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    write(&root, &borrowed);
+    for threads in [1, 2, 4] {
+        let report = build(
+            &wh,
+            &root,
+            BuildOptions {
+                threads,
+                ..Default::default()
+            },
+        );
+        let mut names: Vec<&str> = report.nodes.iter().map(|n| n.name.as_str()).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            before,
+            "each node reported once ({threads} threads)"
+        );
+        assert_eq!(report.count(NodeKind::Model, "success"), 9, "a1 and b0..b7");
+        assert_eq!(report.count(NodeKind::Model, "error"), 1);
+        assert_eq!(report.count(NodeKind::Model, "skipped"), 1);
+        assert_eq!(report.count(NodeKind::Test, "success"), 8, "{report:#?}");
+        assert_eq!(status(&report, "a3"), Status::Skipped);
+        assert_eq!(
+            count(
+                &wh,
+                &format!(
+                    "SELECT count(*) FROM meta.model_runs WHERE run_id = {}",
+                    report.run_id
+                )
+            ),
+            report.nodes.len() as i64,
+            "every node recorded once"
+        );
+        for i in 0..8 {
+            assert_eq!(
+                count(&wh, &format!("SELECT n FROM s{}.b{i}", i % 2)),
+                200000
+            );
+        }
+    }
 }

@@ -17,6 +17,7 @@ fn build(wh: &Warehouse, tz: chrono_tz::Tz, tmp: &Path) {
             &BuildOptions {
                 run_tests: true,
                 temp_dir: tmp.to_path_buf(),
+                threads: 2,
                 ..Default::default()
             },
             &mut |_| {},

@@ -78,6 +78,11 @@ pub fn build_quietly(
     };
     magpie_models::timezone::write_offsets(warehouse.conn(), config.tz())?;
     let runner = Runner::new(warehouse.conn(), &project);
+    // The callers say what to build; how many nodes at once is configuration.
+    let options = &BuildOptions {
+        threads: config.build_threads(),
+        ..options.clone()
+    };
     // One checkpoint after the build instead of whenever the WAL crosses DuckDB's threshold
     // mid-build, which charged a second of checkpointing to whichever model committed then.
     warehouse

@@ -1,10 +1,16 @@
 //! `magpie build`: load seeds, render and order the models, materialise the selected ones,
 //! run their data tests, and record every node's result in `meta.model_runs`.
 //!
-//! A model that fails stops its descendants (they are reported as skipped) and leaves its
-//! previous relation in place, since each materialisation is one transaction.
+//! Models and tests run as soon as what they read is built, several at once
+//! ([`BuildOptions::threads`], each on a DuckDB connection of its own), longest chain first
+//! ([`crate::schedule`]). A model that fails stops its descendants (they are reported as
+//! skipped) and leaves its previous relation in place, since each materialisation is one
+//! transaction.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod node;
+mod pool;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -13,9 +19,11 @@ use duckdb::{Connection, params};
 use crate::ModelsError;
 use crate::dag::Dag;
 use crate::datatests::{self, DataTest};
-use crate::materialize;
 use crate::project::Project;
 use crate::render::{self, Materialized, ModelConfig, RenderContext};
+use crate::schedule::Schedule;
+use node::ModelAttempt;
+use pool::{Attempt, Event};
 
 /// What to build.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +38,8 @@ pub struct BuildOptions {
     pub run_tests: bool,
     /// Where seed CSVs are written for DuckDB to read.
     pub temp_dir: PathBuf,
+    /// Nodes built at once, each on a connection of its own (0 counts as 1).
+    pub threads: usize,
 }
 
 /// The kind of a node in the build.
@@ -181,7 +191,8 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Build: seeds, selected models in order, then their tests.
+    /// Build: seeds, then the selected models and their tests, each as soon as what it reads
+    /// is built.
     pub fn build(
         &self,
         options: &BuildOptions,
@@ -229,145 +240,161 @@ impl<'a> Runner<'a> {
         }
         let seeds_failed = report.nodes.iter().any(|n| n.status != Status::Success);
 
-        let mut broken: BTreeSet<String> = BTreeSet::new();
         let ctx = self.base_context(&options.vars, &plan.relations);
         let is_seed = |name: &str| self.project.seeds.iter().any(|s| s.name == name);
-        for name in order
+        let models: Vec<&String> = order
             .iter()
             .filter(|n| selected.contains(*n) && !is_seed(n))
-        {
-            let t = Instant::now();
-            let upstream_broken = plan.dag.parents[name].iter().any(|p| broken.contains(p));
-            let cfg = &plan.configs[name];
-            let result = if upstream_broken || seeds_failed {
-                broken.insert(name.clone());
-                Status::Skipped
-            } else {
-                match self.build_model(name, cfg, &ctx, &plan, options) {
-                    Ok(rows) => {
-                        record(
-                            NodeResult {
-                                kind: NodeKind::Model,
-                                name: name.clone(),
-                                status: Status::Success,
-                                rows,
-                                duration: t.elapsed(),
-                                materialized: Some(cfg.materialized),
-                            },
-                            &mut report,
-                        )?;
-                        continue;
-                    }
-                    Err(e) => {
-                        broken.insert(name.clone());
-                        Status::Error(e.to_string())
-                    }
-                }
-            };
-            record(
-                NodeResult {
-                    kind: NodeKind::Model,
-                    name: name.clone(),
-                    status: result,
-                    rows: None,
-                    duration: t.elapsed(),
-                    materialized: Some(cfg.materialized),
-                },
-                &mut report,
-            )?;
+            .collect();
+        let tests = if options.run_tests {
+            self.tests(&plan, &ctx)?
+                .into_iter()
+                .filter(|(_, depends, _)| depends.iter().all(|d| selected.contains(d)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if seeds_failed {
+            // Nothing runs on seeds that did not load.
+            for name in models {
+                record(skipped(NodeKind::Model, name, &plan), &mut report)?;
+            }
+            for (name, _, _) in tests {
+                record(skipped(NodeKind::Test, &name, &plan), &mut report)?;
+            }
+            report.elapsed = started.elapsed();
+            return Ok(report);
         }
 
-        if options.run_tests {
-            for test in self.tests(&plan, &ctx)? {
-                let (name, depends, sql) = test;
-                if !depends.iter().all(|d| selected.contains(d)) {
-                    continue;
-                }
-                let t = Instant::now();
-                let status = if depends.iter().any(|d| broken.contains(d)) {
-                    Status::Skipped
-                } else {
-                    match sql.and_then(|sql| {
-                        self.conn
-                            .query_row(&format!("SELECT count(*) FROM (\n{sql}\n)"), [], |r| {
-                                r.get::<_, i64>(0)
-                            })
-                            .map_err(ModelsError::from)
-                    }) {
-                        Ok(0) => Status::Success,
-                        Ok(n) => Status::Fail(n as u64),
-                        Err(e) => Status::Error(e.to_string()),
-                    }
-                };
-                record(
-                    NodeResult {
-                        kind: NodeKind::Test,
-                        name,
-                        status,
-                        rows: None,
-                        duration: t.elapsed(),
-                        materialized: None,
-                    },
-                    &mut report,
-                )?;
+        // Every node: the models (in build order), then the tests.
+        let index: HashMap<&str, usize> = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.as_str(), i))
+            .collect();
+        let mut depends_on: Vec<Vec<usize>> = models
+            .iter()
+            .map(|m| {
+                plan.dag.parents[m.as_str()]
+                    .iter()
+                    .filter_map(|p| index.get(p.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        depends_on.extend(tests.iter().map(|(_, depends, _)| {
+            depends
+                .iter()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .collect()
+        }));
+        let names: Vec<(NodeKind, &str)> = models
+            .iter()
+            .map(|m| (NodeKind::Model, m.as_str()))
+            .chain(
+                tests
+                    .iter()
+                    .map(|(name, _, _)| (NodeKind::Test, name.as_str())),
+            )
+            .collect();
+        let last = self.last_durations();
+        let cost = names
+            .iter()
+            .map(|(kind, name)| {
+                let default = if *kind == NodeKind::Model { 10 } else { 1 };
+                last.get(&(kind.as_str(), name.to_string()))
+                    .copied()
+                    .unwrap_or(default)
+                    + 1
+            })
+            .collect();
+        let schedule = Schedule::new(depends_on, cost);
+
+        // Schemas first: two connections creating one schema at once would conflict.
+        for model in &models {
+            if let Some(schema) = &plan.configs[model.as_str()].schema {
+                self.conn
+                    .execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
             }
         }
+        let connections = (0..options.threads.max(1).min(names.len().max(1)))
+            .map(|_| self.conn.try_clone())
+            .collect::<Result<Vec<_>, _>>()?;
+        let work = |conn: &Connection, node: usize, alone: bool| {
+            if let Some(name) = models.get(node) {
+                match node::build_model(
+                    conn,
+                    self.project,
+                    &plan,
+                    &ctx,
+                    name,
+                    options.full_refresh,
+                    alone,
+                ) {
+                    ModelAttempt::Built(rows) => Attempt::Finished {
+                        result: (Status::Success, rows),
+                        succeeded: true,
+                    },
+                    ModelAttempt::Failed(message) => Attempt::Finished {
+                        result: (Status::Error(message), None),
+                        succeeded: false,
+                    },
+                    ModelAttempt::OutOfMemory => Attempt::AgainAlone,
+                }
+            } else {
+                let (_, _, sql) = &tests[node - models.len()];
+                Attempt::Finished {
+                    result: (node::run_test(conn, sql), None),
+                    succeeded: true,
+                }
+            }
+        };
+        pool::run(connections, schedule, work, |event| {
+            let result = match event {
+                Event::Finished {
+                    node,
+                    result: (status, rows),
+                    took,
+                } => {
+                    let (kind, name) = names[node];
+                    NodeResult {
+                        kind,
+                        name: name.to_string(),
+                        status,
+                        rows,
+                        duration: took,
+                        materialized: materialized(kind, name, &plan),
+                    }
+                }
+                Event::Skipped { node } => {
+                    let (kind, name) = names[node];
+                    skipped(kind, name, &plan)
+                }
+            };
+            record(result, &mut report)
+        })?;
         report.elapsed = started.elapsed();
         Ok(report)
     }
 
-    fn build_model(
-        &self,
-        name: &str,
-        cfg: &ModelConfig,
-        base: &RenderContext,
-        plan: &Plan,
-        options: &BuildOptions,
-    ) -> Result<Option<u64>, ModelsError> {
-        let model = self.project.model(name).expect("planned models exist");
-        let schema = cfg.schema.clone().unwrap_or_else(|| "main".into());
-        let relation = plan.relations[name].clone();
-        let existing = materialize::existing_kind(self.conn, &schema, name)?;
-        let incremental = cfg.materialized == Materialized::Incremental
-            && existing.as_deref() == Some("BASE TABLE")
-            && !options.full_refresh;
-        let mut ctx = base.clone();
-        ctx.this = Some(relation.clone());
-        ctx.incremental = incremental;
-        let rendered = render::render(name, &model.sql, &self.project.macros, &ctx)
-            .map_err(|e| render_error(&model.path, &e))?;
-        let build = || {
-            materialize::materialize(
-                self.conn,
-                &schema,
-                &relation,
-                existing.as_deref(),
-                &rendered.sql,
-                cfg,
-                incremental,
-            )
+    /// How long each node took in the builds before (the last success of each), in ms.
+    fn last_durations(&self) -> HashMap<(&'static str, String), u64> {
+        let query = || -> duckdb::Result<HashMap<(&'static str, String), u64>> {
+            let mut stmt = self.conn.prepare(
+                "SELECT kind, node, arg_max(duration_ms, run_id) FROM meta.model_runs
+                 WHERE status = 'success' AND kind IN ('model', 'test') GROUP BY ALL",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let kind: String = r.get(0)?;
+                let kind = if kind == "model" { "model" } else { "test" };
+                Ok((
+                    (kind, r.get::<_, String>(1)?),
+                    r.get::<_, i64>(2)?.max(0) as u64,
+                ))
+            })?;
+            rows.collect()
         };
-        let result = match build() {
-            // Each DuckDB thread keeps its own buffers while writing a table; near the memory
-            // limit (a large history on a small budget) one thread fits where two do not.
-            // The failed attempt was rolled back, so the model is built again, single-threaded.
-            Err(e) if is_out_of_memory(&e) => {
-                tracing::warn!(
-                    model = name,
-                    "out of memory; building it again with one thread"
-                );
-                single_threaded(self.conn, build)
-            }
-            other => other,
-        };
-        result.map_err(|e| ModelsError::Render {
-            file: model.path.display().to_string(),
-            message: if is_out_of_memory(&e) {
-                out_of_memory_message(self.conn, &e)
-            } else {
-                e.to_string()
-            },
-        })
+        // Only an estimate: without a history every node weighs the same.
+        query().unwrap_or_default()
     }
 
     /// Every test: (name, models it reads, SQL returning failing rows).
@@ -460,66 +487,17 @@ fn render_error(path: &std::path::Path, e: &minijinja::Error) -> ModelsError {
     }
 }
 
-fn is_out_of_memory(error: &duckdb::Error) -> bool {
-    error.to_string().contains("Out of Memory Error")
+fn materialized(kind: NodeKind, name: &str, plan: &Plan) -> Option<Materialized> {
+    (kind == NodeKind::Model).then(|| plan.configs[name].materialized)
 }
 
-/// DuckDB's first line, without its advice (SET threads, SET memory_limit) that a magpie user
-/// cannot follow, and what the user can do instead.
-fn out_of_memory_message(conn: &Connection, error: &duckdb::Error) -> String {
-    let text = error.to_string();
-    let first = text.lines().next().unwrap_or_default();
-    let limit: String = conn
-        .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
-        .unwrap_or_else(|_| "its limit".into());
-    format!(
-        "{first}\nThis model needs more memory than DuckDB's {limit}, even on one thread: \
-         raise `memory_budget` in magpie.toml (DuckDB gets 40% of it)."
-    )
-}
-
-/// Run `work` with DuckDB's `threads` set to 1, restoring the setting afterwards.
-fn single_threaded<T>(
-    conn: &Connection,
-    work: impl FnOnce() -> duckdb::Result<T>,
-) -> duckdb::Result<T> {
-    let threads: i64 = conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
-        r.get(0)
-    })?;
-    conn.execute_batch("SET threads = 1")?;
-    let result = work();
-    conn.execute_batch(&format!("SET threads = {threads}"))?;
-    result
-}
-
-#[cfg(test)]
-mod retry_tests {
-    use super::*;
-
-    #[test]
-    fn single_threaded_runs_with_one_thread_and_restores_the_setting() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("SET threads = 2").unwrap();
-        let inside: i64 = single_threaded(&conn, || {
-            conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
-                r.get(0)
-            })
-        })
-        .unwrap();
-        assert_eq!(inside, 1);
-        let after: i64 = conn
-            .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(after, 2);
-        let oom = conn
-            .execute_batch("SET memory_limit = '1MB'; SELECT count(*) FROM (SELECT range::VARCHAR || repeat('x', 100) AS s FROM range(2000000) ORDER BY s)")
-            .unwrap_err();
-        assert!(is_out_of_memory(&oom), "{oom}");
-        let message = out_of_memory_message(&conn, &oom);
-        assert!(message.starts_with("Out of Memory Error"), "{message}");
-        assert!(message.contains("raise `memory_budget`"), "{message}");
-        assert!(!message.contains("SET threads"), "{message}");
+fn skipped(kind: NodeKind, name: &str, plan: &Plan) -> NodeResult {
+    NodeResult {
+        kind,
+        name: name.to_string(),
+        status: Status::Skipped,
+        rows: None,
+        duration: Duration::ZERO,
+        materialized: materialized(kind, name, plan),
     }
 }

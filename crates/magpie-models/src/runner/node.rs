@@ -1,0 +1,186 @@
+//! Running one node of a build on one connection: rendering and materialising a model, or
+//! counting a data test's failing rows. A model that runs out of memory asks to be built again
+//! alone on one DuckDB thread (each thread keeps buffers of its own while writing a table;
+//! near the memory limit one thread fits where two do not) before it counts as failed.
+
+use duckdb::Connection;
+
+use super::{Plan, Status};
+use crate::ModelsError;
+use crate::materialize;
+use crate::project::Project;
+use crate::render::{self, RenderContext};
+
+/// How an attempt at a model ended.
+pub(crate) enum ModelAttempt {
+    Built(Option<u64>),
+    Failed(String),
+    OutOfMemory,
+}
+
+/// Build model `name`; `alone` means nothing else runs and DuckDB is to use one thread.
+pub(crate) fn build_model(
+    conn: &Connection,
+    project: &Project,
+    plan: &Plan,
+    base: &RenderContext,
+    name: &str,
+    full_refresh: bool,
+    alone: bool,
+) -> ModelAttempt {
+    let model = project.model(name).expect("planned models exist");
+    let failed = |message: String| {
+        ModelAttempt::Failed(
+            ModelsError::Render {
+                file: model.path.display().to_string(),
+                message,
+            }
+            .to_string(),
+        )
+    };
+    let cfg = &plan.configs[name];
+    let schema = cfg.schema.clone().unwrap_or_else(|| "main".into());
+    let relation = &plan.relations[name];
+    let existing = match materialize::existing_kind(conn, &schema, name) {
+        Ok(existing) => existing,
+        Err(e) => return failed(e.to_string()),
+    };
+    let incremental = cfg.materialized == render::Materialized::Incremental
+        && existing.as_deref() == Some("BASE TABLE")
+        && !full_refresh;
+    let mut ctx = base.clone();
+    ctx.this = Some(relation.clone());
+    ctx.incremental = incremental;
+    let rendered = match render::render(name, &model.sql, &project.macros, &ctx) {
+        Ok(rendered) => rendered,
+        Err(e) => return ModelAttempt::Failed(super::render_error(&model.path, &e).to_string()),
+    };
+    let build = || {
+        materialize::materialize(
+            conn,
+            &schema,
+            relation,
+            existing.as_deref(),
+            &rendered.sql,
+            cfg,
+            incremental,
+        )
+    };
+    let result = if alone {
+        single_threaded(conn, build)
+    } else {
+        build()
+    };
+    match result {
+        Ok(rows) => ModelAttempt::Built(rows),
+        Err(e) if is_out_of_memory(&e) && !alone => {
+            tracing::warn!(
+                model = name,
+                "out of memory; building it again alone, with one thread"
+            );
+            ModelAttempt::OutOfMemory
+        }
+        Err(e) if is_out_of_memory(&e) => failed(out_of_memory_message(conn, &e)),
+        Err(e) => failed(e.to_string()),
+    }
+}
+
+/// Run a data test: success when its SQL returns no rows.
+pub(crate) fn run_test(conn: &Connection, sql: &Result<String, ModelsError>) -> Status {
+    let sql = match sql {
+        Ok(sql) => sql,
+        Err(e) => return Status::Error(e.to_string()),
+    };
+    match conn.query_row(&format!("SELECT count(*) FROM (\n{sql}\n)"), [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => Status::Success,
+        Ok(n) => Status::Fail(n as u64),
+        Err(e) => Status::Error(e.to_string()),
+    }
+}
+
+fn is_out_of_memory(error: &duckdb::Error) -> bool {
+    error.to_string().contains("Out of Memory Error")
+}
+
+/// DuckDB's first line, without its advice (SET threads, SET memory_limit) that a magpie user
+/// cannot follow, and what the user can do instead.
+fn out_of_memory_message(conn: &Connection, error: &duckdb::Error) -> String {
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let limit: String = conn
+        .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+        .unwrap_or_else(|_| "its limit".into());
+    format!(
+        "{first}\nThis model needs more memory than DuckDB's {limit}, even on one thread: \
+         raise `memory_budget` in magpie.toml (DuckDB gets 40% of it)."
+    )
+}
+
+/// Run `work` with DuckDB's `threads` set to 1, restoring the setting afterwards.
+fn single_threaded<T>(
+    conn: &Connection,
+    work: impl FnOnce() -> duckdb::Result<T>,
+) -> duckdb::Result<T> {
+    let threads: i64 = conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+        r.get(0)
+    })?;
+    conn.execute_batch("SET threads = 1")?;
+    let result = work();
+    conn.execute_batch(&format!("SET threads = {threads}"))?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_threaded_runs_with_one_thread_and_restores_the_setting() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("SET threads = 2").unwrap();
+        let inside: i64 = single_threaded(&conn, || {
+            conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+                r.get(0)
+            })
+        })
+        .unwrap();
+        assert_eq!(inside, 1);
+        let after: i64 = conn
+            .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(after, 2);
+        let oom = conn
+            .execute_batch("SET memory_limit = '1MB'; SELECT count(*) FROM (SELECT range::VARCHAR || repeat('x', 100) AS s FROM range(2000000) ORDER BY s)")
+            .unwrap_err();
+        assert!(is_out_of_memory(&oom), "{oom}");
+        let message = out_of_memory_message(&conn, &oom);
+        assert!(message.starts_with("Out of Memory Error"), "{message}");
+        assert!(message.contains("raise `memory_budget`"), "{message}");
+        assert!(!message.contains("SET threads"), "{message}");
+    }
+
+    #[test]
+    fn a_test_passes_fails_or_errs_by_its_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert_eq!(
+            run_test(&conn, &Ok("SELECT 1 WHERE false".into())),
+            Status::Success
+        );
+        assert_eq!(
+            run_test(&conn, &Ok("SELECT * FROM range(3)".into())),
+            Status::Fail(3)
+        );
+        assert!(matches!(
+            run_test(&conn, &Ok("SELECT * FROM nowhere".into())),
+            Status::Error(e) if e.contains("nowhere")
+        ));
+        assert_eq!(
+            run_test(&conn, &Err(ModelsError::Test("bad yaml".into()))),
+            Status::Error("test: bad yaml".into())
+        );
+    }
+}
