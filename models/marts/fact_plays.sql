@@ -1,9 +1,10 @@
 {{ config(materialized='table', schema='marts') }}
--- One row per counted play. played_at is the UTC time the play ended; played_at_local the
--- same in the listener's time zone; ms_played its duration (estimated where the source does
--- not give it: see ms_played_estimated).
+-- One row per counted play, keyed by event_id (the raw event's id: unique, and an integer,
+-- where a hashed surrogate key would add a 32-character string per play to write and read).
+-- played_at is the UTC time the play ended; played_at_local the same in the listener's time
+-- zone; ms_played its duration (estimated where the source does not give it: see
+-- ms_played_estimated).
 select
-    {{ generate_surrogate_key(['p.event_id']) }} as play_id,
     p.event_id,
     p.listener_id,
     {{ generate_surrogate_key(['p.track_key']) }} as track_id,

@@ -2,6 +2,8 @@
 //! (or a crash) sees either the previous relation or the new one, never half of it; a model
 //! that fails leaves the previous relation in place.
 
+use std::collections::HashMap;
+
 use duckdb::Connection;
 use magpie_core::warehouse::in_transaction;
 
@@ -21,6 +23,15 @@ pub fn existing_kind(
         Some(row) => Some(row.get::<_, String>(0)?),
         None => None,
     })
+}
+
+/// What every relation in the warehouse is, by (schema, name): [`existing_kind`] for all of
+/// them in one query (a build asks before each model, ~2 ms a question).
+pub fn existing_relations(conn: &Connection) -> duckdb::Result<HashMap<(String, String), String>> {
+    let mut stmt =
+        conn.prepare("SELECT table_schema, table_name, table_type FROM information_schema.tables")?;
+    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+    rows.collect()
 }
 
 /// Build `relation` (`"schema"."name"`) from `sql` as configured; `existing` is what

@@ -9,12 +9,13 @@
 
 mod node;
 mod pool;
+mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use duckdb::{Connection, params};
+use duckdb::Connection;
 
 use crate::ModelsError;
 use crate::dag::Dag;
@@ -212,9 +213,10 @@ impl<'a> Runner<'a> {
             run_id,
             ..Default::default()
         };
+        let mut recorder = record::Recorder::new(self.conn, run_id);
         let mut record =
             |result: NodeResult, report: &mut BuildReport| -> Result<(), ModelsError> {
-                self.record(run_id, &result)?;
+                recorder.push(&result)?;
                 progress(&result);
                 report.nodes.push(result);
                 Ok(())
@@ -262,6 +264,7 @@ impl<'a> Runner<'a> {
             for (name, _, _) in tests {
                 record(skipped(NodeKind::Test, &name, &plan), &mut report)?;
             }
+            recorder.flush()?;
             report.elapsed = started.elapsed();
             return Ok(report);
         }
@@ -319,17 +322,17 @@ impl<'a> Runner<'a> {
         let connections = (0..options.threads.max(1).min(names.len().max(1)))
             .map(|_| self.conn.try_clone())
             .collect::<Result<Vec<_>, _>>()?;
+        let existing = crate::materialize::existing_relations(self.conn)?;
+        let inputs = node::ModelInputs {
+            project: self.project,
+            plan: &plan,
+            context: &ctx,
+            existing: &existing,
+            full_refresh: options.full_refresh,
+        };
         let work = |conn: &Connection, node: usize, alone: bool| {
             if let Some(name) = models.get(node) {
-                match node::build_model(
-                    conn,
-                    self.project,
-                    &plan,
-                    &ctx,
-                    name,
-                    options.full_refresh,
-                    alone,
-                ) {
+                match node::build_model(conn, &inputs, name, alone) {
                     ModelAttempt::Built(rows) => Attempt::Finished {
                         result: (Status::Success, rows),
                         succeeded: true,
@@ -372,6 +375,7 @@ impl<'a> Runner<'a> {
             };
             record(result, &mut report)
         })?;
+        recorder.flush()?;
         report.elapsed = started.elapsed();
         Ok(report)
     }
@@ -437,28 +441,6 @@ impl<'a> Runner<'a> {
             out.push((name, depends, sql));
         }
         Ok(out)
-    }
-
-    fn record(&self, run_id: i64, r: &NodeResult) -> Result<(), ModelsError> {
-        let error = match &r.status {
-            Status::Error(e) => Some(e.clone()),
-            Status::Fail(n) => Some(format!("{n} failing row(s)")),
-            _ => None,
-        };
-        self.conn.execute(
-            "INSERT INTO meta.model_runs (run_id, node, kind, status, rows, duration_ms, finished_at, error)
-             VALUES (?, ?, ?, ?, ?, ?, current_timestamp, ?)",
-            params![
-                run_id,
-                r.name,
-                r.kind.as_str(),
-                r.status.as_str(),
-                r.rows.map(|n| n as i64),
-                r.duration.as_millis() as i64,
-                error
-            ],
-        )?;
-        Ok(())
     }
 }
 

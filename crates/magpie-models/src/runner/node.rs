@@ -3,6 +3,8 @@
 //! alone on one DuckDB thread (each thread keeps buffers of its own while writing a table;
 //! near the memory limit one thread fits where two do not) before it counts as failed.
 
+use std::collections::HashMap;
+
 use duckdb::Connection;
 
 use super::{Plan, Status};
@@ -18,16 +20,31 @@ pub(crate) enum ModelAttempt {
     OutOfMemory,
 }
 
+/// What a model is built from: the project, the plan, and what existed when the build began.
+pub(crate) struct ModelInputs<'a> {
+    pub project: &'a Project,
+    pub plan: &'a Plan,
+    pub context: &'a RenderContext,
+    /// Relation kinds by (schema, name) before the build (only a model's own build changes
+    /// its relation).
+    pub existing: &'a HashMap<(String, String), String>,
+    pub full_refresh: bool,
+}
+
 /// Build model `name`; `alone` means nothing else runs and DuckDB is to use one thread.
 pub(crate) fn build_model(
     conn: &Connection,
-    project: &Project,
-    plan: &Plan,
-    base: &RenderContext,
+    inputs: &ModelInputs,
     name: &str,
-    full_refresh: bool,
     alone: bool,
 ) -> ModelAttempt {
+    let ModelInputs {
+        project,
+        plan,
+        context: base,
+        existing,
+        full_refresh,
+    } = *inputs;
     let model = project.model(name).expect("planned models exist");
     let failed = |message: String| {
         ModelAttempt::Failed(
@@ -41,10 +58,7 @@ pub(crate) fn build_model(
     let cfg = &plan.configs[name];
     let schema = cfg.schema.clone().unwrap_or_else(|| "main".into());
     let relation = &plan.relations[name];
-    let existing = match materialize::existing_kind(conn, &schema, name) {
-        Ok(existing) => existing,
-        Err(e) => return failed(e.to_string()),
-    };
+    let existing = existing.get(&(schema.clone(), name.to_string())).cloned();
     let incremental = cfg.materialized == render::Materialized::Incremental
         && existing.as_deref() == Some("BASE TABLE")
         && !full_refresh;
