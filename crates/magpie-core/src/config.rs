@@ -709,19 +709,18 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("magpie.duckdb"))
     }
 
-    /// How many models and tests `magpie build` runs at once (`models.threads`, resolved).
-    /// DuckDB's memory is shared by every connection: below 512 MB, two large models at once
-    /// ran out of it and were built again alone, which took as long as one after the other
-    /// and raised the peak RSS (measured at 350,000 plays and 160 MB: two models retried in
-    /// most runs, peak RSS +10 MB; at 512 MB two at once took 2.66 s, one at a time 2.94 s).
-    pub fn build_threads(&self) -> usize {
+    /// How many models and tests `magpie build` runs at once (`models.threads`, resolved),
+    /// and whether models still go one at a time with only tests beside them. DuckDB's memory
+    /// is shared by every connection: below 512 MB, two large models at once ran out of it and
+    /// were built again alone (measured at 350,000 plays and 160 MB: two models retried in most
+    /// runs, peak RSS +10 MB), so there the automatic setting runs tests beside one model.
+    pub fn build_threads(&self) -> (usize, bool) {
+        let duckdb_threads =
+            crate::warehouse::OpenOptions::from_budget(self.memory_budget, &self.data_dir).threads;
         match self.models.threads {
-            0 if self.memory_budget < ByteSize::mb(512) => 1,
-            0 => {
-                crate::warehouse::OpenOptions::from_budget(self.memory_budget, &self.data_dir)
-                    .threads
-            }
-            n => n,
+            0 if self.memory_budget < ByteSize::mb(512) => (duckdb_threads.min(2), true),
+            0 => (duckdb_threads, false),
+            n => (n, false),
         }
     }
 
@@ -876,18 +875,19 @@ mod tests {
 
     #[test]
     fn build_threads_follow_the_budget_unless_set() {
+        let duckdb = |c: &Config| {
+            crate::warehouse::OpenOptions::from_budget(c.memory_budget, &c.data_dir).threads
+        };
+        let small = load(&[]).unwrap();
         assert_eq!(
-            load(&[]).unwrap().build_threads(),
-            1,
-            "160 MB: one at a time"
+            small.build_threads(),
+            (duckdb(&small).min(2), true),
+            "160 MB: one model at a time, tests beside it"
         );
         let big = load(&[("MAGPIE_MEMORY_BUDGET", "1GB")]).unwrap();
-        assert_eq!(
-            big.build_threads(),
-            crate::warehouse::OpenOptions::from_budget(big.memory_budget, &big.data_dir).threads
-        );
+        assert_eq!(big.build_threads(), (duckdb(&big), false));
         let set = load(&[("MAGPIE_MODELS__THREADS", "3")]).unwrap();
-        assert_eq!(set.build_threads(), 3);
+        assert_eq!(set.build_threads(), (3, false));
     }
 
     #[test]

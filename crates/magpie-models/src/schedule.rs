@@ -41,6 +41,9 @@ pub struct Schedule {
     state: Vec<State>,
     ready: BinaryHeap<(u64, Reverse<usize>)>,
     done: usize,
+    /// Nodes of which at most one runs at a time (the others run beside it).
+    one_at_a_time: Vec<bool>,
+    single_running: bool,
 }
 
 impl Schedule {
@@ -73,6 +76,8 @@ impl Schedule {
             state: vec![State::Waiting; n],
             ready: BinaryHeap::new(),
             done: 0,
+            one_at_a_time: vec![false; n],
+            single_running: false,
         };
         for node in 0..n {
             if schedule.unmet[node] == 0 {
@@ -87,10 +92,33 @@ impl Schedule {
         self.ready.push((self.priority[node], Reverse(node)));
     }
 
-    /// The ready node to run next (now counted as running), if any.
+    /// Mark the nodes of which at most one may run at a time (`flags[i]` for node `i`); nodes
+    /// not marked run beside them.
+    pub fn one_at_a_time(mut self, flags: Vec<bool>) -> Self {
+        assert_eq!(flags.len(), self.state.len(), "one flag per node");
+        self.one_at_a_time = flags;
+        self
+    }
+
+    /// The ready node to run next (now counted as running), if any may start now.
     pub fn pop_ready(&mut self) -> Option<usize> {
-        let (_, Reverse(node)) = self.ready.pop()?;
+        let mut held_back = Vec::new();
+        let mut next = None;
+        while let Some(entry) = self.ready.pop() {
+            let Reverse(node) = entry.1;
+            if self.one_at_a_time[node] && self.single_running {
+                held_back.push(entry);
+            } else {
+                next = Some(node);
+                break;
+            }
+        }
+        self.ready.extend(held_back);
+        let node = next?;
         self.state[node] = State::Running;
+        if self.one_at_a_time[node] {
+            self.single_running = true;
+        }
         Some(node)
     }
 
@@ -104,6 +132,9 @@ impl Schedule {
         );
         self.state[node] = State::Done;
         self.done += 1;
+        if self.one_at_a_time[node] {
+            self.single_running = false;
+        }
         let mut skipped = Vec::new();
         if succeeded {
             for i in 0..self.dependents[node].len() {
@@ -226,6 +257,21 @@ mod tests {
         assert!(!s.is_done(), "4 is still running");
         assert_eq!(s.pop_ready(), None);
         assert!(s.finish(4, true).is_empty());
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn nodes_marked_one_at_a_time_never_run_together() {
+        // 0, 1 and 2 are independent; 0 and 1 run one at a time, 2 beside either.
+        let mut s =
+            Schedule::new(vec![vec![]; 3], vec![3, 2, 1]).one_at_a_time(vec![true, true, false]);
+        assert_eq!(s.pop_ready(), Some(0));
+        assert_eq!(s.pop_ready(), Some(2), "1 waits for 0, 2 does not");
+        assert_eq!(s.pop_ready(), None);
+        s.finish(0, true);
+        assert_eq!(s.pop_ready(), Some(1));
+        s.finish(1, true);
+        s.finish(2, true);
         assert!(s.is_done());
     }
 

@@ -370,12 +370,13 @@ fn concurrent_builds_run_every_node_once_in_dependency_order() {
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     write(&root, &borrowed);
-    for threads in [1, 2, 4] {
+    for (threads, one_model_at_a_time) in [(1, false), (2, false), (4, false), (2, true)] {
         let report = build(
             &wh,
             &root,
             BuildOptions {
                 threads,
+                one_model_at_a_time,
                 ..Default::default()
             },
         );

@@ -41,6 +41,9 @@ pub struct BuildOptions {
     pub temp_dir: PathBuf,
     /// Nodes built at once, each on a connection of its own (0 counts as 1).
     pub threads: usize,
+    /// With several threads: models still one at a time, only tests beside them (DuckDB's
+    /// memory is shared by every connection, and two large models may not fit in it).
+    pub one_model_at_a_time: bool,
 }
 
 /// The kind of a node in the build.
@@ -310,7 +313,12 @@ impl<'a> Runner<'a> {
                     + 1
             })
             .collect();
-        let schedule = Schedule::new(depends_on, cost);
+        let schedule = Schedule::new(depends_on, cost).one_at_a_time(
+            names
+                .iter()
+                .map(|(kind, _)| options.one_model_at_a_time && *kind == NodeKind::Model)
+                .collect(),
+        );
 
         // Schemas first: two connections creating one schema at once would conflict.
         for model in &models {

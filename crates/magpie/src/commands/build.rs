@@ -79,8 +79,10 @@ pub fn build_quietly(
     magpie_models::timezone::write_offsets(warehouse.conn(), config.tz())?;
     let runner = Runner::new(warehouse.conn(), &project);
     // The callers say what to build; how many nodes at once is configuration.
+    let (threads, one_model_at_a_time) = config.build_threads();
     let options = &BuildOptions {
-        threads: config.build_threads(),
+        threads,
+        one_model_at_a_time,
         ..options.clone()
     };
     // One checkpoint after the build instead of whenever the WAL crosses DuckDB's threshold
