@@ -2,8 +2,10 @@
 //!
 //! A project is laid out like dbt's (`dbt_project.yml`, model folders, `schema.yml`, seeds,
 //! singular tests, macros); models are SQL templates rendered with minijinja ([`render`]),
-//! ordered by their `ref()`s ([`dag`]), materialised as views, tables or incremental tables
-//! ([`materialize`]) and checked by generic and singular data tests ([`datatests`]).
+//! ordered by their `ref()`s ([`dag`]), run as soon as what they read is built, several at
+//! once and longest chain first ([`schedule`], [`runner`]), materialised as views, tables or
+//! incremental tables ([`materialize`]) and checked by generic and singular data tests
+//! ([`datatests`]).
 
 pub mod dag;
 pub mod datatests;
