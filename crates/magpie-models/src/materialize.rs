@@ -9,24 +9,8 @@ use magpie_core::warehouse::in_transaction;
 
 use crate::render::{Materialized, ModelConfig};
 
-/// Whether `schema.name` exists, and as what.
-pub fn existing_kind(
-    conn: &Connection,
-    schema: &str,
-    name: &str,
-) -> duckdb::Result<Option<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-    )?;
-    let mut rows = stmt.query([schema, name])?;
-    Ok(match rows.next()? {
-        Some(row) => Some(row.get::<_, String>(0)?),
-        None => None,
-    })
-}
-
-/// What every relation in the warehouse is, by (schema, name): [`existing_kind`] for all of
-/// them in one query (a build asks before each model, ~2 ms a question).
+/// What every relation in the warehouse is (`BASE TABLE`, `VIEW`), by (schema, name): one
+/// query per build (asked before each model instead, it cost ~2 ms a model).
 pub fn existing_relations(conn: &Connection) -> duckdb::Result<HashMap<(String, String), String>> {
     let mut stmt =
         conn.prepare("SELECT table_schema, table_name, table_type FROM information_schema.tables")?;
@@ -34,19 +18,17 @@ pub fn existing_relations(conn: &Connection) -> duckdb::Result<HashMap<(String, 
     rows.collect()
 }
 
-/// Build `relation` (`"schema"."name"`) from `sql` as configured; `existing` is what
-/// [`existing_kind`] said of it. Returns the row count for tables and incremental models
-/// (`None` for views).
+/// Build `relation` (`"schema"."name"`, whose schema exists) from `sql` as configured;
+/// `existing` is what [`existing_relations`] said of it. Returns the row count for tables and
+/// incremental models (`None` for views).
 pub fn materialize(
     conn: &Connection,
-    schema: &str,
     relation: &str,
     existing: Option<&str>,
     sql: &str,
     config: &ModelConfig,
     incremental_run: bool,
 ) -> duckdb::Result<Option<u64>> {
-    conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
     match config.materialized {
         Materialized::Ephemeral => Ok(None),
         Materialized::View => in_transaction(conn, || {

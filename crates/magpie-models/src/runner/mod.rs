@@ -118,7 +118,8 @@ impl BuildReport {
     }
 }
 
-/// Builds a project in one warehouse connection.
+/// Builds a project in the warehouse of `conn` (on connections cloned from it when several
+/// nodes run at once).
 pub struct Runner<'a> {
     conn: &'a Connection,
     project: &'a Project,
@@ -320,12 +321,14 @@ impl<'a> Runner<'a> {
                 .collect(),
         );
 
-        // Schemas first: two connections creating one schema at once would conflict.
-        for model in &models {
-            if let Some(schema) = &plan.configs[model.as_str()].schema {
-                self.conn
-                    .execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
-            }
+        // Schemas first, once each: two connections creating one schema at once would conflict.
+        let schemas: BTreeSet<&str> = models
+            .iter()
+            .filter_map(|m| plan.configs[m.as_str()].schema.as_deref())
+            .collect();
+        for schema in schemas {
+            self.conn
+                .execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
         }
         let connections = (0..options.threads.max(1).min(names.len().max(1)))
             .map(|_| self.conn.try_clone())

@@ -72,7 +72,6 @@ pub(crate) fn build_model(
     let build = || {
         materialize::materialize(
             conn,
-            &schema,
             relation,
             existing.as_deref(),
             &rendered.sql,
