@@ -133,7 +133,9 @@ impl Warehouse {
             })?;
         }
         let config = duckdb_config(options, AccessMode::ReadWrite).map_err(|e| db(&path, e))?;
-        let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
+        let conn =
+            Connection::open_in_memory_with_flags(config).map_err(|e| open_error(&path, e))?;
+        attach_as_default(&conn, &path).map_err(|e| open_error(&path, e))?;
         apply_settings(&conn, options).map_err(|e| db(&path, e))?;
         migrations::migrate(&conn, &path)?;
         Ok(Self { path, conn })
@@ -244,6 +246,35 @@ fn duckdb_config(options: &OpenOptions, mode: AccessMode) -> duckdb::Result<duck
         .enable_autoload_extension(false)
 }
 
+/// Rows per row group in the tables the writer creates (DuckDB's default: 122,880). A
+/// 313,000-row model is then ten groups, not three: DuckDB's threads share its writing
+/// evenly, each buffers a quarter as much before flushing (less spilling inside a small
+/// `memory_limit`), and the part-filled groups left for the checkpoint are smaller. Measured,
+/// `magpie build` at 350,000 plays, 8-10 runs alternating with the default: 4-14 % less
+/// median wall in each of six sets (e.g. 2.53 -> 2.39 s); 65,536 gained 5 %, 16,384 as much
+/// as this, 8,192 lost 4 %. The cost: a fifth more file (the 350k demo: 70 -> 85 MB), as
+/// each group compresses on its own, and ~5 MiB more peak RSS.
+pub const ROW_GROUP_SIZE: u32 = 32_768;
+
+/// Attach the warehouse file to `conn`'s in-memory database with magpie's storage options
+/// (DuckDB reads `ROW_GROUP_SIZE` only from `ATTACH`, not from a connection's settings), under
+/// the name DuckDB gives it when opened directly (the file's stem), and make it the default
+/// database of every connection, the ones cloned later included: the in-memory database is
+/// detached, so nothing can be written there by mistake.
+fn attach_as_default(conn: &Connection, path: &Path) -> duckdb::Result<()> {
+    let quoted = path.to_string_lossy().replace('\'', "''");
+    conn.execute_batch(&format!(
+        "ATTACH '{quoted}' (ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
+    ))?;
+    let name: String = conn.query_row(
+        "SELECT database_name FROM duckdb_databases() WHERE NOT internal AND database_name <> 'memory'",
+        [],
+        |r| r.get(0),
+    )?;
+    let name = name.replace('"', "\"\"");
+    conn.execute_batch(&format!("USE \"{name}\"; DETACH memory"))
+}
+
 fn apply_settings(conn: &Connection, options: &OpenOptions) -> duckdb::Result<()> {
     if let Some(dir) = &options.temp_directory {
         let dir = dir.to_string_lossy().replace('\'', "''");
@@ -273,6 +304,65 @@ fn db(path: &Path, source: duckdb::Error) -> WarehouseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_are_written_in_row_groups_of_row_group_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path().join("w.duckdb"), &OpenOptions::default()).unwrap();
+        wh.conn()
+            .execute_batch("CREATE TABLE t AS SELECT range AS i FROM range(100000)")
+            .unwrap();
+        let (groups, largest): (i64, i64) = wh
+            .conn()
+            .query_row(
+                "SELECT count(*), max(n) FROM (
+                     SELECT row_group_id, sum(count) AS n FROM pragma_storage_info('t')
+                     WHERE column_path = '[0]' GROUP BY row_group_id)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(largest <= ROW_GROUP_SIZE as i64, "{largest}");
+        assert!(groups > 100_000 / ROW_GROUP_SIZE as i64, "{groups}");
+    }
+
+    #[test]
+    fn every_connection_reads_and_writes_the_warehouse_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.duckdb");
+        {
+            let wh = Warehouse::open(&path, &OpenOptions::default()).unwrap();
+            let clone = wh.try_clone().unwrap();
+            // A clone of a clone too (the web server's and the model runner's pools do that).
+            let grandchild = clone.try_clone().unwrap();
+            for conn in [wh.conn(), &clone, &grandchild] {
+                let name: String = conn
+                    .query_row("SELECT current_database()", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(name, "w");
+            }
+            grandchild
+                .execute_batch("CREATE TABLE main.written_by_a_clone AS SELECT 42 AS answer")
+                .unwrap();
+            // No other database is attached for anything to land in by mistake.
+            let databases: i64 = wh
+                .conn()
+                .query_row(
+                    "SELECT count(*) FROM duckdb_databases() WHERE NOT internal",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(databases, 1);
+        }
+        let ro = Warehouse::open_read_only(&path).unwrap();
+        let answer: i64 = ro
+            .query_row("SELECT answer FROM main.written_by_a_clone", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(answer, 42);
+    }
 
     #[test]
     fn open_creates_and_migrates_once() {
