@@ -23,7 +23,7 @@ use crate::datatests::{self, DataTest};
 use crate::project::Project;
 use crate::render::{self, Materialized, ModelConfig, RenderContext};
 use crate::schedule::Schedule;
-use node::ModelAttempt;
+use node::{ModelAttempt, TestAttempt};
 use pool::{Attempt, Event};
 
 /// What to build.
@@ -355,10 +355,13 @@ impl<'a> Runner<'a> {
                     ModelAttempt::OutOfMemory => Attempt::AgainAlone,
                 }
             } else {
-                let (_, _, sql) = &tests[node - models.len()];
-                Attempt::Finished {
-                    result: (node::run_test(conn, sql), None),
-                    succeeded: true,
+                let (name, _, sql) = &tests[node - models.len()];
+                match node::run_test(conn, name, sql, alone) {
+                    TestAttempt::Ran(status) => Attempt::Finished {
+                        result: (status, None),
+                        succeeded: true,
+                    },
+                    TestAttempt::OutOfMemory => Attempt::AgainAlone,
                 }
             }
         };

@@ -1,7 +1,8 @@
 //! Running one node of a build on one connection: rendering and materialising a model, or
-//! counting a data test's failing rows. A model that runs out of memory asks to be built again
-//! alone on one DuckDB thread (each thread keeps buffers of its own while writing a table;
-//! near the memory limit one thread fits where two do not) before it counts as failed.
+//! counting a data test's failing rows. A node that runs out of memory asks to run again alone
+//! on one DuckDB thread (each thread keeps buffers of its own; near the memory limit one
+//! thread fits where two do not, and nodes running beside it share the limit) before it
+//! counts as failed.
 
 use std::collections::HashMap;
 
@@ -17,6 +18,13 @@ use crate::render::{self, RenderContext};
 pub(crate) enum ModelAttempt {
     Built(Option<u64>),
     Failed(String),
+    OutOfMemory,
+}
+
+/// How an attempt at a data test ended.
+#[derive(Debug, PartialEq)]
+pub(crate) enum TestAttempt {
+    Ran(Status),
     OutOfMemory,
 }
 
@@ -93,23 +101,47 @@ pub(crate) fn build_model(
             );
             ModelAttempt::OutOfMemory
         }
-        Err(e) if is_out_of_memory(&e) => failed(out_of_memory_message(conn, &e)),
+        Err(e) if is_out_of_memory(&e) => failed(out_of_memory_message(conn, &e, "model")),
         Err(e) => failed(e.to_string()),
     }
 }
 
-/// Run a data test: success when its SQL returns no rows.
-pub(crate) fn run_test(conn: &Connection, sql: &Result<String, ModelsError>) -> Status {
+/// Run data test `name`: success when its SQL returns no rows; `alone` means nothing else
+/// runs and DuckDB is to use one thread.
+pub(crate) fn run_test(
+    conn: &Connection,
+    name: &str,
+    sql: &Result<String, ModelsError>,
+    alone: bool,
+) -> TestAttempt {
     let sql = match sql {
         Ok(sql) => sql,
-        Err(e) => return Status::Error(e.to_string()),
+        Err(e) => return TestAttempt::Ran(Status::Error(e.to_string())),
     };
-    match conn.query_row(&format!("SELECT count(*) FROM (\n{sql}\n)"), [], |r| {
-        r.get::<_, i64>(0)
-    }) {
-        Ok(0) => Status::Success,
-        Ok(n) => Status::Fail(n as u64),
-        Err(e) => Status::Error(e.to_string()),
+    let count = || {
+        conn.query_row(&format!("SELECT count(*) FROM (\n{sql}\n)"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+    };
+    let result = if alone {
+        single_threaded(conn, count)
+    } else {
+        count()
+    };
+    match result {
+        Ok(0) => TestAttempt::Ran(Status::Success),
+        Ok(n) => TestAttempt::Ran(Status::Fail(n as u64)),
+        Err(e) if is_out_of_memory(&e) && !alone => {
+            tracing::warn!(
+                test = name,
+                "out of memory; running it again alone, with one thread"
+            );
+            TestAttempt::OutOfMemory
+        }
+        Err(e) if is_out_of_memory(&e) => {
+            TestAttempt::Ran(Status::Error(out_of_memory_message(conn, &e, "test")))
+        }
+        Err(e) => TestAttempt::Ran(Status::Error(e.to_string())),
     }
 }
 
@@ -119,14 +151,14 @@ fn is_out_of_memory(error: &duckdb::Error) -> bool {
 
 /// DuckDB's first line, without its advice (SET threads, SET memory_limit) that a magpie user
 /// cannot follow, and what the user can do instead.
-fn out_of_memory_message(conn: &Connection, error: &duckdb::Error) -> String {
+fn out_of_memory_message(conn: &Connection, error: &duckdb::Error, kind: &str) -> String {
     let text = error.to_string();
     let first = text.lines().next().unwrap_or_default();
     let limit: String = conn
         .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
         .unwrap_or_else(|_| "its limit".into());
     format!(
-        "{first}\nThis model needs more memory than DuckDB's {limit}, even on one thread: \
+        "{first}\nThis {kind} needs more memory than DuckDB's {limit}, even on one thread: \
          raise `memory_budget` in magpie.toml (DuckDB gets 40% of it)."
     )
 }
@@ -170,8 +202,12 @@ mod tests {
             .execute_batch("SET memory_limit = '1MB'; SELECT count(*) FROM (SELECT range::VARCHAR || repeat('x', 100) AS s FROM range(2000000) ORDER BY s)")
             .unwrap_err();
         assert!(is_out_of_memory(&oom), "{oom}");
-        let message = out_of_memory_message(&conn, &oom);
+        let message = out_of_memory_message(&conn, &oom, "model");
         assert!(message.starts_with("Out of Memory Error"), "{message}");
+        assert!(
+            message.contains("This model needs more memory"),
+            "{message}"
+        );
         assert!(message.contains("raise `memory_budget`"), "{message}");
         assert!(!message.contains("SET threads"), "{message}");
     }
@@ -179,21 +215,44 @@ mod tests {
     #[test]
     fn a_test_passes_fails_or_errs_by_its_rows() {
         let conn = Connection::open_in_memory().unwrap();
+        let run = |sql: Result<String, ModelsError>| run_test(&conn, "t", &sql, false);
         assert_eq!(
-            run_test(&conn, &Ok("SELECT 1 WHERE false".into())),
-            Status::Success
+            run(Ok("SELECT 1 WHERE false".into())),
+            TestAttempt::Ran(Status::Success)
         );
         assert_eq!(
-            run_test(&conn, &Ok("SELECT * FROM range(3)".into())),
-            Status::Fail(3)
+            run(Ok("SELECT * FROM range(3)".into())),
+            TestAttempt::Ran(Status::Fail(3))
         );
         assert!(matches!(
-            run_test(&conn, &Ok("SELECT * FROM nowhere".into())),
-            Status::Error(e) if e.contains("nowhere")
+            run(Ok("SELECT * FROM nowhere".into())),
+            TestAttempt::Ran(Status::Error(e)) if e.contains("nowhere")
         ));
         assert_eq!(
-            run_test(&conn, &Err(ModelsError::Test("bad yaml".into()))),
-            Status::Error("test: bad yaml".into())
+            run(Err(ModelsError::Test("bad yaml".into()))),
+            TestAttempt::Ran(Status::Error("test: bad yaml".into()))
         );
+    }
+
+    #[test]
+    fn a_test_out_of_memory_asks_to_run_alone_then_says_what_to_raise() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("SET memory_limit = '1MB'").unwrap();
+        let sql = Ok(
+            "SELECT s FROM (SELECT range::VARCHAR || repeat('x', 100) AS s FROM range(2000000)) \
+             GROUP BY s HAVING count(*) > 1"
+                .to_string(),
+        );
+        assert_eq!(
+            run_test(&conn, "unique_s", &sql, false),
+            TestAttempt::OutOfMemory
+        );
+        match run_test(&conn, "unique_s", &sql, true) {
+            TestAttempt::Ran(Status::Error(message)) => {
+                assert!(message.contains("This test needs more memory"), "{message}");
+                assert!(message.contains("raise `memory_budget`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
