@@ -87,22 +87,10 @@ pub(crate) fn build_model(
             incremental,
         )
     };
-    let result = if alone {
-        single_threaded(conn, build)
-    } else {
-        build()
-    };
-    match result {
-        Ok(rows) => ModelAttempt::Built(rows),
-        Err(e) if is_out_of_memory(&e) && !alone => {
-            tracing::warn!(
-                model = name,
-                "out of memory; building it again alone, with one thread"
-            );
-            ModelAttempt::OutOfMemory
-        }
-        Err(e) if is_out_of_memory(&e) => failed(out_of_memory_message(conn, &e, "model")),
-        Err(e) => failed(e.to_string()),
+    match run_node(conn, "model", name, alone, build) {
+        Run::Done(rows) => ModelAttempt::Built(rows),
+        Run::OutOfMemory => ModelAttempt::OutOfMemory,
+        Run::Failed(message) => failed(message),
     }
 }
 
@@ -123,25 +111,49 @@ pub(crate) fn run_test(
             r.get::<_, i64>(0)
         })
     };
+    match run_node(conn, "test", name, alone, count) {
+        Run::Done(0) => TestAttempt::Ran(Status::Success),
+        Run::Done(n) => TestAttempt::Ran(Status::Fail(n as u64)),
+        Run::OutOfMemory => TestAttempt::OutOfMemory,
+        Run::Failed(message) => TestAttempt::Ran(Status::Error(message)),
+    }
+}
+
+/// How running a node's SQL ended.
+enum Run<T> {
+    Done(T),
+    /// Out of memory beside other nodes: to run again alone.
+    OutOfMemory,
+    Failed(String),
+}
+
+/// Run `work` for node `name` (a `kind`: model or test), on one DuckDB thread when `alone`.
+/// Running out of memory beside other nodes asks to run again alone; alone, it is a failure
+/// that says which setting to raise.
+fn run_node<T>(
+    conn: &Connection,
+    kind: &str,
+    name: &str,
+    alone: bool,
+    work: impl FnOnce() -> duckdb::Result<T>,
+) -> Run<T> {
     let result = if alone {
-        single_threaded(conn, count)
+        single_threaded(conn, work)
     } else {
-        count()
+        work()
     };
     match result {
-        Ok(0) => TestAttempt::Ran(Status::Success),
-        Ok(n) => TestAttempt::Ran(Status::Fail(n as u64)),
+        Ok(value) => Run::Done(value),
         Err(e) if is_out_of_memory(&e) && !alone => {
             tracing::warn!(
-                test = name,
+                kind,
+                node = name,
                 "out of memory; running it again alone, with one thread"
             );
-            TestAttempt::OutOfMemory
+            Run::OutOfMemory
         }
-        Err(e) if is_out_of_memory(&e) => {
-            TestAttempt::Ran(Status::Error(out_of_memory_message(conn, &e, "test")))
-        }
-        Err(e) => TestAttempt::Ran(Status::Error(e.to_string())),
+        Err(e) if is_out_of_memory(&e) => Run::Failed(out_of_memory_message(conn, &e, kind)),
+        Err(e) => Run::Failed(e.to_string()),
     }
 }
 
