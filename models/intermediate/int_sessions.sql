@@ -2,7 +2,7 @@
 -- Listening sessions: a new one starts after var('session_gap_minutes') of silence between the
 -- end of one play and the start of the next.
 -- (fact_plays derives session_id from listener and number: a key per play is cheaper to make
--- there than to carry through the join.)
+-- there than to carry through the join.) Numbered from 1 per listener in time order.
 with ordered as (
     select
         event_id,

@@ -1,6 +1,8 @@
 {{ config(materialized='table', schema='marts') }}
 -- One row per counted play, keyed by event_id (the raw event's id: unique, and an integer,
 -- where a hashed surrogate key would add a 32-character string per play to write and read).
+-- session_id is an integer for the same reason: listener_id * 10^9 + the listener's session
+-- number (1, 2, ... in time order), unique across listeners.
 -- played_at is the UTC time the play ended; played_at_local the same in the listener's time
 -- zone; ms_played its duration (estimated where the source does not give it: see
 -- ms_played_estimated).
@@ -13,7 +15,7 @@ select
     cast(year(p.ended_at_local) * 10000 + month(p.ended_at_local) * 100 + day(p.ended_at_local) as integer) as date_id,
     cast(hour(p.ended_at_local) * 60 + minute(p.ended_at_local) as integer) as time_id,
     a.location_id,
-    {{ generate_surrogate_key(['s.listener_id', 's.session_number']) }} as session_id,
+    cast(s.listener_id as bigint) * 1000000000 + s.session_number as session_id,
     p.ended_at as played_at,
     p.ended_at_local as played_at_local,
     p.ms_played,

@@ -129,6 +129,17 @@ fn demo_marts_agree_with_raw_events() {
         )
         .unwrap();
     assert_eq!(gaps, 0);
+    // A session_id names one listener's session: listener_id * 10^9 + a number from 1.
+    let foreign: i64 = wh
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM marts.fact_plays
+             WHERE session_id // 1000000000 <> listener_id OR session_id % 1000000000 < 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(foreign, 0);
 
     // The shipped singular test catches a fact table that lost one counted play and counts
     // another twice: run it over a tampered copy of fact_plays (a project of its own whose
