@@ -5,7 +5,8 @@
 with track_plays as (
     select p.artist_key, t.spotify_artist_id, count(*) as n
     from {{ ref('int_plays') }} as p
-    join {{ ref('stg_spotify_tracks_meta') }} as t using (spotify_track_uri)
+    -- (a play's track_key is its Spotify URI whenever one is known)
+    join {{ ref('stg_spotify_tracks_meta') }} as t on t.spotify_track_uri = p.track_key
     where t.spotify_artist_id is not null
     group by p.artist_key, t.spotify_artist_id
 ),

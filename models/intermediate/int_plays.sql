@@ -2,7 +2,7 @@
 -- The plays that count (PRODUCT §2.2): one per listen (duplicates from other sources were
 -- marked at import), music only, at least var('min_play_ms'), private sessions excluded unless
 -- var('include_incognito'). Each gets its track, artist and album identity (from
--- int_track_identities) and local time.
+-- int_track_identities: track_key is the Spotify URI whenever one is known) and local time.
 with events as (
     select *
     from {{ ref('int_listen_events') }}
@@ -33,8 +33,7 @@ keyed as (
         e.skipped,
         coalesce(k.spotify_track_uri, e.identity_key) as track_key,
         split_part(e.identity_key, '|', 1) as artist_key,
-        split_part(e.identity_key, '|', 1) || '|' || coalesce({{ normalise_name('coalesce(e.album_name, k.album_name)') }}, '') as album_key,
-        k.spotify_track_uri
+        split_part(e.identity_key, '|', 1) || '|' || coalesce({{ normalise_name('coalesce(e.album_name, k.album_name)') }}, '') as album_key
     from events as e
     left join {{ ref('int_track_identities') }} as k using (identity_key)
 ),

@@ -5,7 +5,16 @@
 -- hold every track's album in a hash table while the aggregate holds every track: more than
 -- DuckDB's memory at 10M plays on the default budget); int_plays is read where needed, not
 -- through a CTE (DuckDB materialises a CTE read twice: a copy of every play).
-with albums as (
+with uris as (
+    -- The Spotify URIs identity resolution gave tracks: a track whose key is one of them is
+    -- that Spotify track (int_plays keys a track by its URI whenever one is known, so the
+    -- plays need not carry the URI a second time).
+    select distinct spotify_track_uri
+    from {{ ref('int_track_identities') }}
+    where spotify_track_uri is not null
+),
+
+albums as (
     -- A track's album: the one it is most often played from.
     select track_key, first(album_key order by n desc, album_key) as album_key
     from (select track_key, album_key, count(*) as n from {{ ref('int_plays') }} group by track_key, album_key)
@@ -17,7 +26,6 @@ tracks as (
         track_key,
         min(track_name) as track_name,
         min(artist_key) as artist_key,
-        min(spotify_track_uri) as spotify_track_uri,
         max(ms_played) filter (where not ms_played_estimated) as longest_play_ms,
         count(*) as play_count,
         sum(ms_played) as ms_played,
@@ -33,7 +41,7 @@ select
     t.track_name,
     {{ generate_surrogate_key(['t.artist_key']) }} as artist_id,
     {{ generate_surrogate_key(['a.album_key']) }} as album_id,
-    t.spotify_track_uri,
+    u.spotify_track_uri,
     t.longest_play_ms,
     t.play_count,
     t.ms_played,
@@ -44,4 +52,5 @@ select
     m.isrc
 from tracks as t
 join albums as a using (track_key)
-left join {{ ref('stg_spotify_tracks_meta') }} as m using (spotify_track_uri)
+left join uris as u on u.spotify_track_uri = t.track_key
+left join {{ ref('stg_spotify_tracks_meta') }} as m on m.spotify_track_uri = u.spotify_track_uri
