@@ -66,8 +66,15 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), WarehouseErr
         path: path.to_path_buf(),
         source,
     };
-    conn.execute_batch(CREATE_TABLE).map_err(db)?;
-    let current = current_version(conn).map_err(db)?;
+    // Reading the version first: on an up-to-date warehouse (every start but the first) the
+    // open then writes nothing.
+    let current = match current_version(conn).map_err(db)? {
+        Some(version) => version,
+        None => {
+            conn.execute_batch(CREATE_TABLE).map_err(db)?;
+            0
+        }
+    };
     if current > latest_known() {
         return Err(WarehouseError::TooNew {
             path: path.to_path_buf(),
@@ -107,10 +114,12 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), WarehouseErr
 
 /// For read-only opens: the schema must be one this magpie can read.
 pub(super) fn check_version(conn: &Connection, path: &Path) -> Result<(), WarehouseError> {
-    let current = current_version(conn).map_err(|source| WarehouseError::DuckDb {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let current = current_version(conn)
+        .map_err(|source| WarehouseError::DuckDb {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .unwrap_or(0);
     if current > latest_known() {
         return Err(WarehouseError::TooNew {
             path: path.to_path_buf(),
@@ -121,18 +130,23 @@ pub(super) fn check_version(conn: &Connection, path: &Path) -> Result<(), Wareho
     Ok(())
 }
 
-fn current_version(conn: &Connection) -> duckdb::Result<i64> {
-    let exists: i64 = conn.query_row(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' AND table_schema = 'main'",
+/// The schema version applied, or `None` when the warehouse has no `schema_migrations` yet.
+/// (`duckdb_tables()`, not `information_schema.tables`: the view joins every catalog entry and
+/// took ~10 ms of each start.)
+fn current_version(conn: &Connection) -> duckdb::Result<Option<i64>> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM duckdb_tables()
+         WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'schema_migrations'",
         [],
         |r| r.get(0),
     )?;
-    if exists == 0 {
-        return Ok(0);
+    if !exists {
+        return Ok(None);
     }
     conn.query_row(
         "SELECT coalesce(max(version), 0) FROM schema_migrations",
         [],
         |r| r.get(0),
     )
+    .map(Some)
 }
