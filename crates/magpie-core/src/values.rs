@@ -159,11 +159,39 @@ pub fn query(
         let n = *width.get_or_insert_with(|| row.as_ref().column_count());
         let mut values = Vec::with_capacity(n);
         for i in 0..n {
-            values.push(row.get::<_, Value>(i)?);
+            // A column of untyped NULLs (`SELECT NULL`) has Arrow's Null type, which the
+            // duckdb crate cannot read (it panics): every value in it is NULL.
+            if row.as_ref().column_type(i) == duckdb::arrow::datatypes::DataType::Null {
+                values.push(Value::Null);
+            } else {
+                values.push(row.get::<_, Value>(i)?);
+            }
         }
         out.push(values);
     }
     drop(rows);
     let columns = stmt.column_names();
     Ok((ResultSet { columns, rows: out }, truncated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_reads_untyped_nulls_beside_typed_values() {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let (result, truncated) = query(
+            &conn,
+            "SELECT NULL AS nothing, 1 AS one, NULL::VARCHAR AS text",
+            10,
+        )
+        .unwrap();
+        assert!(!truncated);
+        assert_eq!(result.columns, ["nothing", "one", "text"]);
+        assert_eq!(
+            result.rows,
+            vec![vec![Value::Null, Value::Int(1), Value::Null]]
+        );
+    }
 }
