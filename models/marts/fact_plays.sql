@@ -28,5 +28,15 @@ select
     p.reason_end,
     p.source_kind
 from {{ ref('int_plays') }} as p
-join {{ ref('int_sessions') }} as s using (event_id)
+-- The play's session: the one of its listener whose plays end, on the play's day, around it
+-- (each session listed under every day it touches, so that this is an equi-join on the day).
+left join (
+    select
+        *,
+        unnest(generate_series(cast(first_ended_at as date), cast(last_ended_at as date), interval 1 day))::date as day
+    from {{ ref('int_sessions') }}
+) as s
+    on s.listener_id = p.listener_id
+    and s.day = cast(p.ended_at as date)
+    and p.ended_at between s.first_ended_at and s.last_ended_at
 left join {{ ref('dim_artist') }} as a using (artist_key)
