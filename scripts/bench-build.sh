@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build benchmark (issue 4 target: <= 5 s, <= 150 MB peak RSS on the 350,000-play demo).
 # Needs the warehouse scripts/bench-import.sh leaves in $BENCH_DIR/data; times `magpie build`
-# (seeds, 21 models, data tests) with /usr/bin/time -v on the whole process.
+# (seeds, the shipped models, data tests) with /usr/bin/time -v on the whole process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/magpie-ci/target}"

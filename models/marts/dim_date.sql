@@ -1,8 +1,8 @@
 {{ config(materialized='table', schema='marts') }}
 -- The calendar over the listening history, in the listener's time zone.
 with bounds as (
-    select min(ended_at_local)::date as first_day, max(ended_at_local)::date as last_day
-    from {{ ref('int_plays') }}
+    select min(played_at_local)::date as first_day, max(played_at_local)::date as last_day
+    from {{ ref('fact_plays') }}
 ),
 
 days as (

@@ -6,6 +6,33 @@
 -- played_at is the UTC time the play ended; played_at_local the same in the listener's time
 -- zone; ms_played its duration (estimated where the source does not give it: see
 -- ms_played_estimated).
+-- Local time: the zone's offsets as periods [valid_from, valid_to), listed under every year
+-- they touch, so each play finds its period by an equi-join on its year (a hash join, which
+-- spills within a small memory limit, where an ASOF join over millions of wide rows does not).
+with periods as (
+    select
+        valid_from,
+        coalesce(lead(valid_from) over (order by valid_from), timestamp '2200-01-01') as valid_to,
+        utc_offset_seconds
+    from {{ source('raw', 'tz_offsets') }}
+),
+
+period_years as (
+    select *, unnest(range(year(valid_from), year(valid_to) + 1)) as year
+    from periods
+),
+
+plays as (
+    select
+        p.*,
+        p.ended_at + to_seconds(coalesce(z.utc_offset_seconds, 0)) as ended_at_local
+    from {{ ref('int_plays') }} as p
+    left join period_years as z
+        on z.year = year(p.ended_at)
+        and p.ended_at >= z.valid_from
+        and p.ended_at < z.valid_to
+)
+
 select
     p.event_id,
     p.listener_id,
@@ -27,7 +54,7 @@ select
     p.reason_start,
     p.reason_end,
     p.source_kind
-from {{ ref('int_plays') }} as p
+from plays as p
 -- The play's session: the one of its listener whose plays end, on the play's day, around it
 -- (each session listed under every day it touches, so that this is an equi-join on the day).
 left join (
