@@ -38,8 +38,8 @@ pub struct Config {
     pub timezone: String,
     /// The listener whose plays `import` adds when none is named.
     pub default_listener: String,
-    /// One figure for how much memory magpie may use; drives DuckDB's limit (40% of it) and
-    /// threads.
+    /// One figure for how much memory magpie may use; drives DuckDB's limit
+    /// ([`crate::warehouse::DUCKDB_SHARE_PERCENT`] of it) and threads.
     pub memory_budget: ByteSize,
     pub log: LogConfig,
     pub import: ImportConfig,

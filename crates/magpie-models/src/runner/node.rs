@@ -169,9 +169,10 @@ fn out_of_memory_message(conn: &Connection, error: &duckdb::Error, kind: &str) -
     let limit: String = conn
         .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
         .unwrap_or_else(|_| "its limit".into());
+    let share = magpie_core::warehouse::DUCKDB_SHARE_PERCENT;
     format!(
         "{first}\nThis {kind} needs more memory than DuckDB's {limit}, even on one thread: \
-         raise `memory_budget` in magpie.toml (DuckDB gets 40% of it)."
+         raise `memory_budget` in magpie.toml (DuckDB gets {share}% of it)."
     )
 }
 

@@ -222,8 +222,9 @@ fn warehouse(config: &Config, r: &mut Report) {
                 Level::Warn,
                 "marts",
                 format!(
-                    "the last build ran out of memory in {models}: raise `memory_budget` (now {}; DuckDB gets 40% of it)",
-                    config.memory_budget
+                    "the last build ran out of memory in {models}: raise `memory_budget` (now {}; DuckDB gets {}% of it)",
+                    config.memory_budget,
+                    magpie_core::warehouse::DUCKDB_SHARE_PERCENT
                 ),
             );
         } else if failed > 0 {
