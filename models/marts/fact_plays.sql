@@ -6,6 +6,7 @@
 -- played_at is the UTC time the play ended; played_at_local the same in the listener's time
 -- zone; ms_played its duration (estimated where the source does not give it: see
 -- ms_played_estimated).
+
 -- Local time: the zone's offsets as periods [valid_from, valid_to), listed under every year
 -- they touch, so each play finds its period by an equi-join on its year (a hash join, which
 -- spills within a small memory limit, where an ASOF join over millions of wide rows does not).

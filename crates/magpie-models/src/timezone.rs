@@ -1,6 +1,7 @@
 //! The listener's time zone as data: `raw.tz_offsets(valid_from, utc_offset_seconds, tz)`, one
-//! row per offset change from 1970 to 2060, computed with chrono-tz. Models turn UTC into local
-//! time with an ASOF join on it, which needs no ICU in DuckDB and runs the same under dbt.
+//! row per offset change from 1970 to 2060, computed with chrono-tz. `fact_plays` turns UTC into
+//! local time with a join on it (by year, then the period), which needs no ICU in DuckDB and
+//! runs the same under dbt.
 
 use chrono::{DateTime, Duration, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
