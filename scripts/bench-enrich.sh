@@ -12,6 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/magpie-ci/target}"
 BIN="${MAGPIE_BIN:-$CARGO_TARGET_DIR/release/magpie}"
+unset MAGPIE_BIN # magpie reads MAGPIE_* variables as config and would reject this one
 REAL="${REALDATA_DIR:-$ROOT/../shared/realdata}"
 PLAYS="${1:-60000}"
 PORT="${FAKE_PORT:-18778}"

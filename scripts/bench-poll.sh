@@ -9,6 +9,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${MAGPIE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/magpie}"
+unset MAGPIE_BIN # magpie reads MAGPIE_* variables as config and would reject this one
 PAYLOAD="${REALDATA_DIR:-$ROOT/../shared/realdata}/spotify_webapi/spotify-web-api-java/player/GetCurrentUsersRecentlyPlayedTracksRequest.json"
 DATA="${1:-$(mktemp -d)}"
 PORT="${FAKE_PORT:-18777}"

@@ -7,6 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/magpie-ci/target}"
 BIN="${MAGPIE_BIN:-$CARGO_TARGET_DIR/release/magpie}"
+unset MAGPIE_BIN # magpie reads MAGPIE_* variables as config and would reject this one
 SECS="${1:-600}"
 PORT="${PORT:-18790}"
 DATA="$(mktemp -d)"

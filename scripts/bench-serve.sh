@@ -12,6 +12,7 @@ set -euo pipefail
 DATA="${1:?usage: bench-serve.sh DATA_DIR [WARM_SECONDS]}"
 WARM="${2:-5}"
 BIN="${MAGPIE_BIN:-${CARGO_TARGET_DIR:-target}/release/magpie}"
+unset MAGPIE_BIN # magpie reads MAGPIE_* variables as config and would reject this one
 PORT="${PORT:-18089}"
 BASE="http://127.0.0.1:$PORT"
 OUT="$(mktemp -d)"
@@ -20,7 +21,10 @@ trap 'kill "$PID" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 /usr/bin/time -v -o "$OUT/time.log" "$BIN" --data-dir "$DATA" serve --bind 127.0.0.1 --port "$PORT" >"$OUT/serve.log" 2>&1 &
 PID=$!
 START=$(date +%s.%N)
-until curl -sf "$BASE/health" >/dev/null; do sleep 0.02; done
+until curl -sf "$BASE/health" >/dev/null; do
+  kill -0 "$PID" 2>/dev/null || { echo "magpie serve exited:" >&2; cat "$OUT/serve.log" >&2; exit 1; }
+  sleep 0.02
+done
 printf 'start to serving: %.2f s\n' "$(echo "$(date +%s.%N) - $START" | bc)"
 
 json() { curl -sf "$BASE$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)"; }
