@@ -145,9 +145,11 @@ fn run_node<T>(
     match result {
         Ok(value) => Run::Done(value),
         Err(e) if is_out_of_memory(&e) && !alone => {
+            let text = e.to_string();
             tracing::warn!(
                 kind,
                 node = name,
+                error = text.lines().next().unwrap_or_default(),
                 "out of memory; running it again alone, with one thread"
             );
             Run::OutOfMemory
