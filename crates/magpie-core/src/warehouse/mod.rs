@@ -80,11 +80,17 @@ impl Default for OpenOptions {
 }
 
 /// DuckDB's `memory_limit`, in percent of magpie's `memory_budget`; the rest is the binary's
-/// code pages (~50 MiB), DuckDB's allocations outside its pool and the web server. Measured at
-/// the default 160 MB budget, 10 runs alternating: 38 % took the 350,000-play demo build's peak
-/// RSS from 148-156 to 137-146 MiB for 4 % more wall time, but a 10,000,000-play build then
-/// ran int_plays out of memory on two threads (alone on one: 65 -> 122 s), so 40 % it stays.
-pub const DUCKDB_SHARE_PERCENT: u64 = 40;
+/// code pages (~45 MiB), DuckDB's allocations outside its pool (~15 MiB of small objects),
+/// the pages jemalloc has not yet handed back (5-20 MiB) and the web server.
+///
+/// Measured on the 350,000-play demo build at the default 160 MB budget, two cores, ten runs
+/// alternating each pair: 40 % peaked at 138-148 MiB, 38 % at 137-145, 36 % at 135-145
+/// (median 137 MiB, 144 MB) and 34 % at 129-133 for 5 % more wall time; 36 % cost no
+/// measurable wall time. The price is paid by far bigger histories: a 10,000,000-play build
+/// is at the edge at any of these shares. int_plays ran out of memory on two threads (and then
+/// took 35-70 s alone on one) in 1 of 3 runs of it at 40 % and 3 of 3 at 36 %; whole builds
+/// at 36 % took 65, 67 and 104 s (65 s at 40 %), and 62 s at a 256 MB budget (45 s at 40 %).
+pub const DUCKDB_SHARE_PERCENT: u64 = 36;
 
 impl OpenOptions {
     /// Derive DuckDB settings from magpie's one memory budget. DuckDB's buffer pool gets
@@ -442,7 +448,7 @@ mod tests {
     #[test]
     fn budget_drives_duckdb_settings() {
         let o = OpenOptions::from_budget(ByteSize::mb(256), Path::new("/d"));
-        assert_eq!(o.memory_limit, ByteSize::mb(102) + ByteSize::kb(400));
+        assert_eq!(o.memory_limit, ByteSize::mb(92) + ByteSize::kb(160));
         assert!(o.threads >= 1 && o.threads <= 4);
         assert_eq!(o.temp_directory.as_deref(), Some(Path::new("/d/tmp")));
     }
