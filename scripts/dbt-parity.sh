@@ -45,7 +45,7 @@ YML
 if [ -n "${DBT_MEMORY_LIMIT:-}" ]; then
   printf '      settings:\n        memory_limit: "%s"\n' "$DBT_MEMORY_LIMIT" >> "$WORK/profiles.yml"
 fi
-magpie_times=(); dbt_times=()
+magpie_times=(); dbt_times=(); dbt_failures=0
 for _ in $(seq "$RUNS"); do
   fresh magpie
   start=$(now)
@@ -63,7 +63,7 @@ for _ in $(seq "$RUNS"); do
     fi
     tail -40 "$WORK/dbt-build.log"
     if [ -z "${DBT_MEMORY_LIMIT:-}" ] || [ "$attempt" = 3 ]; then exit 1; fi
-    dbt_failures=$((${dbt_failures:-0} + 1))
+    dbt_failures=$((dbt_failures + 1))
   done
 done
 magpie_s=$(median "${magpie_times[@]}")
@@ -88,5 +88,5 @@ print(f"parity: {len(tables) - bad} of {len(tables)} mart tables identical")
 sys.exit(1 if bad else 0)
 PY
 [ "$RUNS" -gt 1 ] && echo "runs: magpie ${magpie_times[*]} s; dbt ${dbt_times[*]} s"
-[ -n "${dbt_failures:-}" ] && echo "dbt runs that failed (out of memory) and were built again: $dbt_failures"
+[ "$dbt_failures" -gt 0 ] && echo "dbt runs that failed (out of memory) and were built again: $dbt_failures"
 echo "magpie build: ${magpie_s}s; dbt build: ${dbt_s}s; ratio: $(python3 -c "print(round($dbt_s / $magpie_s, 1))")x"

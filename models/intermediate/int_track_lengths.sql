@@ -1,10 +1,10 @@
 {{ config(materialized='view', schema='intermediate') }}
 -- How long each track lasts, as far as the sources that time plays know: the longest play
 -- seen (a full play). Used to estimate plays whose length a source does not give (Last.fm),
--- so only the tracks Last.fm scrobbled are looked up: the filter comes before the aggregate,
--- so without scrobbles nothing is aggregated (every read of int_listen_events evaluates this
--- view; aggregating every Spotify play for nothing cost int_plays 8 MB of DuckDB's memory
--- and half of its spill at 350,000 plays).
+-- so only the tracks Last.fm scrobbled are looked up, and that filter comes before the
+-- aggregate: without scrobbles nothing is aggregated. (Every read of int_listen_events
+-- evaluates this view; aggregating every Spotify play for nothing cost int_plays 8 MB of
+-- DuckDB's memory and half of its spill at 350,000 plays.)
 select
     identity_key,
     max(ms_played) as typical_ms
