@@ -8,7 +8,6 @@
 -- 25 MB instead of 75 MB within the default memory limit, and took ~17 % less time).
 with ordered as (
     select
-        event_id,
         listener_id,
         ended_at,
         ended_at - to_milliseconds(ms_played) as started_at,
@@ -16,30 +15,30 @@ with ordered as (
     from {{ ref('int_plays') }}
 ),
 
-flagged as (
-    select
-        *,
-        case
-            when previous_end is null then 1
-            when started_at - previous_end >= to_minutes({{ var('session_gap_minutes') }}) then 1
-            else 0
-        end as starts_session
+-- The plays that start a session. Only these are ordered again (a tenth of the plays, where a
+-- running sum over every play sorted them all a second time: ~68 -> ~48 ms at 350k plays):
+-- the play before each start (its previous_end) is the last play of the session before it,
+-- and a listener's last session ends with their last play.
+starts as (
+    select listener_id, ended_at as first_ended_at, previous_end
     from ordered
+    where previous_end is null
+       or started_at - previous_end >= to_minutes({{ var('session_gap_minutes') }})
 ),
 
-numbered as (
-    select
-        *,
-        sum(starts_session) over (
-            partition by listener_id order by ended_at, event_id rows between unbounded preceding and current row
-        ) as session_number
-    from flagged
+last_play as (
+    select listener_id, max(ended_at) as ended_at
+    from {{ ref('int_plays') }}
+    group by listener_id
 )
 
 select
-    listener_id,
-    cast(session_number as bigint) as session_number,
-    min(ended_at) as first_ended_at,
-    max(ended_at) as last_ended_at
-from numbered
-group by listener_id, session_number
+    s.listener_id,
+    row_number() over (partition by s.listener_id order by s.first_ended_at) as session_number,
+    s.first_ended_at,
+    coalesce(
+        lead(s.previous_end) over (partition by s.listener_id order by s.first_ended_at),
+        l.ended_at
+    ) as last_ended_at
+from starts as s
+join last_play as l using (listener_id)

@@ -140,6 +140,25 @@ fn demo_marts_agree_with_raw_events() {
         )
         .unwrap();
     assert_eq!(foreign, 0);
+    // And a new session starts at every such gap (and only there), numbered 1, 2, ... per
+    // listener: as many sessions as gaps (plus each listener's first play), numbers up to it.
+    let (sessions, starts, numbered): (i64, i64, i64) = wh
+        .conn()
+        .query_row(
+            "SELECT (SELECT count(DISTINCT session_id) FROM marts.fact_plays),
+                    (SELECT count(*) FROM (
+                        SELECT played_at - to_milliseconds(ms_played) AS started,
+                               lag(played_at) OVER (PARTITION BY listener_id ORDER BY played_at, event_id) AS prev
+                        FROM marts.fact_plays) WHERE prev IS NULL OR started - prev >= INTERVAL 30 MINUTE),
+                    (SELECT sum(n) FROM (
+                        SELECT max(session_id % 1000000000) AS n FROM marts.fact_plays GROUP BY listener_id))",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(sessions > 1, "{sessions}");
+    assert_eq!(sessions, starts);
+    assert_eq!(numbered, sessions);
 
     // The shipped singular test catches a fact table that lost one counted play and counts
     // another twice: run it over a tampered copy of fact_plays (a project of its own whose
