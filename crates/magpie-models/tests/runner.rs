@@ -214,6 +214,60 @@ fn a_failing_model_keeps_its_previous_table_and_skips_descendants() {
 }
 
 #[test]
+fn seeds_load_as_nodes_and_a_bad_one_skips_only_what_reads_it() {
+    let (dir, wh) = setup();
+    let root = dir.path().join("p");
+    let files = |colours_csv: &'static str| {
+        vec![
+            ("dbt_project.yml", PROJECT),
+            ("models/sources.yml", SOURCES),
+            ("seeds/colours.csv", colours_csv),
+            ("seeds/sizes.csv", "size,rank\nS,1\nM,2\nL,3\n"),
+            (
+                "seeds/schema.yml",
+                "version: 2\nseeds:\n  - name: colours\n    config:\n      column_types:\n        rank: INTEGER\n",
+            ),
+            (
+                "models/ranked.sql",
+                "{{ config(materialized='table') }} select * from {{ ref('colours') }} where rank > 1",
+            ),
+            (
+                "models/sized.sql",
+                "{{ config(materialized='table') }} select count(*) as n from {{ ref('sizes') }}",
+            ),
+        ]
+    };
+    write(&root, &files("colour,rank\nred,1\ngreen,2\nblue,3\n"));
+    let report = build(&wh, &root, BuildOptions::default());
+    assert!(report.ok(), "{:?}", report.nodes);
+    let seed = |report: &BuildReport| {
+        report
+            .nodes
+            .iter()
+            .find(|n| n.name == "colours")
+            .map(|n| (n.kind, n.rows))
+    };
+    assert_eq!(seed(&report), Some((NodeKind::Seed, Some(3))));
+    assert_eq!(count(&wh, "SELECT count(*) FROM main.ranked"), 2);
+
+    // `rank` is declared INTEGER: a word there fails the seed, with the file named. The
+    // model reading it is skipped (its table from before stays); the other seed and its
+    // model build as usual.
+    write(&root, &files("colour,rank\nred,1\ngreen,two\n"));
+    let report = build(&wh, &root, BuildOptions::default());
+    assert!(!report.ok());
+    match status(&report, "colours") {
+        Status::Error(e) => assert!(e.contains("colours.csv"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status(&report, "ranked"), Status::Skipped);
+    assert_eq!(status(&report, "sizes"), Status::Success);
+    assert_eq!(status(&report, "sized"), Status::Success);
+    assert_eq!(count(&wh, "SELECT count(*) FROM main.ranked"), 2);
+    assert_eq!(count(&wh, "SELECT count(*) FROM seeds.colours"), 3);
+}
+
+#[test]
 fn each_generic_test_fails_on_bad_data() {
     let (dir, wh) = setup();
     wh.conn()

@@ -1,11 +1,11 @@
 //! `magpie build`: load seeds, render and order the models, materialise the selected ones,
 //! run their data tests, and record every node's result in `meta.model_runs`.
 //!
-//! Models and tests run as soon as what they read is built, several at once
+//! Seeds, models and tests run as soon as what they read is built, several at once
 //! ([`BuildOptions::threads`], each on a DuckDB connection of its own), longest chain first
-//! ([`crate::schedule`]). A model that fails stops its descendants (they are reported as
-//! skipped) and leaves its previous relation in place, since each materialisation is one
-//! transaction.
+//! ([`crate::schedule`]). A seed or model that fails stops its descendants (they are reported
+//! as skipped) and leaves its previous relation in place, since each load or materialisation
+//! is one statement or transaction.
 
 mod node;
 mod pool;
@@ -196,8 +196,8 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Build: seeds, then the selected models and their tests, each as soon as what it reads
-    /// is built.
+    /// Build the seeds, the selected models and their tests, each as soon as what it reads is
+    /// built.
     pub fn build(
         &self,
         options: &BuildOptions,
@@ -226,28 +226,9 @@ impl<'a> Runner<'a> {
                 Ok(())
             };
 
-        for seed in &self.project.seeds {
-            let t = Instant::now();
-            let status = match crate::seeds::load(self.conn, seed, &options.temp_dir) {
-                Ok(rows) => (Status::Success, Some(rows)),
-                Err(e) => (Status::Error(e.to_string()), None),
-            };
-            record(
-                NodeResult {
-                    kind: NodeKind::Seed,
-                    name: seed.name.clone(),
-                    status: status.0,
-                    rows: status.1,
-                    duration: t.elapsed(),
-                    materialized: None,
-                },
-                &mut report,
-            )?;
-        }
-        let seeds_failed = report.nodes.iter().any(|n| n.status != Status::Success);
-
         let ctx = self.base_context(&options.vars, &plan.relations);
-        let is_seed = |name: &str| self.project.seeds.iter().any(|s| s.name == name);
+        let seeds = &self.project.seeds;
+        let is_seed = |name: &str| seeds.iter().any(|s| s.name == name);
         let models: Vec<&String> = order
             .iter()
             .filter(|n| selected.contains(*n) && !is_seed(n))
@@ -260,43 +241,34 @@ impl<'a> Runner<'a> {
         } else {
             Vec::new()
         };
-        if seeds_failed {
-            // Nothing runs on seeds that did not load.
-            for name in models {
-                record(skipped(NodeKind::Model, name, &plan), &mut report)?;
-            }
-            for (name, _, _) in tests {
-                record(skipped(NodeKind::Test, &name, &plan), &mut report)?;
-            }
-            recorder.flush()?;
-            report.elapsed = started.elapsed();
-            return Ok(report);
-        }
 
-        // Every node: the models (in build order), then the tests.
-        let index: HashMap<&str, usize> = models
+        // Every node: the seeds (every build loads them all, as `dbt build` does), the models
+        // (in build order), then the tests. A seed is a node like the others: it loads beside
+        // the first models, and one that fails to load skips only what reads it.
+        let index: HashMap<&str, usize> = seeds
             .iter()
+            .map(|s| s.name.as_str())
+            .chain(models.iter().map(|m| m.as_str()))
             .enumerate()
-            .map(|(i, m)| (m.as_str(), i))
+            .map(|(i, name)| (name, i))
             .collect();
-        let mut depends_on: Vec<Vec<usize>> = models
-            .iter()
-            .map(|m| {
-                plan.dag.parents[m.as_str()]
-                    .iter()
-                    .filter_map(|p| index.get(p.as_str()).copied())
-                    .collect()
-            })
-            .collect();
+        let mut depends_on: Vec<Vec<usize>> = vec![Vec::new(); seeds.len()];
+        depends_on.extend(models.iter().map(|m| {
+            plan.dag.parents[m.as_str()]
+                .iter()
+                .filter_map(|p| index.get(p.as_str()).copied())
+                .collect()
+        }));
         depends_on.extend(tests.iter().map(|(_, depends, _)| {
             depends
                 .iter()
                 .filter_map(|d| index.get(d.as_str()).copied())
                 .collect()
         }));
-        let names: Vec<(NodeKind, &str)> = models
+        let names: Vec<(NodeKind, &str)> = seeds
             .iter()
-            .map(|m| (NodeKind::Model, m.as_str()))
+            .map(|s| (NodeKind::Seed, s.name.as_str()))
+            .chain(models.iter().map(|m| (NodeKind::Model, m.as_str())))
             .chain(
                 tests
                     .iter()
@@ -324,7 +296,13 @@ impl<'a> Runner<'a> {
         // Schemas first, once each: two connections creating one schema at once would conflict.
         let schemas: BTreeSet<&str> = models
             .iter()
-            .filter_map(|m| plan.configs[m.as_str()].schema.as_deref())
+            .map(|m| plan.configs[m.as_str()].schema.as_deref())
+            .chain(
+                seeds
+                    .iter()
+                    .map(|s| Some(s.schema.as_deref().unwrap_or("seeds"))),
+            )
+            .flatten()
             .collect();
         for schema in schemas {
             self.conn
@@ -342,7 +320,18 @@ impl<'a> Runner<'a> {
             full_refresh: options.full_refresh,
         };
         let work = |conn: &Connection, node: usize, alone: bool| {
-            if let Some(name) = models.get(node) {
+            if let Some(seed) = seeds.get(node) {
+                match crate::seeds::load(conn, seed, &options.temp_dir) {
+                    Ok(rows) => Attempt::Finished {
+                        result: (Status::Success, Some(rows)),
+                        succeeded: true,
+                    },
+                    Err(e) => Attempt::Finished {
+                        result: (Status::Error(e.to_string()), None),
+                        succeeded: false,
+                    },
+                }
+            } else if let Some(name) = models.get(node - seeds.len()) {
                 match node::build_model(conn, &inputs, name, alone) {
                     ModelAttempt::Built(rows) => Attempt::Finished {
                         result: (Status::Success, rows),
@@ -355,7 +344,7 @@ impl<'a> Runner<'a> {
                     ModelAttempt::OutOfMemory => Attempt::AgainAlone,
                 }
             } else {
-                let (name, _, sql) = &tests[node - models.len()];
+                let (name, _, sql) = &tests[node - seeds.len() - models.len()];
                 match node::run_test(conn, name, sql, alone) {
                     TestAttempt::Ran(status) => Attempt::Finished {
                         result: (status, None),
@@ -399,11 +388,15 @@ impl<'a> Runner<'a> {
         let query = || -> duckdb::Result<HashMap<(&'static str, String), u64>> {
             let mut stmt = self.conn.prepare(
                 "SELECT kind, node, arg_max(duration_ms, run_id) FROM meta.model_runs
-                 WHERE status = 'success' AND kind IN ('model', 'test') GROUP BY ALL",
+                 WHERE status = 'success' GROUP BY ALL",
             )?;
             let rows = stmt.query_map([], |r| {
-                let kind: String = r.get(0)?;
-                let kind = if kind == "model" { "model" } else { "test" };
+                let kind = match r.get::<_, String>(0)?.as_str() {
+                    "seed" => NodeKind::Seed,
+                    "model" => NodeKind::Model,
+                    _ => NodeKind::Test,
+                }
+                .as_str();
                 Ok((
                     (kind, r.get::<_, String>(1)?),
                     r.get::<_, i64>(2)?.max(0) as u64,
