@@ -1,7 +1,7 @@
 //! The scheduler against a real warehouse: schedules firing on a controllable clock (tokio's
 //! paused time), retries with backoff, timeouts, a second trigger while a run is going,
-//! cancelling, crash recovery, missed schedules, and alerts delivered to a local webhook
-//! receiver.
+//! cancelling, crash recovery, missed schedules, panicking tasks, and alerts delivered to a
+//! local webhook receiver.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +27,10 @@ enum Behaviour {
     Hang,
     /// Take this long.
     Sleep(Duration),
+    /// Panic in `run` itself, before a future is returned.
+    PanicInRun,
+    /// Panic in the future, after an await.
+    PanicAfterAwait,
 }
 
 #[derive(Default)]
@@ -52,6 +56,9 @@ impl TaskRunner for &Runner {
         _changed: bool,
         ctx: &'a TaskContext,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + 'a>> {
+        if let Some(Behaviour::PanicInRun) = self.behaviour.borrow().get(task) {
+            panic!("{task} went off before its future");
+        }
         Box::pin(async move {
             ctx.info(format!("{task} starting"));
             let b = self
@@ -72,6 +79,11 @@ impl TaskRunner for &Runner {
                 Behaviour::Sleep(d) => {
                     tokio::time::sleep(d).await;
                     Ok(())
+                }
+                Behaviour::PanicInRun => unreachable!("panicked in run"),
+                Behaviour::PanicAfterAwait => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    panic!("{task} went off after an await");
                 }
             }
         })
@@ -218,6 +230,92 @@ async fn a_hanging_task_times_out() {
     let run = RunStore::new(wh.conn()).run(id).unwrap().unwrap();
     assert_eq!(run.error.as_deref(), Some("stuck: timed out after 5m"));
     assert_eq!(run.duration_ms, Some(300_000));
+}
+
+/// Issue 24, defect 7: a panic in a task used to unwind through the scheduler and end
+/// `magpie serve`. Now it fails the task (after its retries) with the panic's message, and the
+/// scheduler goes on to run the next flows, including the same flow once it works again.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_task_fails_its_run_and_the_scheduler_keeps_going() {
+    let (_d, wh) = warehouse();
+    let runner = Runner::with(&[
+        ("boom", Behaviour::PanicAfterAwait),
+        ("early", Behaviour::PanicInRun),
+    ]);
+    let (s, handle) = Scheduler::new(
+        vec![
+            flow("explodes", &["boom", "never"], None, 1),
+            flow("early", &["early"], None, 0),
+            flow("fine", &["work"], None, 0),
+        ],
+        wh.conn(),
+        TokioClock::starting_at(start()),
+        &runner,
+        Alerter::new(vec![]),
+    );
+    let run_now = |f: &str| {
+        assert!(
+            handle.send(Control::RunNow {
+                flow: f.into(),
+                params: BTreeMap::new(),
+            }),
+            "the scheduler is still running to take {f}"
+        );
+    };
+    let driver = async {
+        run_now("explodes");
+        // One retry after ~30 s (at most 37.5 s with jitter), each attempt taking 1 s.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        run_now("early");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        run_now("fine");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        runner
+            .behaviour
+            .borrow_mut()
+            .insert("boom".into(), Behaviour::Ok);
+        run_now("explodes");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    };
+    s.run_until(driver).await.unwrap();
+
+    let store = RunStore::new(wh.conn());
+    assert_eq!(
+        states(&wh, "explodes"),
+        [pair("Failed", "manual"), pair("Completed", "manual")]
+    );
+    let run = store.run(1).unwrap().unwrap();
+    assert_eq!(
+        run.error.as_deref(),
+        Some("boom: panicked: boom went off after an await")
+    );
+    let tasks = store.tasks(1).unwrap();
+    assert_eq!(
+        tasks.len(),
+        1,
+        "the task after the panicking one does not run"
+    );
+    assert_eq!((tasks[0].state.as_str(), tasks[0].attempt), ("Failed", 2));
+    assert_eq!(
+        tasks[0].error.as_deref(),
+        Some("panicked: boom went off after an await")
+    );
+    let logs = store.logs(1).unwrap();
+    assert!(
+        logs.iter().any(|l| l
+            .message
+            .starts_with("attempt 1 failed: panicked: boom went off after an await")),
+        "retried like any failure: {logs:?}"
+    );
+
+    assert_eq!(states(&wh, "early"), [pair("Failed", "manual")]);
+    let run = store.recent(Some("early"), 1).unwrap().remove(0);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("early: panicked: early went off before its future")
+    );
+    assert_eq!(states(&wh, "fine"), [pair("Completed", "manual")]);
+    assert!(handle.flows().iter().all(|f| f.running.is_none()));
 }
 
 #[tokio::test(start_paused = true)]

@@ -220,16 +220,25 @@ fn demo_marts_agree_with_raw_events() {
     assert_eq!(test.status, Status::Fail(2), "{report:#?}");
 }
 
+/// `../shared/realdata` beside the repository (or `REALDATA_DIR`); `None`, with a printed
+/// notice, when it is absent so the test can skip. When `REQUIRE_REALDATA` is set (CI sets it)
+/// a missing path fails the test instead, so the tests that need the data cannot pass unseen.
 fn realdata(sub: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/realdata")
-        .join(sub);
+    let base = std::env::var_os("REALDATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realdata"));
+    let path = base.join(sub);
     if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("SKIPPED: {} is absent", path.display());
-        None
+        return Some(path);
     }
+    assert!(
+        std::env::var_os("REQUIRE_REALDATA").is_none(),
+        "REQUIRE_REALDATA is set but the real sample data is missing: no {} \
+         (../shared/realdata beside the clone, or REALDATA_DIR)",
+        path.display()
+    );
+    eprintln!("SKIPPED: {} is absent", path.display());
+    None
 }
 
 #[test]

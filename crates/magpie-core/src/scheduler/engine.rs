@@ -6,18 +6,21 @@
 //! (a second trigger of the running flow is recorded as skipped, a cancel drops the running
 //! task at its next await).
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
 use super::alerts::{AlertEvent, Alerter};
 use super::store::RunStore;
-use super::{Clock, FlowSpec, RunState, TaskContext, TaskRunner};
+use super::{Clock, FlowSpec, RunState, TaskContext, TaskResult, TaskRunner};
 
 /// Schedules missed while down: at most this many are looked at (one Late run is made).
 const MISSED_CAP: usize = 100_000;
@@ -489,17 +492,7 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             loop {
                 store.task_started(run_id, task, position, attempt, self.clock.now())?;
                 let ctx = TaskContext::new(run_id, params.clone());
-                let result = tokio::time::timeout(
-                    flow.task_timeout,
-                    self.runner.run(&flow.name, task, changed, &ctx),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "timed out after {}",
-                        humantime::format_duration(flow.task_timeout)
-                    ))
-                });
+                let result = self.attempt(run_id, flow, task, changed, &ctx).await;
                 let now = self.clock.now();
                 for (level, line) in ctx.take_lines() {
                     store.log(run_id, level, Some(task), &line, now)?;
@@ -551,6 +544,40 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
         Ok((RunState::Completed, None))
     }
 
+    /// One attempt at `task`, within the flow's timeout. A panic in the task (in the runner's
+    /// `run` call itself or anywhere in its future, before or after an await) is caught here
+    /// and becomes the attempt's error, `panicked: <message>`, logged with tracing, so it is
+    /// retried and recorded like any other failure and the scheduler (and `magpie serve` with
+    /// it) keeps running.
+    async fn attempt(
+        &self,
+        run_id: i64,
+        flow: &FlowSpec,
+        task: &str,
+        changed: bool,
+        ctx: &TaskContext,
+    ) -> TaskResult {
+        // `run` is called inside the caught future, so a panic before it returns a future is
+        // caught too. Unwind safety: nothing the task borrows is used after its panic but the
+        // context's log lines (a RefCell released by the unwinding) and the runner, whose own
+        // state is its business, as with any error.
+        let work =
+            AssertUnwindSafe(async { self.runner.run(&flow.name, task, changed, ctx).await })
+                .catch_unwind();
+        match tokio::time::timeout(flow.task_timeout, work).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(payload)) => {
+                let message = panic_message(payload.as_ref());
+                tracing::error!(run_id, flow = %flow.name, task, panic = %message, "a task panicked");
+                Err(format!("panicked: {message}"))
+            }
+            Err(_) => Err(format!(
+                "timed out after {}",
+                humantime::format_duration(flow.task_timeout)
+            )),
+        }
+    }
+
     async fn alert(&self, flow: &str, run_id: i64, state: &str, error: Option<&str>) {
         let run = self.store().run(run_id).ok().flatten();
         let message = match error {
@@ -573,6 +600,18 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
     }
 }
 
+/// The message of a caught panic: the `&str` or `String` given to `panic!` (or to `expect`,
+/// `unwrap` and the like), else a placeholder for a payload of another type.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_string()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic with a payload that is not a string".to_string()
+    }
+}
+
 /// The wait before retry `attempt` (1-based): `base` doubled each time, times a jitter
 /// between 0.75 and 1.25.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
@@ -583,6 +622,19 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        let payload = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_message(payload.as_ref()), "plain");
+        let payload = std::panic::catch_unwind(|| panic!("formatted {}", 7)).unwrap_err();
+        assert_eq!(panic_message(payload.as_ref()), "formatted 7");
+        let payload = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(
+            panic_message(payload.as_ref()),
+            "a panic with a payload that is not a string"
+        );
+    }
 
     #[test]
     fn backoff_doubles_with_jitter() {

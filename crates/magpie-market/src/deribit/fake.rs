@@ -520,23 +520,34 @@ fn answer(
 }
 
 /// A recorded Deribit session of the shared test data (`../shared/realdata/deribit/`, beside
-/// the repository, read in place), or `None` with a printed notice when it is absent, so a
-/// test can skip.
+/// the repository, or under `REALDATA_DIR`, read in place), or `None` with a printed notice
+/// when it is absent, so a test can skip. When `REQUIRE_REALDATA` is set (CI sets it) a
+/// missing capture panics instead, so the tests that need it cannot pass unseen.
 pub fn recorded_capture(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/realdata/deribit/cryptofeed_2021-07-22")
-        .join(name);
+    let base = std::env::var_os("REALDATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realdata"));
+    let path = base.join("deribit/cryptofeed_2021-07-22").join(name);
     if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("SKIPPED: {} is absent", path.display());
-        None
+        return Some(path);
     }
+    assert!(
+        std::env::var_os("REQUIRE_REALDATA").is_none(),
+        "REQUIRE_REALDATA is set but the recorded Deribit session is missing: no {} \
+         (../shared/realdata beside the clone, or REALDATA_DIR)",
+        path.display()
+    );
+    eprintln!("SKIPPED: {} is absent", path.display());
+    None
 }
 
-/// The recorded BTC and ETH `get_instruments` lists (`DERIBIT.0`), if present.
+/// The recorded BTC and ETH `get_instruments` lists (`DERIBIT.0`), if present (see
+/// [`recorded_capture`]). A capture that is present but unreadable panics: that is a broken
+/// test setup, not a reason to skip.
 pub fn recorded_btc_eth_instruments() -> Option<Vec<Value>> {
-    let all = instruments_from_capture(&recorded_capture("DERIBIT.0")?).ok()?;
+    let path = recorded_capture("DERIBIT.0")?;
+    let all = instruments_from_capture(&path)
+        .unwrap_or_else(|e| panic!("the recorded capture {} is unreadable: {e}", path.display()));
     Some(
         all.into_iter()
             .filter(|i| {

@@ -7,21 +7,27 @@ use magpie_core::{OpenOptions, Warehouse};
 use magpie_music::import::{ImportOptions, ImportSummary, Importer};
 
 /// `../shared/realdata` beside the repository (or `REALDATA_DIR`); `None`, with a printed
-/// notice, when it is absent so the test can skip.
+/// notice, when it is absent so the test can skip. When `REQUIRE_REALDATA` is set (CI sets it)
+/// a missing path fails the test instead, so the tests that need the data cannot pass unseen.
 pub fn realdata(sub: &str) -> Option<PathBuf> {
     let base = std::env::var_os("REALDATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realdata"));
     let path = base.join(sub);
     if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: real sample data not found at {} (../shared is absent)",
-            path.display()
-        );
-        None
+        return Some(path);
     }
+    assert!(
+        std::env::var_os("REQUIRE_REALDATA").is_none(),
+        "REQUIRE_REALDATA is set but the real sample data is missing: no {} \
+         (../shared/realdata beside the clone, or REALDATA_DIR)",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: real sample data not found at {} (../shared is absent)",
+        path.display()
+    );
+    None
 }
 
 pub fn warehouse(dir: &Path) -> Warehouse {
