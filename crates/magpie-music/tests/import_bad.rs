@@ -259,3 +259,227 @@ fn zip_member_is_named_in_errors_and_good_members_import() {
         1
     );
 }
+
+// ---- Absurd numbers in time fields (issue 24, defect 9) ------------------------------------
+// Times are checked maths into a plausible range (1970-01-01 to a day from now) and durations
+// are 0 to 7 days: anything else fails the file with the field and record named, instead of a
+// wrapped or far-away time being stored.
+
+#[test]
+fn absurd_times_in_spotify_extended_history() {
+    let huge = GOOD.replacen(
+        "\"ms_played\":245000",
+        "\"ms_played\":1000000000000000000",
+        1,
+    );
+    check_bad(
+        "Streaming_History_Audio_2024_1.json",
+        huge.as_bytes(),
+        &[
+            "record 2",
+            "line 3",
+            "`ms_played` is 1000000000000000000 ms",
+            "7 days",
+        ],
+    );
+    let eight_days = GOOD.replacen("\"ms_played\":245000", "\"ms_played\":691200000", 1);
+    check_bad(
+        "Streaming_History_Audio_2024_2.json",
+        eight_days.as_bytes(),
+        &["record 2", "`ms_played` is 691200000 ms", "7 days"],
+    );
+    let far_future = GOOD.replacen("2024-08-02T16:12:01Z", "9999-12-31T23:59:59Z", 1);
+    check_bad(
+        "Streaming_History_Audio_2024_3.json",
+        far_future.as_bytes(),
+        &[
+            "record 2",
+            "line 3",
+            "`ts` is \"9999-12-31T23:59:59Z\"",
+            "outside the plausible range",
+        ],
+    );
+    let before_1970 = GOOD.replacen("2024-08-02T16:12:01Z", "1969-07-20T20:17:40Z", 1);
+    check_bad(
+        "Streaming_History_Audio_2024_4.json",
+        before_1970.as_bytes(),
+        &["record 2", "`ts` is \"1969-07-20T20:17:40Z\"", "1970-01-01"],
+    );
+    let starts_before_1970 = GOOD.replacen("2024-08-02T16:12:01Z", "1970-01-01T00:01:00Z", 1);
+    check_bad(
+        "Streaming_History_Audio_2024_5.json",
+        starts_before_1970.as_bytes(),
+        &["record 2", "`ms_played` is 245000", "before 1970"],
+    );
+}
+
+#[test]
+fn absurd_times_in_spotify_basic_history() {
+    let basic = |ms: &str, end: &str| {
+        format!(
+            "[{{\"endTime\":\"2023-09-22 20:15\",\"artistName\":\"club2020\",\"trackName\":\"Deszcz\",\"msPlayed\":111804}},\n\
+             {{\"endTime\":\"{end}\",\"artistName\":\"club2020\",\"trackName\":\"Wiatr\",\"msPlayed\":{ms}}}]"
+        )
+    };
+    check_bad(
+        "StreamingHistory_music_0.json",
+        basic("1000000000000000000", "2023-09-22 20:20").as_bytes(),
+        &[
+            "record 2",
+            "line 2",
+            "`msPlayed` is 1000000000000000000 ms",
+            "7 days",
+        ],
+    );
+    check_bad(
+        "StreamingHistory_music_1.json",
+        basic("1000", "9999-01-01 00:00").as_bytes(),
+        &[
+            "record 2",
+            "line 2",
+            "`endTime` is \"9999-01-01 00:00\"",
+            "outside the plausible range",
+        ],
+    );
+}
+
+#[test]
+fn absurd_times_in_lastfm_json() {
+    let page = |uts: &str| {
+        format!(
+            r##"{{"recenttracks":{{"track":[
+              {{"artist":{{"mbid":"","#text":"Blackbird Blackbird"}},"album":{{"mbid":"","#text":"Summer Heart"}},
+               "name":"Hawaii","mbid":"","date":{{"uts":"1536407564","#text":"08 Sep 2018, 11:52"}}}},
+              {{"artist":{{"mbid":"","#text":"Bungalow"}},"album":{{"mbid":"","#text":"Loving It"}},
+               "name":"Loving It","mbid":"","date":{{"uts":{uts},"#text":"08 Sep 2018, 11:35"}}}}],
+              "@attr":{{"user":"x","page":"1"}}}}}}"##
+        )
+    };
+    check_bad(
+        "recenttracks-1.json",
+        page("9223372036854775807").as_bytes(),
+        &[
+            "track 2",
+            "`date.uts` is 9223372036854775807",
+            "too large to be unix seconds",
+        ],
+    );
+    check_bad(
+        "recenttracks-2.json",
+        page("\"99999999999999\"").as_bytes(),
+        &["track 2", "`date.uts` is 99999999999999", "too large"],
+    );
+    check_bad(
+        "recenttracks-3.json",
+        page("\"1536406547000\"").as_bytes(),
+        &[
+            "track 2",
+            "`date.uts` is 1536406547000",
+            "outside the plausible range",
+            "milliseconds",
+        ],
+    );
+    check_bad(
+        "recenttracks-4.json",
+        page("-86400").as_bytes(),
+        &["track 2", "`date.uts` is -86400", "1969-12-31"],
+    );
+    // An array of pages: the page is the record.
+    let pages = format!("[{},\n{}]", page("1536406547"), page("253402300800"));
+    check_bad(
+        "recenttracks-5.json",
+        pages.as_bytes(),
+        &["record 2", "track 4", "`date.uts` is 253402300800"],
+    );
+}
+
+#[test]
+fn absurd_times_in_spotify_web_api_json() {
+    let api = |duration: &str, played_at: &str| {
+        format!(
+            r#"{{"items":[{{"track":{{"name":"Solitary Daze","uri":"spotify:track:1","duration_ms":347000,
+              "artists":[{{"name":"Maceo Plex","uri":"spotify:artist:3"}}],"album":{{"name":"Solitary Daze","uri":"spotify:album:9"}}}},
+              "played_at":"2023-09-22T15:43:33.750Z","context":null}},
+              {{"track":{{"name":"Conjure Superstar","uri":"spotify:track:2","duration_ms":{duration},
+              "artists":[{{"name":"Maceo Plex","uri":"spotify:artist:3"}}],"album":{{"name":"Conjure","uri":"spotify:album:8"}}}},
+              "played_at":"{played_at}","context":null}}],
+              "next":null,"cursors":{{"after":"1695397413750","before":"1695396194294"}},"limit":2,"href":"x"}}"#
+        )
+    };
+    check_bad(
+        "recently_played_1.json",
+        api("100000000000000000", "2023-09-22T15:23:14.294Z").as_bytes(),
+        &[
+            "item 2",
+            "`track.duration_ms` is 100000000000000000 ms",
+            "7 days",
+        ],
+    );
+    check_bad(
+        "recently_played_2.json",
+        api("-1", "2023-09-22T15:23:14.294Z").as_bytes(),
+        &["item 2", "`track.duration_ms` is -1"],
+    );
+    check_bad(
+        "recently_played_3.json",
+        api("282063", "9999-09-22T15:23:14.294Z").as_bytes(),
+        &[
+            "item 2",
+            "`played_at` is \"9999-09-22T15:23:14.294Z\"",
+            "outside the plausible range",
+        ],
+    );
+}
+
+#[test]
+fn absurd_times_in_lastfm_csv() {
+    check_bad(
+        "scrobbles.csv",
+        b"artist,track,uts\nMuse,Uprising,1536406547\nMuse,Hysteria,9223372036854775807\n",
+        &[
+            "line 3",
+            "the `uts` column",
+            "9223372036854775807",
+            "too large to be unix seconds",
+        ],
+    );
+    check_bad(
+        "scrobbles.csv",
+        b"artist,artist_mbid,album,album_mbid,track,track_mbid,timestamp,datetime\n\
+          Bungalow,,Loving It,,Loving It,,99999999999999,2018-09-08 11:35:47\n",
+        &[
+            "line 2",
+            "the `timestamp` column",
+            "99999999999999",
+            "too large",
+        ],
+    );
+    check_bad(
+        "scrobbles.csv",
+        b"artist,track,uts\nMuse,Uprising,1536406547000\n",
+        &["line 2", "the `uts` column", "milliseconds"],
+    );
+    check_bad(
+        "scrobbles.csv",
+        b"artist,track,uts\nMuse,Uprising,-86400\n",
+        &["line 2", "the `uts` column", "-86400", "1969-12-31"],
+    );
+    check_bad(
+        "scrobbles.csv",
+        b"artist,track,date\nMuse,Uprising,2018-09-08 11:35:47\nMuse,Hysteria,9999-01-01 00:00:00\n",
+        &[
+            "line 3",
+            "`9999-01-01 00:00:00` in the `date` column",
+            "outside the plausible range",
+        ],
+    );
+    check_bad(
+        "scrobbles.csv",
+        b"Muse,Origin of Symmetry,Hyper Music,01 Jan 9999 00:00\n",
+        &[
+            "line 1",
+            "`01 Jan 9999 00:00` in the `date` column",
+            "outside",
+        ],
+    );
+}

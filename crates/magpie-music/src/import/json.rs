@@ -29,6 +29,7 @@ pub fn read(
     sink: &mut Sink<'_>,
 ) -> Result<SourceFormat, ParseFailure> {
     let mut state = State {
+        range: time::Plausible::now(),
         format: None,
         records: 0,
         events: 0,
@@ -173,6 +174,8 @@ fn strip_location(e: &serde_json::Error) -> String {
 }
 
 struct State<'s, 'a> {
+    /// The times and durations accepted (see [`time::Plausible`]).
+    range: time::Plausible,
     format: Option<SourceFormat>,
     /// Top-level elements read so far.
     records: u64,
@@ -203,23 +206,23 @@ impl State<'_, '_> {
                 let page = record.recenttracks.unwrap_or_default();
                 for track in page.track.into_vec() {
                     self.events += 1;
-                    let parsed = track.into_event(self.events)?;
+                    let parsed = track.into_event(self.events, &self.range)?;
                     self.emit(parsed)?;
                 }
             }
             SourceFormat::BasicJson => {
-                let parsed = record.into_basic(position)?;
+                let parsed = record.into_basic(position, &self.range)?;
                 self.emit(parsed)?;
             }
             SourceFormat::SpotifyApiJson => {
                 for item in record.items.unwrap_or_default() {
                     self.events += 1;
-                    let parsed = item.into_event(self.events)?;
+                    let parsed = item.into_event(self.events, &self.range)?;
                     self.emit(parsed)?;
                 }
             }
             _ => {
-                let parsed = record.into_extended(position, self.is_video)?;
+                let parsed = record.into_extended(position, self.is_video, &self.range)?;
                 self.emit(parsed)?;
             }
         }
@@ -478,17 +481,24 @@ impl Record {
         }
     }
 
-    fn into_extended(mut self, position: u64, is_video: bool) -> Result<Parsed, String> {
+    fn into_extended(
+        mut self,
+        position: u64,
+        is_video: bool,
+        range: &time::Plausible,
+    ) -> Result<Parsed, String> {
         let ts = self.ts.take().unwrap_or_default();
         let ended = time::parse_spotify_ts(&ts).ok_or_else(|| {
             format!("`ts` is \"{ts}\", expected an ISO 8601 UTC time like 2024-08-02T16:07:53Z")
         })?;
-        let ms = self.ms_played.unwrap_or(0);
-        if ms < 0 {
-            return Err(format!(
-                "`ms_played` is {ms}, expected a duration of 0 or more"
-            ));
+        if !range.contains(ended) {
+            return Err(format!("`ts` is \"{ts}\", {}", range.outside()));
         }
+        let ms = self.ms_played.unwrap_or(0);
+        time::check_duration_ms(ms).map_err(|why| format!("`ms_played` {why}"))?;
+        let started = range.start(ended, ms).ok_or_else(|| {
+            format!("`ms_played` is {ms}: with `ts` \"{ts}\" the play would start before 1970")
+        })?;
         let content_kind = if non_empty(&self.track_name) || non_empty(&self.spotify_track_uri) {
             ContentKind::Track
         } else if non_empty(&self.episode_name) || non_empty(&self.spotify_episode_uri) {
@@ -507,7 +517,7 @@ impl Record {
             position,
             content_kind,
             ended_at_us: Some(ended),
-            started_at_us: Some(ended - ms * 1000),
+            started_at_us: Some(started),
             ms_played: Some(ms),
             track_name: self.track_name,
             artist_name: self.artist_name,
@@ -536,22 +546,26 @@ impl Record {
         }))
     }
 
-    fn into_basic(mut self, position: u64) -> Result<Parsed, String> {
+    fn into_basic(mut self, position: u64, range: &time::Plausible) -> Result<Parsed, String> {
         let text = self.end_time.take().unwrap_or_default();
         let ended = time::parse_basic_end_time(&text).ok_or_else(|| {
             format!("`endTime` is \"{text}\", expected \"YYYY-MM-DD HH:MM\" (UTC)")
         })?;
-        let ms = self.basic_ms.unwrap_or(0);
-        if ms < 0 {
-            return Err(format!(
-                "`msPlayed` is {ms}, expected a duration of 0 or more"
-            ));
+        if !range.contains(ended) {
+            return Err(format!("`endTime` is \"{text}\", {}", range.outside()));
         }
+        let ms = self.basic_ms.unwrap_or(0);
+        time::check_duration_ms(ms).map_err(|why| format!("`msPlayed` {why}"))?;
+        let started = range.start(ended, ms).ok_or_else(|| {
+            format!(
+                "`msPlayed` is {ms}: with `endTime` \"{text}\" the play would start before 1970"
+            )
+        })?;
         let extra_fields = self.extra_json();
         let mut event = ListenEvent {
             position,
             ended_at_us: Some(ended),
-            started_at_us: Some(ended - ms * 1000),
+            started_at_us: Some(started),
             ms_played: Some(ms),
             source_time_text: Some(text),
             extra_fields,
@@ -620,18 +634,39 @@ struct ApiContext {
 }
 
 impl ApiItem {
-    fn into_event(self, position: u64) -> Result<Parsed, String> {
+    fn into_event(self, position: u64, range: &time::Plausible) -> Result<Parsed, String> {
         let ended = time::parse_spotify_ts(&self.played_at).ok_or_else(|| {
             format!(
                 "item {position}: `played_at` is \"{}\", expected an ISO 8601 UTC time",
                 self.played_at
             )
         })?;
+        if !range.contains(ended) {
+            return Err(format!(
+                "item {position}: `played_at` is \"{}\", {}",
+                self.played_at,
+                range.outside()
+            ));
+        }
         let Some(track) = self
             .track
             .filter(|t| t.name.as_deref().is_some_and(|n| !n.is_empty()))
         else {
             return Ok(Err(SkipReason::NoMetadata));
+        };
+        let started = match track.duration_ms {
+            None => None,
+            Some(d) => {
+                time::check_duration_ms(d)
+                    .map_err(|why| format!("item {position}: `track.duration_ms` {why}"))?;
+                Some(range.start(ended, d).ok_or_else(|| {
+                    format!(
+                        "item {position}: `track.duration_ms` is {d}: with `played_at` \"{}\" the \
+                         track would start before 1970",
+                        self.played_at
+                    )
+                })?)
+            }
         };
         let mut extra = serde_json::Map::new();
         if track.artists.len() > 1 {
@@ -658,7 +693,7 @@ impl ApiItem {
             position,
             content_kind: ContentKind::Track,
             ended_at_us: Some(ended),
-            started_at_us: track.duration_ms.map(|d| ended - d * 1000),
+            started_at_us: started,
             ms_played: None,
             track_name: track.name,
             artist_name: first.name,
@@ -752,7 +787,7 @@ enum StringOrInt {
 }
 
 impl LfmTrack {
-    fn into_event(self, position: u64) -> Result<Parsed, String> {
+    fn into_event(self, position: u64, range: &time::Plausible) -> Result<Parsed, String> {
         if self.attr.and_then(|a| a.nowplaying).as_deref() == Some("true") && self.date.is_none() {
             return Ok(Err(SkipReason::NowPlaying));
         }
@@ -765,9 +800,13 @@ impl LfmTrack {
                 format!("track {position}: `date.uts` is \"{s}\", expected unix seconds")
             })?,
         };
-        if uts <= 0 {
+        // Last.fm writes 0 for a scrobble without a date.
+        if uts == 0 {
             return Ok(Err(SkipReason::Undated));
         }
+        let started = range
+            .unix_seconds(uts)
+            .map_err(|why| format!("track {position}: `date.uts` {why}"))?;
         let artist_name = self.artist.text.or(self.artist.name);
         if self.name.trim().is_empty() {
             return Ok(Err(SkipReason::NoMetadata));
@@ -775,7 +814,7 @@ impl LfmTrack {
         Ok(Ok(ListenEvent {
             position,
             content_kind: ContentKind::Track,
-            started_at_us: Some(uts * 1_000_000),
+            started_at_us: Some(started),
             track_name: Some(self.name),
             artist_name,
             album_name: self

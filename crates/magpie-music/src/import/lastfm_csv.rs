@@ -22,6 +22,8 @@ struct Columns {
     album_mbid: Option<usize>,
     track_mbid: Option<usize>,
     width: usize,
+    /// The header's column names (lowercased), for messages.
+    names: Vec<String>,
 }
 
 fn find(header: &[String], names: &[&str]) -> Option<usize> {
@@ -73,6 +75,7 @@ impl Columns {
             album_mbid: find(header, &["album_mbid", "album mbid", "albummbid"]),
             track_mbid: find(header, &["track_mbid", "track mbid", "trackmbid", "mbid"]),
             width: header.len(),
+            names: header.to_vec(),
         })
     }
 
@@ -83,7 +86,18 @@ impl Columns {
             track: 2,
             date_text: Some(3),
             width: 4,
+            names: ["artist", "album", "track", "date"]
+                .map(String::from)
+                .to_vec(),
             ..Default::default()
+        }
+    }
+
+    /// How a column is named in messages: "the `uts` column".
+    fn describe(&self, i: usize) -> String {
+        match self.names.get(i) {
+            Some(name) => format!("the `{name}` column"),
+            None => format!("column {}", i + 1),
         }
     }
 }
@@ -97,6 +111,7 @@ pub fn read(reader: impl Read, sink: &mut Sink<'_>) -> Result<(), ParseFailure> 
     let mut record = csv::StringRecord::new();
     let mut columns: Option<Columns> = None;
     let mut first = true;
+    let range = time::Plausible::now();
     loop {
         let more = csv.read_record(&mut record).map_err(|e| csv_failure(&e))?;
         if !more {
@@ -169,7 +184,7 @@ pub fn read(reader: impl Read, sink: &mut Sink<'_>) -> Result<(), ParseFailure> 
                 ),
             ));
         }
-        let parsed = scrobble(&record, cols, line)?;
+        let parsed = scrobble(&record, cols, line, &range)?;
         sink(parsed).map_err(|e| ParseFailure::new(Position::default(), e))?;
     }
     if columns.is_none() {
@@ -192,6 +207,7 @@ fn scrobble(
     record: &csv::StringRecord,
     cols: &Columns,
     line: u64,
+    range: &time::Plausible,
 ) -> Result<Result<ListenEvent, SkipReason>, ParseFailure> {
     let at = |detail: String| {
         ParseFailure::new(
@@ -209,10 +225,14 @@ fn scrobble(
             let secs: i64 = u
                 .parse()
                 .map_err(|_| at(format!("`{u}` in the timestamp column is not unix seconds")))?;
-            if secs <= 0 {
+            // Last.fm writes 0 for a scrobble without a date.
+            if secs == 0 {
                 return Ok(Err(SkipReason::Undated));
             }
-            secs * 1_000_000
+            let column = cols.describe(cols.uts.unwrap_or_default());
+            range
+                .unix_seconds(secs)
+                .map_err(|why| at(format!("the timestamp in {column} {why}")))?
         }
         (None, Some(d)) => {
             let us = time::parse_lastfm_text(d).ok_or_else(|| {
@@ -220,8 +240,13 @@ fn scrobble(
                     "`{d}` is not a date (expected e.g. 2018-09-08 11:52:44 or 08 Sep 2018 11:52)"
                 ))
             })?;
-            if us <= 0 {
+            // The epoch itself is how exporters write Last.fm's undated scrobbles.
+            if us == 0 {
                 return Ok(Err(SkipReason::Undated));
+            }
+            if !range.contains(us) {
+                let column = cols.describe(cols.date_text.unwrap_or_default());
+                return Err(at(format!("`{d}` in {column} is {}", range.outside())));
             }
             us
         }

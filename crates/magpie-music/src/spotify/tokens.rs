@@ -1,8 +1,18 @@
 //! Spotify tokens per listener, in `DATA_DIR/secrets/spotify-tokens.json` with mode 0600 (the
 //! folder 0700), written atomically. Tokens never reach logs: they are [`Secret`]s.
+//!
+//! Several writers share the file: the poller and the enrichment refresh tokens, the admin
+//! pages and the CLI connect and disconnect listeners, possibly in different processes. Every
+//! change is a read-modify-write of the whole file, so each one holds an exclusive lock from
+//! the read to the rename: a mutex per file within the process, and an advisory lock
+//! (`flock`) on the sibling `spotify-tokens.json.lock` across processes. Without it, two
+//! writers reading the same old file each write back their own change only, and the other's
+//! refresh token is lost (the listener must reconnect). Readers take no lock: the writer
+//! replaces the file by an atomic rename, so a reader sees the old file or the new one whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
 use magpie_core::Secret;
@@ -64,31 +74,90 @@ impl TokenStore {
         &self.path
     }
 
-    fn read(&self) -> Result<File, SpotifyError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SpotifyError::TokenFile {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
-            Err(e) => Err(SpotifyError::TokenFile {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            }),
+    fn fail(&self, reason: impl ToString) -> SpotifyError {
+        SpotifyError::TokenFile {
+            path: self.path.clone(),
+            reason: reason.to_string(),
         }
     }
 
+    /// The whole file (none yet: no listener). A broken file is reported by position only:
+    /// serde's message could quote a token.
+    fn read(&self) -> Result<File, SpotifyError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                self.fail(format!(
+                    "not a valid token file ({:?} error at line {}, column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Replace the file: a 0600 temporary file, fsynced, renamed over it (in a 0700 folder),
+    /// then the folder fsynced so the rename itself survives a power cut. Only under
+    /// [`Self::modify`]'s lock: the temporary file's name is fixed.
     fn write(&self, file: &File) -> Result<(), SpotifyError> {
-        let body = serde_json::to_vec_pretty(file).map_err(|e| SpotifyError::TokenFile {
-            path: self.path.clone(),
-            reason: e.to_string(),
+        let body = serde_json::to_vec_pretty(file).map_err(|e| self.fail(e))?;
+        magpie_core::secrets::write_private(&self.path, &body).map_err(|e| self.fail(e))?;
+        #[cfg(unix)]
+        if let Some(folder) = self.path.parent() {
+            // Best effort: a file system that cannot fsync a folder still got the rename.
+            let _ = std::fs::File::open(folder).and_then(|f| f.sync_all());
+        }
+        Ok(())
+    }
+
+    /// The lock file beside the token file (created 0600, never removed: removing it would let
+    /// two writers lock two different files).
+    fn lock_path(&self) -> PathBuf {
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".lock");
+        self.path.with_file_name(name)
+    }
+
+    /// Read the file, let `change` edit it, write it back: all under an exclusive lock, in
+    /// this process (one mutex per token file, whatever [`TokenStore`] value is used) and
+    /// across processes (an advisory lock on [`Self::lock_path`], released when the lock
+    /// file is closed, also when the process dies).
+    fn modify(&self, change: impl FnOnce(&mut File)) -> Result<(), SpotifyError> {
+        let mutex = process_lock(&self.path);
+        // A writer that panicked left the file whole (the rename is atomic): carry on.
+        let _in_process = mutex.lock().unwrap_or_else(PoisonError::into_inner);
+        let folder = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(folder).map_err(|e| self.fail(e))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| self.fail(e))?;
+            options.mode(0o600);
+        }
+        let lock_path = self.lock_path();
+        let lock = options.open(&lock_path).map_err(|e| {
+            self.fail(format!(
+                "cannot open the lock file {}: {e}",
+                lock_path.display()
+            ))
         })?;
-        magpie_core::secrets::write_private(&self.path, &body).map_err(|e| {
-            SpotifyError::TokenFile {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            }
-        })
+        lock.lock()
+            .map_err(|e| self.fail(format!("cannot lock {}: {e}", lock_path.display())))?;
+        let mut file = self.read()?;
+        change(&mut file);
+        let written = self.write(&file);
+        // Closing the lock file releases the lock; after the rename, not before.
+        drop(lock);
+        written
     }
 
     /// Every listener with tokens, by name.
@@ -100,17 +169,31 @@ impl TokenStore {
         Ok(self.read()?.listeners.remove(listener))
     }
 
+    /// Store a listener's tokens, keeping every other listener's (under the lock).
     pub fn put(&self, listener: &str, tokens: Tokens) -> Result<(), SpotifyError> {
-        let mut file = self.read()?;
-        file.listeners.insert(listener.to_string(), tokens);
-        self.write(&file)
+        self.modify(|file| {
+            file.listeners.insert(listener.to_string(), tokens);
+        })
     }
 
+    /// Forget a listener's tokens, keeping every other listener's (under the lock).
     pub fn remove(&self, listener: &str) -> Result<(), SpotifyError> {
-        let mut file = self.read()?;
-        file.listeners.remove(listener);
-        self.write(&file)
+        self.modify(|file| {
+            file.listeners.remove(listener);
+        })
     }
+}
+
+/// The in-process lock of one token file, shared by every [`TokenStore`] over it. Keyed by
+/// the absolute path (a relative data folder and its absolute spelling are one file).
+fn process_lock(path: &Path) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(locks.entry(key).or_default())
 }
 
 #[cfg(test)]
@@ -144,5 +227,31 @@ mod tests {
         assert!(back.reconnect_soon(now), "170 of 182 days gone");
         assert!(back.access_expired(now));
         assert!(store.get("bob").unwrap().is_none());
+        store.remove("ana").unwrap();
+        assert!(store.all().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_broken_file_is_reported_without_its_secrets_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let broken = r#"{"listeners":{"ana":"at-secret"}}"#;
+        std::fs::create_dir_all(store.path().parent().unwrap()).unwrap();
+        std::fs::write(store.path(), broken).unwrap();
+        let err = store.all().unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+        assert!(!err.contains("at-secret"), "{err}");
+        let now = Utc::now();
+        let tokens = Tokens {
+            access_token: Secret::new("a"),
+            refresh_token: Secret::new("r"),
+            expires_at: now,
+            authorized_at: now,
+        };
+        assert!(
+            store.put("bob", tokens).is_err(),
+            "no write over a file it cannot read"
+        );
+        assert_eq!(std::fs::read_to_string(store.path()).unwrap(), broken);
     }
 }
