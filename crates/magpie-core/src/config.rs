@@ -328,6 +328,138 @@ pub struct ServerConfig {
     /// Dashboards need the admin login too (by default they are readable on the LAN; admin
     /// pages and actions always need it).
     pub require_login: bool,
+    /// The address people reach magpie at, e.g. `https://music.example.org` behind Synology's
+    /// reverse proxy or Caddy. With https, cookies are marked `Secure`; links shown to copy
+    /// (scrobbling clients, shares) start with it.
+    pub public_url: Option<String>,
+    /// Reverse proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` names the real
+    /// client, for login throttling and logs; any other peer's header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Who may read `/metrics`: `open`, `login` (the admin session) or `token` (a bearer
+    /// token, `metrics_token`, for Prometheus or Alloy). Default: `login` when
+    /// `require_login` is on, else `open`.
+    pub metrics: Option<MetricsAccess>,
+    /// The bearer token scrapers send when `metrics = "token"` (at least 16 characters).
+    pub metrics_token: Option<Secret>,
+    /// Largest request body accepted.
+    pub max_body: ByteSize,
+    /// Longest a request may take from its first byte to the response.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: std::time::Duration,
+    /// Longest a client may take to send a request's headers (and an idle keep-alive
+    /// connection may wait for its next request).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: std::time::Duration,
+    /// Requests handled at once; more wait briefly, then get 503.
+    pub max_concurrent_requests: usize,
+    /// Open connections; more are closed at once.
+    pub max_connections: usize,
+    /// Longest one page query may run before it is interrupted.
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: std::time::Duration,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    Open,
+    Login,
+    Token,
+}
+
+impl ServerConfig {
+    /// `metrics`, resolved against `require_login`.
+    pub fn metrics_access(&self) -> MetricsAccess {
+        self.metrics.unwrap_or(if self.require_login {
+            MetricsAccess::Login
+        } else {
+            MetricsAccess::Open
+        })
+    }
+
+    /// Whether people reach magpie over https (cookies are then `Secure`).
+    pub fn https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// `trusted_proxies`, parsed (validated at load).
+    pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| parse_net(p).ok())
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.port == 0 {
+            return Err(invalid("server.port", "must be between 1 and 65535"));
+        }
+        if let Some(public) = &self.public_url {
+            let ok = url::Url::parse(public).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+            });
+            if !ok {
+                return Err(invalid(
+                    "server.public_url",
+                    format!(
+                        "`{public}` is not an http(s) address without a path, e.g. https://music.example.org"
+                    ),
+                ));
+            }
+        }
+        for (i, proxy) in self.trusted_proxies.iter().enumerate() {
+            parse_net(proxy).map_err(|_| {
+                invalid(
+                    &format!("server.trusted_proxies[{i}]"),
+                    format!("`{proxy}` is not an IP address or CIDR range (e.g. 172.17.0.1 or 10.0.0.0/8)"),
+                )
+            })?;
+        }
+        if self.metrics_access() == MetricsAccess::Token
+            && self
+                .metrics_token
+                .as_ref()
+                .is_none_or(|t| t.expose().chars().count() < 16)
+        {
+            return Err(invalid(
+                "server.metrics_token",
+                "`metrics = \"token\"` needs a metrics_token of at least 16 characters",
+            ));
+        }
+        if self.max_body < ByteSize::kb(4) {
+            return Err(invalid("server.max_body", "must be at least 4 KB"));
+        }
+        for (key, value) in [
+            ("server.request_timeout", self.request_timeout),
+            ("server.header_timeout", self.header_timeout),
+            ("server.query_timeout", self.query_timeout),
+        ] {
+            if value < std::time::Duration::from_secs(1) {
+                return Err(invalid(key, "must be at least 1 second"));
+            }
+        }
+        if self.max_concurrent_requests == 0 || self.max_connections == 0 {
+            return Err(invalid(
+                "server.max_concurrent_requests",
+                "request and connection limits must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An IP address (a /32 or /128) or a CIDR range.
+fn parse_net(text: &str) -> Result<ipnet::IpNet, ()> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| ())
 }
 
 /// The `ENVIRONMENT` profiles of the old stack.
@@ -410,6 +542,16 @@ impl Default for ServerConfig {
             bind: "0.0.0.0".into(),
             port: 8080,
             require_login: false,
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            metrics: None,
+            metrics_token: None,
+            max_body: ByteSize::mb(1),
+            request_timeout: std::time::Duration::from_secs(60),
+            header_timeout: std::time::Duration::from_secs(10),
+            max_concurrent_requests: 64,
+            max_connections: 512,
+            query_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -507,6 +649,8 @@ impl Config {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(magpie_env.into_iter().collect())),
         );
         for (var, key) in LEGACY_ENV {
@@ -606,10 +750,7 @@ impl Config {
         if self.log.max_size < ByteSize::kb(64) {
             return Err(invalid("log.max_size", "must be at least 64 KB"));
         }
-        if self.server.port == 0 {
-            return Err(invalid("server.port", "must be between 1 and 65535"));
-        }
-        Ok(())
+        self.server.validate()
     }
 
     fn validate_flows(&self) -> Result<(), ConfigError> {
@@ -700,6 +841,14 @@ impl Config {
             daily: self.backup.keep_daily,
             weekly: self.backup.keep_weekly,
         }
+    }
+
+    /// The read-only snapshot published after every build: what the web pages, outside tools
+    /// (DuckDB CLI, DBeaver, Metabase) and read-only commands beside `magpie serve` read.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.data_dir
+            .join("snapshot")
+            .join("magpie-readonly.duckdb")
     }
 
     /// The warehouse file.

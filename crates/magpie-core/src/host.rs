@@ -32,6 +32,16 @@ const DISK_LOW: f64 = 0.10;
 impl HostStatus {
     /// Read it now; `budget` is the configured memory budget.
     pub fn read(data_dir: &Path, budget: u64) -> Self {
+        Self::read_with_folder_size(data_dir, budget, folder_size)
+    }
+
+    /// Read it now, with the data folder's size from `folder_bytes` (a cached figure: walking
+    /// a large data folder on every `/metrics` scrape costs more than the scrape).
+    pub fn read_with_folder_size(
+        data_dir: &Path,
+        budget: u64,
+        folder_bytes: impl FnOnce(&Path) -> u64,
+    ) -> Self {
         let mut sys = System::new();
         sys.refresh_memory();
         let pid = sysinfo::get_current_pid().ok();
@@ -56,7 +66,7 @@ impl HostStatus {
             swap_used_bytes: sys.used_swap(),
             disk_total_bytes: disk.map_or(0, |d| d.total_space()),
             disk_available_bytes: disk.map_or(0, |d| d.available_space()),
-            data_dir_bytes: folder_size(&data_dir),
+            data_dir_bytes: folder_bytes(&data_dir),
             warnings: Vec::new(),
         };
         status.warnings = status.warn();

@@ -29,6 +29,8 @@ pub enum SecretsError {
     Invalid { path: PathBuf, reason: String },
     #[error("the admin password must have at least {MIN_PASSWORD_LEN} characters")]
     TooShort,
+    #[error("an admin password is set already")]
+    AlreadySet,
 }
 
 /// The folder for secrets.
@@ -45,7 +47,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SecretsError> {
     };
     let folder = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder).map_err(fail)?;
-    let tmp = path.with_extension("tmp");
+    // A name of its own per write, so two writers never share a temporary file.
+    let name = path
+        .file_name()
+        .map_or_else(|| "secret".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = folder.join(format!(
+        ".{name}.{}.tmp",
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -69,12 +78,39 @@ pub fn admin_password_set(data_dir: &Path) -> bool {
     admin_file(data_dir).is_file()
 }
 
-/// Store the argon2id hash of a new admin password.
+/// Store the argon2id hash of a new admin password (replacing any).
 pub fn set_admin_password(data_dir: &Path, password: &str) -> Result<(), SecretsError> {
+    let path = admin_file(data_dir);
+    write_private(&path, hash_password(&path, password)?.as_bytes())
+}
+
+/// Store the argon2id hash of the first admin password, only if none is set: of two calls at
+/// once (two processes included) exactly one succeeds, the other gets
+/// [`SecretsError::AlreadySet`]. The file appears whole or not at all.
+pub fn create_admin_password(data_dir: &Path, password: &str) -> Result<(), SecretsError> {
+    let path = admin_file(data_dir);
+    let hash = hash_password(&path, password)?;
+    if path.exists() {
+        return Err(SecretsError::AlreadySet);
+    }
+    // Written under a name of its own, then linked to the real name: link() fails if that
+    // exists, atomically, where a check followed by a rename would race.
+    let tmp = path.with_extension(format!("new-{}", hex::encode(rand::random::<[u8; 8]>())));
+    write_private(&tmp, hash.as_bytes())?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(SecretsError::AlreadySet),
+        Err(source) => Err(SecretsError::Io { path, source }),
+    }
+}
+
+fn hash_password(path: &Path, password: &str) -> Result<String, SecretsError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(SecretsError::TooShort);
     }
-    let path = admin_file(data_dir);
+    let path = path.to_path_buf();
     let salt =
         SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| SecretsError::Invalid {
             path: path.clone(),
@@ -87,7 +123,7 @@ pub fn set_admin_password(data_dir: &Path, password: &str) -> Result<(), Secrets
             reason: e.to_string(),
         })?
         .to_string();
-    write_private(&path, hash.as_bytes())
+    Ok(hash)
 }
 
 /// Whether `password` is the admin password (false when none is set).
@@ -133,5 +169,38 @@ mod tests {
         }
         assert!(verify_admin_password(dir.path(), "a long enough secret").unwrap());
         assert!(!verify_admin_password(dir.path(), "a long enough secreT").unwrap());
+    }
+
+    #[test]
+    fn the_first_password_is_created_once_even_by_racing_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let results: Vec<Result<(), SecretsError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let dir = dir.path();
+                    s.spawn(move || create_admin_password(dir, &format!("racing password {i}")))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: Vec<usize> = (0..8).filter(|i| results[*i].is_ok()).collect();
+        assert_eq!(won.len(), 1, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .filter(|r| r.is_err())
+                .all(|r| matches!(r, Err(SecretsError::AlreadySet)))
+        );
+        let winner = format!("racing password {}", won[0]);
+        assert!(verify_admin_password(dir.path(), &winner).unwrap());
+        assert!(matches!(
+            create_admin_password(dir.path(), "another password"),
+            Err(SecretsError::AlreadySet)
+        ));
+        let left: Vec<_> = std::fs::read_dir(super::dir(dir.path()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["admin-password"], "no temporary files stay");
     }
 }

@@ -140,38 +140,78 @@ pub struct ResultSet {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Run a query and collect at most `limit` rows (for interactive use).
+/// Run a query and collect at most `limit` rows (for interactive use); whether more rows
+/// were left.
 pub fn query(
     conn: &duckdb::Connection,
     sql: &str,
     limit: usize,
 ) -> duckdb::Result<(ResultSet, bool)> {
+    let mut result = ResultSet::default();
+    let mut truncated = false;
+    stream(conn, sql, |event| {
+        match event {
+            Streamed::Columns(names) => result.columns = names.to_vec(),
+            Streamed::Row(_) if result.rows.len() == limit => {
+                truncated = true;
+                return Ok::<_, duckdb::Error>(false);
+            }
+            Streamed::Row(row) => result.rows.push(row.to_vec()),
+        }
+        Ok(true)
+    })?;
+    Ok((result, truncated))
+}
+
+/// What [`stream`] hands over: the column names once, then each row.
+#[derive(Debug)]
+pub enum Streamed<'a> {
+    Columns(&'a [String]),
+    Row(&'a [Value]),
+}
+
+/// Run a query and hand each row to `sink` as DuckDB produces it, keeping none of them, so
+/// output of any size (`magpie sql --format csv`, downloads) runs in constant memory. The
+/// column names come first (before the first row, or after the query when it has none);
+/// `sink` returns whether to go on. The rows read.
+pub fn stream<E: From<duckdb::Error>>(
+    conn: &duckdb::Connection,
+    sql: &str,
+    mut sink: impl FnMut(Streamed<'_>) -> Result<bool, E>,
+) -> Result<u64, E> {
     let mut stmt = conn.prepare(sql)?;
     let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    let mut truncated = false;
-    let mut width = None;
+    let mut read = 0u64;
+    let mut told = false;
+    let mut values = Vec::new();
     while let Some(row) = rows.next()? {
-        if out.len() == limit {
-            truncated = true;
-            break;
+        let statement = row.as_ref();
+        if !told {
+            told = true;
+            if !sink(Streamed::Columns(&statement.column_names()))? {
+                return Ok(read);
+            }
         }
-        let n = *width.get_or_insert_with(|| row.as_ref().column_count());
-        let mut values = Vec::with_capacity(n);
-        for i in 0..n {
+        values.clear();
+        for i in 0..statement.column_count() {
             // A column of untyped NULLs (`SELECT NULL`) has Arrow's Null type, which the
             // duckdb crate cannot read (it panics): every value in it is NULL.
-            if row.as_ref().column_type(i) == duckdb::arrow::datatypes::DataType::Null {
+            if statement.column_type(i) == duckdb::arrow::datatypes::DataType::Null {
                 values.push(Value::Null);
             } else {
                 values.push(row.get::<_, Value>(i)?);
             }
         }
-        out.push(values);
+        read += 1;
+        if !sink(Streamed::Row(&values))? {
+            break;
+        }
     }
     drop(rows);
-    let columns = stmt.column_names();
-    Ok((ResultSet { columns, rows: out }, truncated))
+    if !told {
+        sink(Streamed::Columns(&stmt.column_names()))?;
+    }
+    Ok(read)
 }
 
 #[cfg(test)]

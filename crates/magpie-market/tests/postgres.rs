@@ -411,9 +411,12 @@ async fn the_collector_copies_its_files_and_catches_up_after_an_outage() {
     assert_eq!(status.last_error, None);
     let in_postgres = count(&client, "SELECT count(*) FROM market.quotes").await;
     assert_eq!(in_postgres as u64, first + second);
-    let warehouse = Warehouse::open_read_only_reading(
-        dir.path().join("magpie.duckdb"),
-        &[dir.path().join("market")],
+    let warehouse = magpie_core::warehouse::reader::open_locked(
+        &dir.path().join("magpie.duckdb"),
+        &magpie_core::warehouse::reader::ReaderOptions {
+            readable: vec![dir.path().join("market")],
+            ..Default::default()
+        },
     )
     .unwrap();
     let in_parquet: i64 = warehouse

@@ -3,8 +3,14 @@
 //!
 //! Everything the browser needs (templates, CSS, a little JavaScript of our own, the world
 //! map's country shapes) is embedded in the binary, so the dashboards work on a LAN without
-//! internet. Pages read only the marts, through a small pool of DuckDB connections
-//! ([`pool`]), and each (query, range) result is cached until the next build ([`cache`]).
+//! internet. Pages read only the marts, through a small pool of connections to a locked-down,
+//! read-only DuckDB instance over the snapshot each build publishes ([`pool`], [`App`]), and
+//! each (query, range) result is cached until the next snapshot ([`cache`]). Operational pages
+//! read the live warehouse only through the typed queries of [`live`].
+//!
+//! The trust boundary is one mechanism, not a check per handler: [`routes`] puts every route
+//! in a class (public, pages, admin) whose router layer ([`auth::guard`]) enforces sessions
+//! and CSRF; [`security`] adds the headers and limits every response and request gets.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), magpie_web::WebError> {
@@ -17,15 +23,22 @@
 //! ```
 
 pub mod admin;
+pub mod auth;
 pub mod cache;
 pub mod charts;
 mod error;
 mod format;
+mod listen;
+pub mod live;
 mod pages;
 pub mod pool;
 pub mod range;
 mod render;
+pub mod routes;
+pub mod security;
 mod server;
 
 pub use error::WebError;
-pub use server::{Alerts, App, router, serve};
+pub use listen::serve;
+pub use routes::router;
+pub use server::{Alerts, App, Limits, Metrics, Shown};

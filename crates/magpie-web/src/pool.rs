@@ -1,70 +1,338 @@
-//! A small pool of DuckDB connections for the web handlers.
+//! The connections page queries run on, and the queue in front of them.
 //!
-//! DuckDB connections are `Send` but not `Sync`, and queries block: each query takes a free
-//! connection and runs on tokio's blocking threads, so the async workers keep serving. The
-//! connections are clones of one database instance (one buffer pool, one memory limit).
+//! DuckDB connections are `Send` but not `Sync`, and queries block: each query takes a permit,
+//! then a free connection, and runs on tokio's blocking threads, so the async workers keep
+//! serving. The permit travels with the blocking work and is released only when the query has
+//! finished and its connection is back, never when the request that asked for it goes away
+//! (the client hung up, or a sibling query failed). Such a request's query is interrupted
+//! instead, so abandoned work stops early.
+//!
+//! A request waits for a permit at most [`QUEUE_WAIT`], with at most [`MAX_WAITING`] others;
+//! beyond that it gets a 503 with `Retry-After` ([`WebError::Busy`]). A query that runs past
+//! the query timeout is interrupted (503). A query that runs out of DuckDB's memory beside
+//! others runs again alone, holding every permit, so a burst of heavy pages slows down instead
+//! of failing.
+//!
+//! The connections belong to a [`Source`] of connections that can be replaced while queries
+//! run ([`ConnectionPool::replace`]): the web's read pool moves to each newly published
+//! snapshot that way; queries already running finish on the connections they hold.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use duckdb::Connection;
-use tokio::sync::Semaphore;
+use duckdb::{Connection, InterruptHandle};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::WebError;
 
-/// Read connections shared by the handlers.
-#[derive(Clone)]
-pub struct ReadPool {
-    idle: Arc<Mutex<Vec<Connection>>>,
-    permits: Arc<Semaphore>,
+/// Longest a request waits for a free connection before it is told to come back.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Requests that may wait for a connection at once; more are told to come back at once.
+pub const MAX_WAITING: usize = 256;
+
+/// One set of connections to one DuckDB instance.
+struct Source {
+    idle: Mutex<Vec<Connection>>,
 }
 
-impl ReadPool {
-    /// `size` clones of `root` (at least one).
-    pub fn new(root: &Connection, size: usize) -> Result<Self, WebError> {
-        let idle = (0..size.max(1))
-            .map(|_| root.try_clone())
-            .collect::<Result<Vec<_>, _>>()?;
+/// A fixed number of connections, the queue in front of them, and their timeouts.
+#[derive(Clone)]
+pub struct ConnectionPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: RwLock<Arc<Source>>,
+    permits: Arc<Semaphore>,
+    size: u32,
+    waiting: AtomicUsize,
+    timeout: Duration,
+    queue_wait: Duration,
+}
+
+impl ConnectionPool {
+    /// `size` clones of `root` (at least one); queries longer than `timeout` are interrupted.
+    pub fn new(root: &Connection, size: usize, timeout: Duration) -> Result<Self, WebError> {
+        let size = size.clamp(1, 64);
         Ok(Self {
-            permits: Arc::new(Semaphore::new(idle.len())),
-            idle: Arc::new(Mutex::new(idle)),
+            inner: Arc::new(Inner {
+                source: RwLock::new(Arc::new(clones(root, size)?)),
+                permits: Arc::new(Semaphore::new(size)),
+                size: size as u32,
+                waiting: AtomicUsize::new(0),
+                timeout,
+                queue_wait: QUEUE_WAIT,
+            }),
         })
+    }
+
+    /// Wait at most `wait` for a connection instead of [`QUEUE_WAIT`] (call before use).
+    pub fn with_queue_wait(mut self, wait: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.queue_wait = wait;
+        }
+        self
+    }
+
+    /// Move every later query to clones of `root`; running ones finish where they are.
+    pub fn replace(&self, root: &Connection) -> Result<(), WebError> {
+        let fresh = Arc::new(clones(root, self.inner.size as usize)?);
+        let mut source = self
+            .inner
+            .source
+            .write()
+            .map_err(|_| WebError::Internal("the connection pool is poisoned".into()))?;
+        *source = fresh;
+        Ok(())
     }
 
     /// Run `work` on a free connection, off the async workers.
     pub async fn run<T, F>(&self, work: F) -> Result<T, WebError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, WebError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, WebError> + Send + Sync + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| WebError::Unavailable("the connection pool is closed".into()))?;
-        let idle = Arc::clone(&self.idle);
-        tokio::task::spawn_blocking(move || {
-            let conn = idle
+        let work = Arc::new(work);
+        let permit = self.admit(1).await?;
+        match self.run_with(permit, Arc::clone(&work)).await {
+            Err(WebError::Db(e)) if magpie_core::warehouse::reader::is_out_of_memory(&e) => {
+                tracing::warn!(
+                    error = %e.to_string().lines().next().unwrap_or_default(),
+                    "a page query ran out of DuckDB's memory beside others: running it again alone"
+                );
+                metrics::counter!("magpie_web_query_retried_alone_total").increment(1);
+                let all = self.admit(self.inner.size).await?;
+                match self.run_with(all, work).await {
+                    Err(WebError::Db(e))
+                        if magpie_core::warehouse::reader::is_out_of_memory(&e) =>
+                    {
+                        tracing::warn!(error = %e, "a page query does not fit DuckDB's memory even alone");
+                        Err(WebError::Busy(
+                            "this page needs more memory than magpie may use right now: try a shorter range, or raise memory_budget".into(),
+                        ))
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Wait in the bounded queue for `n` permits.
+    async fn admit(&self, n: u32) -> Result<OwnedSemaphorePermit, WebError> {
+        let permits = Arc::clone(&self.inner.permits);
+        if let Ok(permit) = Arc::clone(&permits).try_acquire_many_owned(n) {
+            return Ok(permit);
+        }
+        if self.inner.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(busy());
+        }
+        let waited =
+            tokio::time::timeout(self.inner.queue_wait, permits.acquire_many_owned(n)).await;
+        self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(WebError::Unavailable(
+                "the connection pool is closed".into(),
+            )),
+            Err(_) => Err(busy()),
+        }
+    }
+
+    /// Run `work` under `permit`, which is released only after the query ends.
+    async fn run_with<T, F>(
+        &self,
+        permit: OwnedSemaphorePermit,
+        work: Arc<F>,
+    ) -> Result<T, WebError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T, WebError> + Send + Sync + 'static,
+    {
+        let source = self
+            .inner
+            .source
+            .read()
+            .map_err(|_| WebError::Internal("the connection pool is poisoned".into()))?
+            .clone();
+        let running: Arc<Mutex<Option<Arc<InterruptHandle>>>> = Arc::default();
+        let slot = Arc::clone(&running);
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = source
+                .idle
                 .lock()
-                .map_err(|_| WebError::Unavailable("a query panicked".into()))?
+                .map_err(|_| WebError::Internal("the connection pool is poisoned".into()))?
                 .pop()
-                .ok_or_else(|| WebError::Unavailable("no free connection".into()))?;
+                .ok_or_else(|| WebError::Internal("a permit without a free connection".into()))?;
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(conn.interrupt_handle());
+            }
             // A panic in a query (duckdb-rs panics on some type mismatches) must not take the
             // connection with it: it goes back to the pool and the request gets an error.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&conn)))
                 .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    Err(WebError::Internal(format!("a query panicked: {what}")))
+                    Err(WebError::Internal(format!(
+                        "a query panicked: {}",
+                        panic_text(&panic)
+                    )))
                 });
-            if let Ok(mut idle) = idle.lock() {
+            if let Ok(mut slot) = slot.lock() {
+                *slot = None;
+            }
+            if let Ok(mut idle) = source.idle.lock() {
                 idle.push(conn);
             }
             result
-        })
-        .await
-        .map_err(|e| WebError::Unavailable(format!("query task failed: {e}")))?
+        });
+        // Interrupt the query if this request is dropped before it ends.
+        let mut guard = InterruptOnDrop(Some(Arc::clone(&running)));
+        let result = match tokio::time::timeout(self.inner.timeout, task).await {
+            Ok(joined) => {
+                joined.map_err(|e| WebError::Internal(format!("query task failed: {e}")))?
+            }
+            Err(_) => {
+                interrupt(&running);
+                return Err(WebError::Busy(format!(
+                    "a query took longer than {} s and was stopped",
+                    self.inner.timeout.as_secs()
+                )));
+            }
+        };
+        guard.0 = None;
+        result
+    }
+}
+
+/// Interrupts the query in its slot when dropped while still armed.
+struct InterruptOnDrop(Option<Arc<Mutex<Option<Arc<InterruptHandle>>>>>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            interrupt(&slot);
+        }
+    }
+}
+
+fn interrupt(slot: &Mutex<Option<Arc<InterruptHandle>>>) {
+    if let Ok(slot) = slot.lock()
+        && let Some(handle) = slot.as_ref()
+    {
+        handle.interrupt();
+    }
+}
+
+fn busy() -> WebError {
+    metrics::counter!("magpie_web_busy_total").increment(1);
+    WebError::Busy("magpie is busy answering other pages: try again in a moment".into())
+}
+
+fn clones(root: &Connection, size: usize) -> Result<Source, WebError> {
+    let idle = (0..size)
+        .map(|_| root.try_clone())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Source {
+        idle: Mutex::new(idle),
+    })
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    fn pool(size: usize, timeout: Duration) -> ConnectionPool {
+        let root = Connection::open_in_memory().unwrap();
+        ConnectionPool::new(&root, size, timeout).unwrap()
+    }
+
+    const FOREVER: &str = "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3";
+
+    #[tokio::test]
+    async fn a_dropped_request_keeps_its_permit_until_its_query_ends() {
+        let pool = pool(1, Duration::from_secs(30));
+        let abandoned = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(|c| Ok(c.execute_batch(FOREVER)?)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        abandoned.abort();
+        // The abandoned query is interrupted; the next request waits for its connection
+        // instead of finding none.
+        let n: i64 = pool
+            .run(|c| Ok(c.query_row("SELECT 42", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 42);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_and_a_long_query_is_stopped() {
+        let pool = pool(1, Duration::from_millis(300)).with_queue_wait(Duration::from_millis(50));
+        let holder = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(|c| Ok(c.execute_batch(FOREVER)?)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let waited = pool.run(|_| Ok(())).await;
+        assert!(matches!(waited, Err(WebError::Busy(_))), "{waited:?}");
+        assert_eq!(waited.unwrap_err().retry_after(), Some(2));
+        let stopped = holder.await.unwrap();
+        assert!(
+            matches!(stopped, Err(WebError::Busy(ref m)) if m.contains("stopped")),
+            "{stopped:?}"
+        );
+        let after: i64 = pool
+            .run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(after, 1, "the interrupted connection serves again");
+    }
+
+    #[tokio::test]
+    async fn a_query_out_of_memory_beside_others_runs_again_alone() {
+        let root = Connection::open_in_memory().unwrap();
+        root.execute_batch("SET memory_limit = '8MB'; SET temp_directory = ''; SET threads = 1")
+            .unwrap();
+        let pool = ConnectionPool::new(&root, 2, Duration::from_secs(30)).unwrap();
+        let tries = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&tries);
+        let result = pool
+            .run(move |c| {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // Too big for 8 MB, as a query beside others can be.
+                    c.execute_batch(
+                        "SELECT count(*) FROM (SELECT DISTINCT i::VARCHAR || 'x' FROM range(3000000) t(i))",
+                    )?;
+                }
+                Ok("fits alone")
+            })
+            .await;
+        assert_eq!(result.unwrap(), "fits alone");
+        assert_eq!(tries.load(Ordering::SeqCst), 2);
+        // One that never fits is a clear 503, not a 500.
+        let never = pool
+            .run(|c| {
+                Ok(c.execute_batch(
+                    "SELECT count(*) FROM (SELECT DISTINCT i::VARCHAR || 'x' FROM range(3000000) t(i))",
+                )?)
+            })
+            .await;
+        assert!(
+            matches!(never, Err(WebError::Busy(ref m)) if m.contains("memory")),
+            "{never:?}"
+        );
     }
 }

@@ -112,22 +112,13 @@ impl Table {
         self.rows.push(row);
     }
 
-    fn to_csv(&self) -> String {
-        let cell = |s: &str| {
-            if s.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_string()
-            }
-        };
-        let mut out = self.columns.join(",");
-        out.push('\n');
-        for row in &self.rows {
-            let line: Vec<String> = row.iter().map(|c| cell(c)).collect();
-            out.push_str(&line.join(","));
-            out.push('\n');
-        }
-        out
+    fn to_csv(&self) -> Result<Vec<u8>, WebError> {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        out.write_record(&self.columns)
+            .and_then(|()| self.rows.iter().try_for_each(|row| out.write_record(row)))
+            .map_err(|e| WebError::Internal(format!("cannot write CSV: {e}")))?;
+        out.into_inner()
+            .map_err(|e| WebError::Internal(format!("cannot write CSV: {e}")))
     }
 }
 
@@ -156,17 +147,20 @@ pub fn respond(
     };
     match format {
         Format::Json => axum::Json(page.data).into_response(),
-        Format::Csv => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{}.csv\"", page.name),
-                ),
-            ],
-            page.table.to_csv(),
-        )
-            .into_response(),
+        Format::Csv => match page.table.to_csv() {
+            Ok(body) => (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}.csv\"", page.name),
+                    ),
+                ],
+                body,
+            )
+                .into_response(),
+            Err(error) => error_response(templates, format, error),
+        },
         Format::Html => {
             let charts: std::collections::BTreeMap<String, Value> = page
                 .charts
@@ -190,23 +184,26 @@ pub fn error_response(templates: &Templates, format: Format, error: WebError) ->
     }
     let message = error.public_message();
     let title = status.canonical_reason().unwrap_or("Error");
-    match templates.render(
+    let response = match templates.render(
         "error.html",
         context! { status => status.as_u16(), title => title, message => message },
     ) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (status, message).into_response(),
-    }
+    };
+    error.with_retry_after(response)
 }
 
 const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
+const THEME_JS: &str = include_str!("../assets/theme.js");
 
-/// `/assets/{file}`: the stylesheet and script, cached by browsers for a day.
+/// `/assets/{file}`: the stylesheet and scripts, cached by browsers for a day.
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, mime) = match file.as_str() {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (JS, "text/javascript; charset=utf-8"),
+        "theme.js" => (THEME_JS, "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     (

@@ -1,31 +1,43 @@
-//! The application state shared by handlers, the router, and serving with graceful shutdown.
+//! The application state shared by handlers.
+//!
+//! Pages read the marts through [`App::reader`]: a locked-down read-only DuckDB instance over
+//! the snapshot published after every build ([`magpie_core::warehouse::reader`]). When a build
+//! publishes a new snapshot, [`App::reload`] moves the reader to it and starts a new cache
+//! generation, so every page shows one build's data. Operational records come from
+//! [`crate::live`].
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::routing::get;
 use chrono::NaiveDate;
 use duckdb::Connection;
+use magpie_core::warehouse::reader::{self, ReaderOptions, SnapshotInfo};
 use magpie_core::{Config, Warehouse};
-use tower_http::compression::CompressionLayer;
-use tower_http::trace::TraceLayer;
+use serde::Serialize;
 
-use crate::admin;
+use crate::WebError;
+use crate::auth::Auth;
 use crate::cache::QueryCache;
-use crate::pages;
-use crate::pool::ReadPool;
+use crate::live::Live;
+use crate::pool::ConnectionPool;
 use crate::render::Templates;
-use crate::{WebError, render};
+use crate::security::RequestSlots;
 
-/// Results kept by the query cache.
-const CACHE_ENTRIES: usize = 512;
+/// Bytes of page results the query cache keeps.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Messages every page shows at the top (e.g. "reconnect Spotify"), from whoever runs the
 /// server; asked at most every [`ALERTS_EVERY`].
 pub type Alerts = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
-const ALERTS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+const ALERTS_EVERY: Duration = Duration::from_secs(30);
+
+/// How long the data folder's measured size is reused.
+const FOLDER_SIZE_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// Renders the process's metrics in Prometheus' text format (set by whoever installed the
+/// recorder).
+pub type Metrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -34,54 +46,86 @@ pub struct App {
 }
 
 struct Inner {
-    pool: ReadPool,
+    reader: ConnectionPool,
+    reader_options: ReaderOptions,
+    snapshot: PathBuf,
+    shown: RwLock<Shown>,
+    live: Live,
     cache: QueryCache,
     templates: Templates,
     tz: chrono_tz::Tz,
-    listener_id: i32,
-    listener_name: String,
+    default_listener: String,
     started: Instant,
     alerts: Option<Alerts>,
-    shown: std::sync::Mutex<Option<(Instant, Vec<String>)>>,
-    data_dir: std::path::PathBuf,
-    sessions: crate::admin::Sessions,
+    alerts_shown: Mutex<Option<(Instant, Vec<String>)>>,
+    data_dir: PathBuf,
+    auth: Auth,
     connector: Option<Arc<dyn crate::admin::Connector>>,
     enrichment_attempts: u32,
     /// Spotify client id and secret configured (an app token needs both).
     spotify_client: (bool, bool),
     flows: Option<magpie_core::scheduler::Handle>,
-    /// `server.require_login`: dashboards need the login too.
-    require_login: bool,
     memory_budget: u64,
-    snapshot_path: Option<std::path::PathBuf>,
     metrics: Option<Metrics>,
     market: Option<magpie_market::MarketHandle>,
+    limits: Limits,
+    request_slots: RequestSlots,
+    folder_size: Mutex<Option<(Instant, u64)>>,
 }
 
-/// Renders the process's metrics in Prometheus' text format (set by whoever installed the
-/// recorder).
-pub type Metrics = Arc<dyn Fn() -> String + Send + Sync>;
+/// What the published snapshot shows: which build, and whose pages these are.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shown {
+    pub build: i64,
+    pub listener_id: i32,
+    pub listener_name: String,
+}
+
+/// The server's request limits (`server.*`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body: usize,
+    pub request_timeout: Duration,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
 
 impl App {
-    /// State over an open warehouse: a pool of connections cloned from it, the listener from
-    /// the configuration (or the first one in the warehouse), the listener's time zone.
+    /// State over an open warehouse: its snapshot published if it is not current, a reader over
+    /// that, the operational door to the warehouse, the listener from the configuration (or
+    /// the first one there), the listener's time zone.
     pub fn new(config: &Config, warehouse: &Warehouse) -> Result<Self, WebError> {
-        let root = warehouse.try_clone()?;
-        let (listener_id, listener_name) = listener(&root, &config.default_listener)?;
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let snapshot = config.snapshot_path();
+        if warehouse.ensure_published(&snapshot)? {
+            tracing::info!(path = %snapshot.display(), "published the warehouse's snapshot for the pages");
+        }
+        let reader_options = ReaderOptions::from_budget(
+            config.memory_budget,
+            vec![config.market.dir(&config.data_dir)],
+        );
+        let root = reader::open_locked(&snapshot, &reader_options)?;
+        let shown = shown(&root, &config.default_listener)?;
+        let server = &config.server;
         Ok(Self {
             inner: Arc::new(Inner {
-                pool: ReadPool::new(&root, threads.clamp(2, 4))?,
-                cache: QueryCache::new(CACHE_ENTRIES),
+                reader: ConnectionPool::new(
+                    &root,
+                    reader_options.threads.clamp(2, 4),
+                    server.query_timeout,
+                )?,
+                reader_options,
+                snapshot,
+                shown: RwLock::new(shown),
+                live: Live::new(&warehouse.try_clone()?, server.query_timeout)?,
+                cache: QueryCache::new(CACHE_BYTES),
                 templates: Templates::new()?,
                 tz: config.tz(),
-                listener_id,
-                listener_name,
+                default_listener: config.default_listener.clone(),
                 started: Instant::now(),
                 alerts: None,
-                shown: std::sync::Mutex::new(None),
+                alerts_shown: Mutex::new(None),
                 data_dir: config.data_dir.clone(),
-                sessions: crate::admin::Sessions::default(),
+                auth: Auth::new(server, config.data_dir.clone()),
                 connector: None,
                 enrichment_attempts: config.enrichment.max_attempts,
                 spotify_client: (
@@ -89,13 +133,50 @@ impl App {
                     config.spotify.client_secret.is_some(),
                 ),
                 flows: None,
-                require_login: config.server.require_login,
                 memory_budget: config.memory_budget.as_u64(),
-                snapshot_path: None,
                 metrics: None,
                 market: None,
+                limits: Limits {
+                    max_body: server.max_body.as_u64() as usize,
+                    request_timeout: server.request_timeout,
+                    header_timeout: server.header_timeout,
+                    max_connections: server.max_connections,
+                },
+                request_slots: RequestSlots::new(server.max_concurrent_requests),
+                folder_size: Mutex::new(None),
             }),
         })
+    }
+
+    /// Move the pages to the snapshot just published: later queries read it, running ones
+    /// finish on the old one, and cached results of the old one are dropped.
+    pub fn reload(&self) -> Result<(), WebError> {
+        let root = reader::open_locked(&self.inner.snapshot, &self.inner.reader_options)?;
+        let shown = shown(&root, &self.inner.default_listener)?;
+        self.inner.reader.replace(&root)?;
+        if let Ok(mut current) = self.inner.shown.write() {
+            *current = shown;
+        }
+        self.inner.cache.clear();
+        Ok(())
+    }
+
+    /// Publish `warehouse`'s snapshot and move the pages to it (what a build's last step
+    /// does; tests call it after changing the warehouse).
+    pub fn publish(&self, warehouse: &Warehouse) -> Result<SnapshotInfo, WebError> {
+        let info = warehouse.publish(&self.inner.snapshot)?;
+        self.reload()?;
+        Ok(info)
+    }
+
+    /// The snapshot the pages read.
+    pub fn snapshot_path(&self) -> &std::path::Path {
+        &self.inner.snapshot
+    }
+
+    /// The one-time code first-run setup needs, while no admin password is set (print it).
+    pub fn setup_code(&self) -> Option<String> {
+        self.inner.auth.setup.code()
     }
 
     /// Let the admin pages connect Spotify accounts through `connector` (call before serving).
@@ -104,6 +185,43 @@ impl App {
             inner.connector = Some(connector);
         }
         self
+    }
+
+    /// Control the scheduler from the flow pages (call before serving).
+    pub fn with_flows(mut self, handle: magpie_core::scheduler::Handle) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.flows = Some(handle);
+        }
+        self
+    }
+
+    /// Serve `/metrics` with `render` (call before serving).
+    pub fn with_metrics(mut self, render: Metrics) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.metrics = Some(render);
+        }
+        self
+    }
+
+    /// Show the market collector's status (call before serving, when it runs).
+    pub fn with_market(mut self, market: magpie_market::MarketHandle) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.market = Some(market);
+        }
+        self
+    }
+
+    /// Show `alerts` on every page (call before serving).
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.alerts = Some(alerts);
+        }
+        self
+    }
+
+    /// The result cache (cleared by [`App::reload`]).
+    pub fn cache(&self) -> &QueryCache {
+        &self.inner.cache
     }
 
     pub(crate) fn connector(&self) -> Option<&dyn crate::admin::Connector> {
@@ -127,44 +245,12 @@ impl App {
         }
     }
 
-    pub(crate) fn sessions(&self) -> &crate::admin::Sessions {
-        &self.inner.sessions
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.inner.auth
     }
 
     pub(crate) fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
-    }
-
-    /// Control the scheduler from the flow pages (call before serving).
-    pub fn with_flows(mut self, handle: magpie_core::scheduler::Handle) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.flows = Some(handle);
-        }
-        self
-    }
-
-    /// Where the read-only snapshot for outside tools is written (shown on the flow page).
-    pub fn with_snapshot_path(mut self, path: std::path::PathBuf) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.snapshot_path = Some(path);
-        }
-        self
-    }
-
-    /// Serve `/metrics` with `render` (call before serving).
-    pub fn with_metrics(mut self, render: Metrics) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.metrics = Some(render);
-        }
-        self
-    }
-
-    /// Show the market collector's status (call before serving, when it runs).
-    pub fn with_market(mut self, market: magpie_market::MarketHandle) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.market = Some(market);
-        }
-        self
     }
 
     pub(crate) fn market(&self) -> Option<&magpie_market::MarketHandle> {
@@ -175,28 +261,20 @@ impl App {
         self.inner.flows.as_ref()
     }
 
-    pub(crate) fn require_login(&self) -> bool {
-        self.inner.require_login
-    }
-
-    pub(crate) fn memory_budget(&self) -> u64 {
-        self.inner.memory_budget
-    }
-
-    pub(crate) fn snapshot_path(&self) -> Option<&std::path::Path> {
-        self.inner.snapshot_path.as_deref()
-    }
-
     pub(crate) fn metrics(&self) -> Option<&Metrics> {
         self.inner.metrics.as_ref()
     }
 
-    /// Show `alerts` on every page (call before serving).
-    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.alerts = Some(alerts);
-        }
-        self
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    pub(crate) fn max_body(&self) -> usize {
+        self.inner.limits.max_body
+    }
+
+    pub(crate) fn request_slots(&self) -> &RequestSlots {
+        &self.inner.request_slots
     }
 
     /// The current alerts, refreshed at most every 30 s.
@@ -204,7 +282,7 @@ impl App {
         let Some(source) = &self.inner.alerts else {
             return Vec::new();
         };
-        let Ok(mut shown) = self.inner.shown.lock() else {
+        let Ok(mut shown) = self.inner.alerts_shown.lock() else {
             return Vec::new();
         };
         match &*shown {
@@ -217,25 +295,34 @@ impl App {
         }
     }
 
-    /// The result cache: call `clear()` after a build so pages show the new marts.
-    pub fn cache(&self) -> &QueryCache {
-        &self.inner.cache
+    /// The locked-down connections to the published snapshot, for every page over the marts.
+    pub(crate) fn reader(&self) -> &ConnectionPool {
+        &self.inner.reader
     }
 
-    pub(crate) fn pool(&self) -> &ReadPool {
-        &self.inner.pool
+    /// The operational records of the live warehouse.
+    pub(crate) fn live(&self) -> &Live {
+        &self.inner.live
     }
 
     pub(crate) fn templates(&self) -> &Templates {
         &self.inner.templates
     }
 
-    pub(crate) fn listener_id(&self) -> i32 {
-        self.inner.listener_id
+    fn shown(&self) -> Shown {
+        self.inner
+            .shown
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    pub(crate) fn listener_name(&self) -> &str {
-        &self.inner.listener_name
+    pub(crate) fn listener_id(&self) -> i32 {
+        self.shown().listener_id
+    }
+
+    pub(crate) fn listener_name(&self) -> String {
+        self.shown().listener_name
     }
 
     pub(crate) fn uptime_secs(&self) -> u64 {
@@ -249,127 +336,170 @@ impl App {
             .date_naive()
     }
 
-    /// `work`'s result for `key`: from the cache, or computed on a pooled connection and kept.
+    /// The process and host figures, with the data folder's size measured at most every
+    /// [`FOLDER_SIZE_EVERY`].
+    pub(crate) async fn host_status(&self) -> Result<magpie_core::host::HostStatus, WebError> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let cached = app
+                .inner
+                .folder_size
+                .lock()
+                .ok()
+                .and_then(|c| *c)
+                .filter(|(at, _)| at.elapsed() < FOLDER_SIZE_EVERY)
+                .map(|(_, bytes)| bytes);
+            magpie_core::host::HostStatus::read_with_folder_size(
+                &app.inner.data_dir,
+                app.inner.memory_budget,
+                |dir| {
+                    cached.unwrap_or_else(|| {
+                        let bytes = magpie_core::host::folder_size(dir);
+                        if let Ok(mut slot) = app.inner.folder_size.lock() {
+                            *slot = Some((Instant::now(), bytes));
+                        }
+                        bytes
+                    })
+                },
+            )
+        })
+        .await
+        .map_err(|e| WebError::Unavailable(format!("cannot read the host's figures: {e}")))
+    }
+
+    /// Memory the reading instance uses, in bytes.
+    pub(crate) async fn reader_memory(&self) -> Result<i64, WebError> {
+        self.inner
+            .reader
+            .run(|conn| {
+                Ok(conn.query_row(
+                    "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+    }
+
+    /// `work`'s result for `key`: from the cache, or computed on a reader connection and kept
+    /// (unless a new snapshot arrived meanwhile).
     pub(crate) async fn cached<T, F>(&self, key: String, work: F) -> Result<Arc<T>, WebError>
     where
-        T: Send + Sync + 'static,
-        F: FnOnce(&Connection) -> Result<T, WebError> + Send + 'static,
+        T: Serialize + Send + Sync + 'static,
+        F: Fn(&Connection) -> Result<T, WebError> + Send + Sync + 'static,
     {
         if let Some(hit) = self.inner.cache.get::<T>(&key) {
             return Ok(hit);
         }
-        let value = Arc::new(self.inner.pool.run(work).await?);
-        self.inner.cache.put(key, Arc::clone(&value));
+        let generation = self.inner.cache.generation();
+        let value = Arc::new(self.inner.reader.run(work).await?);
+        self.inner.cache.put(generation, key, Arc::clone(&value));
         Ok(value)
     }
 }
 
-/// Count every request by route and status, and time it (`magpie_http_requests_total`,
-/// `magpie_http_request_duration_seconds`).
-async fn count_request(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    metrics::counter!(
-        "magpie_http_requests_total",
-        "route" => route.clone(),
-        "status" => response.status().as_u16().to_string()
-    )
-    .increment(1);
-    metrics::histogram!("magpie_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// The listener whose pages these are.
-fn listener(conn: &Connection, name: &str) -> Result<(i32, String), WebError> {
+/// Which build the snapshot `conn` reads shows, and the listener whose pages these are.
+fn shown(conn: &Connection, name: &str) -> Result<Shown, WebError> {
+    let build = reader::latest_build(conn)?;
     let mut stmt = conn.prepare(
         "SELECT listener_id, name FROM listeners ORDER BY name = ? DESC, listener_id LIMIT 1",
     )?;
     let mut rows = stmt.query([name])?;
-    match rows.next()? {
-        Some(row) => Ok((row.get(0)?, row.get(1)?)),
-        None => Ok((0, name.to_string())),
+    let (listener_id, listener_name) = match rows.next()? {
+        Some(row) => (row.get(0)?, row.get(1)?),
+        None => (0, name.to_string()),
+    };
+    Ok(Shown {
+        build,
+        listener_id,
+        listener_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app_over(dir: &std::path::Path) -> (App, Warehouse) {
+        let config = Config {
+            data_dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        let wh = Warehouse::open(dir.join("w.duckdb"), &Default::default()).unwrap();
+        wh.conn()
+            .execute_batch("CREATE SCHEMA marts; CREATE TABLE marts.t AS SELECT 1 AS v")
+            .unwrap();
+        let app = App::new(&config, &wh).unwrap();
+        (app, wh)
     }
-}
 
-/// All routes.
-pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/", get(pages::overview::page))
-        .route("/top/{kind}", get(pages::top::page))
-        .route("/timeline", get(pages::timeline::page))
-        .route("/patterns", get(pages::patterns::page))
-        .route("/genres", get(pages::genres::page))
-        .route("/map", get(pages::map::page))
-        .route("/artist/{id}", get(pages::detail::artist))
-        .route("/album/{id}", get(pages::detail::album))
-        .route("/track/{id}", get(pages::detail::track))
-        .route("/discoveries", get(pages::discoveries::page))
-        .route("/streaks", get(pages::streaks::page))
-        .route("/year/{year}", get(pages::year::page))
-        .route("/year", get(pages::year::latest))
-        .route("/completeness", get(pages::completeness::page))
-        .route("/enrichment", get(pages::enrichment::page))
-        .route("/flows", get(pages::flows::page))
-        .route(
-            "/flows/{flow}/{action}",
-            axum::routing::post(pages::flows::act),
-        )
-        .route("/runs/{id}", get(pages::flows::run))
-        .route(
-            "/runs/{id}/cancel",
-            axum::routing::post(pages::flows::cancel),
-        )
-        .route("/metrics", get(pages::health::metrics))
-        .route("/status", get(pages::status::page))
-        .route("/market", get(pages::market::page))
-        .route("/api/market/status", get(pages::market::api_status))
-        .route("/login", get(admin::login_form).post(admin::login))
-        .route("/logout", axum::routing::post(admin::logout))
-        .route("/setup", axum::routing::post(admin::setup))
-        .route("/admin/spotify", get(admin::spotify))
-        .route(
-            "/admin/spotify/start",
-            axum::routing::post(admin::spotify_start),
-        )
-        .route(
-            "/admin/spotify/finish",
-            axum::routing::post(admin::spotify_finish),
-        )
-        .route("/callback", get(admin::callback))
-        .route("/health", get(pages::health::live))
-        .route("/health/ready", get(pages::health::ready))
-        .route("/assets/{file}", get(render::asset))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::admin::csrf_guard,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::admin::login_guard,
-        ))
-        .route_layer(axum::middleware::from_fn(count_request))
-        .fallback(pages::not_found)
-        .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
-        .with_state(app)
-}
+    #[tokio::test]
+    async fn pages_read_through_a_connection_that_cannot_write_or_reach_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, _wh) = app_over(dir.path());
+        std::fs::write(dir.path().join("secret.csv"), "a\n1\n").unwrap();
+        let secret = dir.path().join("secret.csv").display().to_string();
+        let v: i64 = app
+            .reader()
+            .run(|c| Ok(c.query_row("SELECT v FROM marts.t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(v, 1);
+        for sql in [
+            "CREATE TABLE marts.x AS SELECT 1".to_string(),
+            "DELETE FROM marts.t".into(),
+            "SET memory_limit = '10GB'".into(),
+            "SET enable_external_access = true".into(),
+            format!("SELECT * FROM read_csv('{secret}')"),
+            format!("COPY marts.t TO '{}/out.csv'", dir.path().display()),
+        ] {
+            let result = app.reader().run(move |c| Ok(c.execute_batch(&sql)?)).await;
+            assert!(result.is_err(), "allowed on the pages' connection");
+        }
+        assert!(!dir.path().join("out.csv").exists());
+    }
 
-/// Serve `app` on `listener` until `shutdown` completes, then finish in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), WebError> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    #[tokio::test]
+    async fn a_result_computed_while_a_build_publishes_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, wh) = app_over(dir.path());
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, go_rx) = (Mutex::new(started_tx), Mutex::new(go_rx));
+        let slow = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.cached("v".into(), move |c| {
+                    let v: i64 = c.query_row("SELECT v FROM marts.t", [], |r| r.get(0))?;
+                    started_tx.lock().unwrap().send(()).unwrap();
+                    go_rx.lock().unwrap().recv().unwrap();
+                    Ok(v)
+                })
+                .await
+            })
+        };
+        // The page's query has read the old snapshot; now a build changes the marts and
+        // publishes, and only then does the query finish.
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        wh.conn().execute_batch("UPDATE marts.t SET v = 2").unwrap();
+        app.publish(&wh).unwrap();
+        go_tx.send(()).unwrap();
+        assert_eq!(
+            *slow.await.unwrap().unwrap(),
+            1,
+            "that request saw the old data"
+        );
+        let now = app
+            .cached("v".into(), |c| {
+                Ok(c.query_row("SELECT v FROM marts.t", [], |r| r.get::<_, i64>(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            *now, 2,
+            "the next one sees the new build, not a stale cache entry"
+        );
+    }
 }

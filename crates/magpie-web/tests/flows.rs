@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::client;
+
 use std::time::Duration;
 
 use magpie_core::scheduler::alerts::Alerter;
@@ -56,13 +58,6 @@ async fn wait_for(d: &common::Served, run: i64, wanted: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("run {run} never became {wanted}");
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -124,10 +119,15 @@ async fn flows_are_listed_run_paused_and_cancelled_by_an_admin() {
     assert_eq!(flows[2]["schedule"], "every 1h");
     assert!(flows[2]["next_run"].as_str().unwrap().ends_with(":00 UTC"));
 
-    // Actions need the login.
-    let r = http.post(d.url("/flows/quick/run")).send().await.unwrap();
+    // Actions need the login; the browser comes back to the form's page after it.
+    let r = http
+        .post(d.url("/flows/quick/run"))
+        .header("referer", d.url("/flows"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/login?next=/flows");
+    assert_eq!(r.headers()["location"], "/login?next=%2Fflows");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(d.int("SELECT count(*) FROM meta.flow_runs"), 0);
 
@@ -153,11 +153,7 @@ async fn flows_are_listed_run_paused_and_cancelled_by_an_admin() {
         .text()
         .await
         .unwrap();
-    let at = html.find("csrf=").expect("forms carry the CSRF token") + 5;
-    let csrf: String = html[at..]
-        .chars()
-        .take_while(char::is_ascii_hexdigit)
-        .collect();
+    let csrf = common::csrf_of(&html);
     assert_eq!(csrf.len(), 64);
     // Without the token (a form from elsewhere): refused, nothing runs.
     let r = http
@@ -167,9 +163,18 @@ async fn flows_are_listed_run_paused_and_cancelled_by_an_admin() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Nor in the query string, where it would reach logs and history.
+    let r = http
+        .post(d.url(&format!("/flows/quick/run?csrf={csrf}")))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let post = |path: &str| {
-        http.post(d.url(&format!("{path}?csrf={csrf}")))
+        http.post(d.url(path))
             .header("cookie", &session)
+            .form(&[("csrf", csrf.as_str())])
             .send()
     };
 

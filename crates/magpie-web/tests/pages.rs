@@ -591,10 +591,7 @@ async fn completeness_lists_polling_gaps_and_whether_an_export_covers_them() {
 async fn alerts_from_the_runner_show_on_every_page() {
     let dir = tempfile::tempdir().unwrap();
     let wh = common::demo_warehouse(dir.path(), 2_000);
-    let config = magpie_core::Config {
-        timezone: "Europe/Berlin".into(),
-        ..Default::default()
-    };
+    let config = common::config(dir.path());
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = std::sync::Arc::clone(&asked);
     let app = magpie_web::App::new(&config, &wh)

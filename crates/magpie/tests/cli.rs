@@ -113,10 +113,50 @@ fn demo_then_sql_in_every_format() {
         "{table}"
     );
 
-    // Read-only: no writes, no files.
+    // Read-only: no writes, no files, no settings changed.
     let out =
         run(magpie(dir.path()).args(["--data-dir", "demo-data", "sql", "DELETE FROM listeners"]));
     assert!(!out.status.success());
+    for statement in [
+        "SET memory_limit = '10GB'",
+        "PRAGMA threads = 64",
+        "SET enable_external_access = true",
+        "RESET lock_configuration",
+    ] {
+        let out = run(magpie(dir.path()).args(["--data-dir", "demo-data", "sql", statement]));
+        assert!(!out.status.success(), "{statement} was allowed");
+    }
+    let limit = sql_scalar(
+        dir.path(),
+        "demo-data",
+        "SELECT current_setting('memory_limit')",
+    );
+    assert!(
+        limit.starts_with("54") || limit.starts_with("55"),
+        "36 % of the 160 MB budget: {limit}"
+    );
+    // CSV and JSON stream every row (nothing is cut at --max-rows).
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        "demo-data",
+        "sql",
+        "--format",
+        "csv",
+        "SELECT range AS i FROM range(100000)",
+    ]));
+    assert_eq!(stdout(&out).lines().count(), 100_001);
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        "demo-data",
+        "sql",
+        "--format",
+        "json",
+        "SELECT range AS i FROM range(0)",
+    ]));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
     let out = run(magpie(dir.path()).args([
         "--data-dir",
         "demo-data",
@@ -318,10 +358,11 @@ fn demo_serves_the_dashboards_until_sigterm() {
             "0",
         ])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
     let mut line = String::new();
     let address = loop {
         line.clear();
@@ -355,6 +396,34 @@ fn demo_serves_the_dashboards_until_sigterm() {
         assert!(flows.contains(flow), "{flow}");
     }
     assert!(get("/metrics").starts_with("HTTP/1.1 200"));
+    // What the demo suggests next works while it serves: read-only commands read the snapshot
+    // serve published, and say so.
+    let out = run(magpie(dir.path()).args([
+        "--data-dir",
+        "demo-data",
+        "sql",
+        "--format",
+        "csv",
+        "SELECT count(*) FROM marts.fact_plays",
+    ]));
+    assert!(out.status.success());
+    let plays = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(plays.parse::<u32>().unwrap() > 1000, "{plays}");
+    let note = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        note.contains("reading the snapshot") && note.contains("build 1"),
+        "{note}"
+    );
+    for args in [&["runs"][..], &["spotify", "status"][..]] {
+        let out = run(magpie(dir.path())
+            .args(["--data-dir", "demo-data"])
+            .args(args));
+        assert!(out.status.success(), "{args:?}");
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -364,6 +433,10 @@ fn demo_serves_the_dashboards_until_sigterm() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("stopped"), "{rest}");
+    // No admin password yet: the one-time setup code was printed for the owner.
+    let mut errors = String::new();
+    stderr.read_to_string(&mut errors).unwrap();
+    assert!(errors.contains("with the setup code "), "{errors}");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 pub mod backup;
 mod migrations;
+pub mod reader;
 
 use std::path::{Path, PathBuf};
 
@@ -153,48 +154,10 @@ impl Warehouse {
         Ok(Self { path, conn })
     }
 
-    /// Open an existing warehouse read-only, with external access (files, network) disabled:
-    /// the connection for ad-hoc SQL from users.
+    /// Open an existing warehouse as a locked-down reader ([`reader::open_locked`] with its
+    /// default options): it cannot write, read files or change its settings.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection, WarehouseError> {
-        Self::open_read_only_reading(path, &[])
-    }
-
-    /// Like [`Warehouse::open_read_only`], but files under `readable` (the market data's
-    /// Parquet folder) can be read, so the `market.*` views work; nothing else on disk or the
-    /// network can.
-    pub fn open_read_only_reading(
-        path: impl AsRef<Path>,
-        readable: &[PathBuf],
-    ) -> Result<Connection, WarehouseError> {
-        let path = path.as_ref().to_path_buf();
-        if !path.is_file() {
-            return Err(WarehouseError::Missing { path });
-        }
-        let mut config = duckdb_config(&OpenOptions::default(), AccessMode::ReadOnly)
-            .map_err(|e| db(&path, e))?;
-        if readable.is_empty() {
-            config = config
-                .enable_external_access(false)
-                .map_err(|e| db(&path, e))?;
-        }
-        let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
-        if !readable.is_empty() {
-            let dirs: Vec<String> = readable
-                .iter()
-                .map(|d| {
-                    let d = std::path::absolute(d).unwrap_or_else(|_| d.clone());
-                    format!("'{}/'", d.display().to_string().replace('\'', "''"))
-                })
-                .collect();
-            // Allowed folders first: once external access is off, they cannot change.
-            conn.execute_batch(&format!(
-                "SET allowed_directories = [{}]; SET enable_external_access = false;",
-                dirs.join(", ")
-            ))
-            .map_err(|e| db(&path, e))?;
-        }
-        migrations::check_version(&conn, &path)?;
-        Ok(conn)
+        reader::open_locked(path.as_ref(), &reader::ReaderOptions::default())
     }
 
     /// The writing connection. DuckDB connections are `Send` but not `Sync`: clone one per

@@ -5,7 +5,7 @@
 
 use axum::extract::{Query, State};
 use axum::response::Response;
-use magpie_music::enrich::{Progress, SourceProgress};
+use magpie_music::enrich::SourceProgress;
 use serde::Serialize;
 
 use super::{PageQuery, context, plain_frame, reply};
@@ -24,21 +24,10 @@ struct Row {
 }
 
 #[derive(Debug, Serialize)]
-struct Problem {
-    source: String,
-    entity: String,
-    label: String,
-    state: String,
-    attempts: i32,
-    error: String,
-    when: String,
-}
-
-#[derive(Debug, Serialize)]
 struct Enrichment {
     spotify_ready: bool,
     sources: Vec<Row>,
-    problems: Vec<Problem>,
+    problems: Vec<crate::live::EnrichmentProblem>,
 }
 
 pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
@@ -55,59 +44,33 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
     )?;
     let max_attempts = app.enrichment_attempts();
     let spotify_ready = app.spotify_metadata_ready();
-    let data = app
-        .pool()
-        .run(move |conn| {
-            let now = chrono::Utc::now();
-            let progress = Progress::read(conn, max_attempts, now)?;
-            let sources = progress
-                .sources
-                .into_iter()
-                .map(|p| Row {
-                    total: p.total(),
-                    remaining: p.remaining(),
-                    percent: if p.total() == 0 {
-                        0.0
-                    } else {
-                        p.finished() as f64 * 100.0 / p.total() as f64
-                    },
-                    eta: p.eta().map(|d| {
-                        humantime::format_duration(std::time::Duration::from_secs(d.as_secs() / 60 * 60))
-                            .to_string()
-                    }),
-                    waiting_until: p
-                        .waiting_until
-                        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
-                    progress: p,
-                })
-                .collect();
-            let mut stmt = conn.prepare(
-                "SELECT source, entity, coalesce(label, entity_key), state, attempts,
-                        coalesce(last_error, ''), coalesce(strftime(finished_at, '%Y-%m-%d %H:%M'), '')
-                 FROM raw.enrichment_queue
-                 WHERE state IN ('failed', 'not_found')
-                 ORDER BY finished_at DESC NULLS LAST, priority DESC LIMIT 50",
-            )?;
-            let problems = stmt
-                .query_map([], |r| {
-                    Ok(Problem {
-                        source: r.get(0)?,
-                        entity: r.get(1)?,
-                        label: r.get(2)?,
-                        state: r.get(3)?,
-                        attempts: r.get(4)?,
-                        error: r.get(5)?,
-                        when: r.get(6)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, WebError>(Enrichment {
-                spotify_ready,
-                sources,
-                problems,
-            })
+    let (progress, problems) = app.live().enrichment(max_attempts).await?;
+    let sources = progress
+        .sources
+        .into_iter()
+        .map(|p| Row {
+            total: p.total(),
+            remaining: p.remaining(),
+            percent: if p.total() == 0 {
+                0.0
+            } else {
+                p.finished() as f64 * 100.0 / p.total() as f64
+            },
+            eta: p.eta().map(|d| {
+                humantime::format_duration(std::time::Duration::from_secs(d.as_secs() / 60 * 60))
+                    .to_string()
+            }),
+            waiting_until: p
+                .waiting_until
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+            progress: p,
         })
-        .await?;
+        .collect();
+    let data = Enrichment {
+        spotify_ready,
+        sources,
+        problems,
+    };
     let mut table = Table::new(&[
         "source",
         "queued",

@@ -1,12 +1,12 @@
 //! The scheduler's pages: flows with their schedule, next run, last state and duration, and
 //! the run history (`/flows`); one run with its task timeline and log lines (`/runs/ID`); and
-//! the actions, which need an admin login: run now, pause, resume, cancel.
+//! the actions, which sit behind the session layer: run now, pause, resume, cancel.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use magpie_core::scheduler::store::{LogRow, RunRow, TaskRow};
-use magpie_core::scheduler::{Control, FlowStatus, RunStore};
+use magpie_core::scheduler::{Control, FlowStatus};
 use serde::Serialize;
 
 use super::{PageQuery, context, plain_frame, reply};
@@ -36,7 +36,7 @@ pub async fn page(
     jar: CookieJar,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let csrf = crate::admin::csrf_token(&app, &jar);
+    let csrf = app.auth().session(&jar).map(|s| s.csrf);
     reply(&app, &query, build(&app, &query, csrf).await)
 }
 
@@ -44,32 +44,30 @@ async fn build(app: &App, query: &PageQuery, csrf: Option<String>) -> Result<Ren
     let frame = plain_frame(app, query, "Flows".into(), "flows", "/flows".into())?;
     let statuses = app.flows().map(|h| h.flows()).unwrap_or_default();
     let scheduler = app.flows().is_some();
-    let snapshot = app.snapshot_path().map(|p| p.display().to_string());
-    let data = app
-        .pool()
-        .run(move |conn| {
-            let store = RunStore::new(conn);
-            let runs = store.recent(None, 50)?;
-            let mut flows = Vec::new();
-            for status in statuses {
-                let last = store.recent(Some(&status.name), 1)?.into_iter().next();
-                flows.push(Flow {
-                    next_run: status
-                        .next_run
-                        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
-                    status,
-                    last,
-                });
-            }
-            Ok::<_, WebError>(Flows {
-                csrf,
-                scheduler,
-                flows,
-                runs,
-                snapshot,
-            })
-        })
+    let snapshot = Some(app.snapshot_path().display().to_string());
+    let runs = app.live().runs(None, 50).await?;
+    let lasts = app
+        .live()
+        .last_runs(statuses.iter().map(|s| s.name.clone()).collect())
         .await?;
+    let flows = statuses
+        .into_iter()
+        .zip(lasts)
+        .map(|(status, last)| Flow {
+            next_run: status
+                .next_run
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+            status,
+            last,
+        })
+        .collect();
+    let data = Flows {
+        csrf,
+        scheduler,
+        flows,
+        runs,
+        snapshot,
+    };
     let mut table = Table::new(&[
         "run_id",
         "flow",
@@ -123,7 +121,7 @@ pub async fn run(
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let csrf = crate::admin::csrf_token(&app, &jar);
+    let csrf = app.auth().session(&jar).map(|s| s.csrf);
     reply(&app, &query, build_run(&app, &query, &id, csrf).await)
 }
 
@@ -143,45 +141,37 @@ async fn build_run(
         "flows",
         format!("/runs/{run_id}"),
     )?;
-    let data = app
-        .pool()
-        .run(move |conn| {
-            let store = RunStore::new(conn);
-            let run = store
-                .run(run_id)?
-                .ok_or_else(|| WebError::NotFound(format!("no run {run_id}")))?;
-            let logs = store.logs(run_id)?;
-            let start = run.started_at;
-            let total = run.duration_ms.unwrap_or(0).max(1) as f64;
-            let tasks = store
-                .tasks(run_id)?
-                .into_iter()
-                .map(|t| {
-                    let offset = match (start, t.started_at) {
-                        (Some(s), Some(t)) => (t - s).num_milliseconds() as f64,
-                        _ => 0.0,
-                    };
-                    let width = t.duration_ms.unwrap_or(0) as f64;
-                    TaskBar {
-                        left: (offset / total * 100.0).clamp(0.0, 100.0),
-                        width: (width / total * 100.0).clamp(0.5, 100.0),
-                        task: t,
-                    }
-                })
-                .collect();
-            let cancellable = matches!(
-                run.state.as_str(),
-                "Running" | "Retrying" | "Pending" | "Scheduled" | "Late"
-            );
-            Ok::<_, WebError>(RunPage {
-                csrf,
-                run,
-                tasks,
-                logs,
-                cancellable,
-            })
+    let detail = app.live().run(run_id).await?;
+    let run = detail.run;
+    let start = run.started_at;
+    let total = run.duration_ms.unwrap_or(0).max(1) as f64;
+    let tasks = detail
+        .tasks
+        .into_iter()
+        .map(|t| {
+            let offset = match (start, t.started_at) {
+                (Some(s), Some(t)) => (t - s).num_milliseconds() as f64,
+                _ => 0.0,
+            };
+            let width = t.duration_ms.unwrap_or(0) as f64;
+            TaskBar {
+                left: (offset / total * 100.0).clamp(0.0, 100.0),
+                width: (width / total * 100.0).clamp(0.5, 100.0),
+                task: t,
+            }
         })
-        .await?;
+        .collect();
+    let cancellable = matches!(
+        run.state.as_str(),
+        "Running" | "Retrying" | "Pending" | "Scheduled" | "Late"
+    );
+    let data = RunPage {
+        csrf,
+        run,
+        tasks,
+        logs: detail.logs,
+        cancellable,
+    };
     let mut table = Table::new(&["logged_at", "level", "task", "message"]);
     for l in &data.logs {
         table.push(vec![
@@ -200,15 +190,8 @@ async fn build_run(
     })
 }
 
-/// POST /flows/{flow}/{action}: run, pause or resume (admin only).
-pub async fn act(
-    State(app): State<App>,
-    jar: CookieJar,
-    Path((flow, action)): Path<(String, String)>,
-) -> Response {
-    if !crate::admin::logged_in(&app, &jar) {
-        return crate::admin::login_first("/flows");
-    }
+/// POST /flows/{flow}/{action}: run, pause or resume (behind the session layer).
+pub async fn act(State(app): State<App>, Path((flow, action)): Path<(String, String)>) -> Response {
     let Some(handle) = app.flows() else {
         return WebError::Unavailable("the scheduler is not running".into()).into_response();
     };
@@ -232,11 +215,8 @@ pub async fn act(
     Redirect::to("/flows").into_response()
 }
 
-/// POST /runs/{id}/cancel (admin only).
-pub async fn cancel(State(app): State<App>, jar: CookieJar, Path(id): Path<i64>) -> Response {
-    if !crate::admin::logged_in(&app, &jar) {
-        return crate::admin::login_first(&format!("/runs/{id}"));
-    }
+/// POST /runs/{id}/cancel (behind the session layer).
+pub async fn cancel(State(app): State<App>, Path(id): Path<i64>) -> Response {
     let Some(handle) = app.flows() else {
         return WebError::Unavailable("the scheduler is not running".into()).into_response();
     };

@@ -1,5 +1,5 @@
-//! `/health` (liveness: the process answers), `/health/ready` (readiness: the warehouse
-//! answers a query and the marts exist) and `/metrics` (Prometheus text format).
+//! `/health` (liveness: the process answers), `/health/ready` (readiness: the published
+//! snapshot answers a query and holds the marts) and `/metrics` (Prometheus text format).
 
 use axum::Json;
 use axum::extract::State;
@@ -15,10 +15,10 @@ pub async fn live(State(app): State<App>) -> Response {
 
 pub async fn ready(State(app): State<App>) -> Response {
     let check = app
-        .pool()
+        .reader()
         .run(|conn| {
             let marts: i64 = conn.query_row(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' AND table_name = 'fact_plays'",
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'fact_plays'",
                 [],
                 |r| r.get(0),
             )?;
@@ -71,14 +71,12 @@ pub async fn metrics(State(app): State<App>) -> Response {
     }
 }
 
-/// Gauges read at scrape time: the process and host (see `magpie_core::host`), DuckDB's
-/// memory and file, and the enrichment queue.
+/// Gauges read at scrape time: the process and host (see `magpie_core::host`; the data
+/// folder's size is walked at most every few minutes, not per scrape), DuckDB's memory and
+/// file, and the enrichment queue.
 async fn refresh_gauges(app: &App) {
     use metrics::gauge;
-    let (dir, budget) = (app.data_dir().to_path_buf(), app.memory_budget());
-    if let Ok(host) =
-        tokio::task::spawn_blocking(move || magpie_core::host::HostStatus::read(&dir, budget)).await
-    {
+    if let Ok(host) = app.host_status().await {
         gauge!("magpie_process_resident_memory_bytes").set(host.process_rss_bytes as f64);
         gauge!("magpie_process_cpu_seconds").set(host.process_cpu_seconds);
         gauge!("magpie_memory_budget_bytes").set(host.memory_budget_bytes as f64);
@@ -87,37 +85,14 @@ async fn refresh_gauges(app: &App) {
         gauge!("magpie_data_disk_available_bytes").set(host.disk_available_bytes as f64);
         gauge!("magpie_data_dir_bytes").set(host.data_dir_bytes as f64);
     }
-    let db = app
-        .pool()
-        .run(|conn| {
-            let (size, memory) = duckdb_figures(conn)?;
-            let mut stmt = conn.prepare(
-                "SELECT source, count(*) FILTER (WHERE state IN ('queued', 'failed')) FROM raw.enrichment_queue GROUP BY source",
-            )?;
-            let queue: Vec<(String, i64)> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            Ok::<_, crate::WebError>((size, memory, queue))
-        })
-        .await;
-    if let Ok((size, memory, queue)) = db {
-        gauge!("magpie_warehouse_size_bytes").set(size as f64);
-        gauge!("magpie_duckdb_memory_bytes").set(memory as f64);
-        for (source, depth) in queue {
+    if let Ok(figures) = app.live().figures().await {
+        let reader = app.reader_memory().await.unwrap_or(0);
+        gauge!("magpie_warehouse_size_bytes").set(figures.warehouse_bytes as f64);
+        gauge!("magpie_duckdb_memory_bytes").set((figures.memory_bytes + reader) as f64);
+        gauge!("magpie_duckdb_reader_memory_bytes").set(reader as f64);
+        for (source, depth) in figures.queue {
             gauge!("magpie_enrichment_queue_depth", "source" => source).set(depth as f64);
         }
     }
-}
-
-/// The warehouse's size on disk (the file and its WAL) and DuckDB's memory in use, in bytes.
-pub(crate) fn duckdb_figures(conn: &duckdb::Connection) -> duckdb::Result<(i64, i64)> {
-    let (path, memory): (Option<String>, i64) = conn.query_row(
-        "SELECT (SELECT path FROM duckdb_databases() WHERE database_name = current_database()),
-                (SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory())",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let size = |p: &str| std::fs::metadata(p).map_or(0, |m| m.len() as i64);
-    let on_disk = path.map_or(0, |p| size(&p) + size(&format!("{p}.wal")));
-    Ok((on_disk, memory))
+    gauge!("magpie_web_cache_bytes").set(app.cache().bytes() as f64);
 }

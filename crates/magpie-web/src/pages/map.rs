@@ -101,7 +101,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
                     None => out.unknown_plays += r.get::<_, i64>(2)?,
                 }
             }
-            if let Some(code) = wanted {
+            if let Some(code) = wanted.clone() {
                 out.selected_name = out.countries.iter().find(|c| c.code == code).map(|c| c.name.clone());
                 let mut stmt = conn.prepare(
                     "SELECT x.artist_id, a.artist_name, sum(x.plays)::BIGINT, sum(x.ms_played)::BIGINT

@@ -13,33 +13,13 @@ use crate::render::{Rendered, Table};
 use crate::{App, WebError};
 
 #[derive(Debug, Serialize)]
-struct LifecycleRow {
-    time: String,
-    event_type: String,
-    currency: Option<String>,
-    instrument: Option<String>,
-    success: bool,
-    error: Option<String>,
-    detail: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct GapRow {
-    connection: i32,
-    from: String,
-    to: Option<String>,
-    seconds: Option<f64>,
-    reason: String,
-}
-
-#[derive(Debug, Serialize)]
 struct MarketPage {
     #[serde(flatten)]
     status: MarketStatus,
     /// Events per type in the last 24 hours.
     counts: Vec<(String, i64)>,
-    events: Vec<LifecycleRow>,
-    gaps: Vec<GapRow>,
+    events: Vec<crate::live::LifecycleRow>,
+    gaps: Vec<crate::live::GapRow>,
     instruments_known: i64,
     instruments_active: i64,
 }
@@ -56,59 +36,7 @@ pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Res
 async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
     let frame = plain_frame(app, query, "Market data".into(), "market", "/market".into())?;
     let status = app.market().map(|m| m.status()).unwrap_or_default();
-    let (counts, events, gaps, known, active) = app
-        .pool()
-        .run(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT event_type, count(*) FROM market.lifecycle_events
-                 WHERE event_time >= now()::TIMESTAMP - INTERVAL 1 DAY GROUP BY ALL ORDER BY 1",
-            )?;
-            let counts: Vec<(String, i64)> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            let mut stmt = conn.prepare(
-                "SELECT strftime(event_time, '%Y-%m-%d %H:%M:%S'), event_type, currency, instrument_name, success, error, detail
-                 FROM market.lifecycle_events
-                 WHERE NOT (event_type = 'subscription_added' AND success)
-                 ORDER BY event_id DESC LIMIT 100",
-            )?;
-            let events: Vec<LifecycleRow> = stmt
-                .query_map([], |r| {
-                    Ok(LifecycleRow {
-                        time: r.get(0)?,
-                        event_type: r.get(1)?,
-                        currency: r.get(2)?,
-                        instrument: r.get(3)?,
-                        success: r.get(4)?,
-                        error: r.get(5)?,
-                        detail: r.get(6)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            let mut stmt = conn.prepare(
-                "SELECT connection, strftime(disconnected_at, '%Y-%m-%d %H:%M:%S'), strftime(reconnected_at, '%Y-%m-%d %H:%M:%S'),
-                        epoch_ms(reconnected_at) / 1000.0 - epoch_ms(disconnected_at) / 1000.0, reason
-                 FROM market.disconnects ORDER BY disconnected_at DESC LIMIT 30",
-            )?;
-            let gaps: Vec<GapRow> = stmt
-                .query_map([], |r| {
-                    Ok(GapRow {
-                        connection: r.get(0)?,
-                        from: r.get(1)?,
-                        to: r.get(2)?,
-                        seconds: r.get(3)?,
-                        reason: r.get(4)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            let (known, active): (i64, i64) = conn.query_row(
-                "SELECT count(*), count(*) FILTER (WHERE is_active) FROM market.instrument_metadata",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            Ok::<_, WebError>((counts, events, gaps, known, active))
-        })
-        .await?;
+    let records = app.live().market().await?;
     let mut table = Table::new(&[
         "currency",
         "active_instruments",
@@ -127,11 +55,11 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
     }
     let page = MarketPage {
         status,
-        counts,
-        events,
-        gaps,
-        instruments_known: known,
-        instruments_active: active,
+        counts: records.counts,
+        events: records.events,
+        gaps: records.gaps,
+        instruments_known: records.instruments_known,
+        instruments_active: records.instruments_active,
     };
     Ok(Rendered {
         template: "market.html",

@@ -121,6 +121,25 @@ pub(crate) async fn frame(
     })
 }
 
+impl Frame {
+    /// The frame of a page without a range (operations, admin, login).
+    pub(crate) fn plain(app: &App, title: &str, nav: &'static str, path: &str) -> Frame {
+        Frame {
+            alerts: app.alerts(),
+            qs: String::new(),
+            title: title.into(),
+            nav,
+            listener: app.listener_name().to_string(),
+            previous: None,
+            range: None,
+            bounds: DataBounds::default(),
+            presets: Vec::new(),
+            path: path.into(),
+            keep: Vec::new(),
+        }
+    }
+}
+
 /// The frame of an operations page (flows, runs, enrichment): no range, and it works before
 /// any marts are built.
 pub(crate) fn plain_frame(
@@ -131,19 +150,7 @@ pub(crate) fn plain_frame(
     path: String,
 ) -> Result<Frame, WebError> {
     Format::parse(query.format.as_deref())?;
-    Ok(Frame {
-        alerts: app.alerts(),
-        qs: String::new(),
-        title,
-        nav,
-        listener: app.listener_name().to_string(),
-        previous: None,
-        range: None,
-        bounds: DataBounds::default(),
-        presets: Vec::new(),
-        path,
-        keep: Vec::new(),
-    })
+    Ok(Frame::plain(app, &title, nav, &path))
 }
 
 /// Send a page in the requested format.

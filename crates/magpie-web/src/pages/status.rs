@@ -28,14 +28,12 @@ pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Res
 
 async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
     let frame = plain_frame(app, query, "Status".into(), "status", "/status".into())?;
-    let (dir, budget) = (app.data_dir().to_path_buf(), app.memory_budget());
-    let host = tokio::task::spawn_blocking(move || HostStatus::read(&dir, budget))
-        .await
-        .map_err(|e| WebError::Unavailable(format!("cannot read the host's figures: {e}")))?;
-    let (warehouse_bytes, duckdb_memory_bytes) = app
-        .pool()
-        .run(|conn| Ok::<_, WebError>(super::health::duckdb_figures(conn)?))
-        .await?;
+    let host = app.host_status().await?;
+    let figures = app.live().figures().await?;
+    let (warehouse_bytes, duckdb_memory_bytes) = (
+        figures.warehouse_bytes,
+        figures.memory_bytes + app.reader_memory().await.unwrap_or(0),
+    );
     let data = Status {
         budget_used_percent: if host.memory_budget_bytes == 0 {
             0.0

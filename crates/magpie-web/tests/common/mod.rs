@@ -51,15 +51,12 @@ impl Served {
             .collect()
     }
 
-    /// Run statements on the served warehouse (then clear the app's cache).
+    /// Run statements on the served warehouse, then publish its snapshot (as a build's last
+    /// step does) so the pages show them.
     pub fn execute(&self, sql: &str) {
-        self.warehouse
-            .lock()
-            .unwrap()
-            .conn()
-            .execute_batch(sql)
-            .unwrap();
-        self.app.cache().clear();
+        let wh = self.warehouse.lock().unwrap();
+        wh.conn().execute_batch(sql).unwrap();
+        self.app.publish(&wh).unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -67,9 +64,12 @@ impl Served {
     }
 }
 
-fn config() -> Config {
+/// The configuration of a served test warehouse: its data (the snapshot the pages read
+/// among it) in `dir`.
+pub fn config(dir: &Path) -> Config {
     Config {
         timezone: "Europe/Berlin".into(),
+        data_dir: dir.to_path_buf(),
         ..Config::default()
     }
 }
@@ -129,7 +129,11 @@ pub fn demo_warehouse_with(
 
 /// Serve `warehouse` on a free loopback port from a thread of its own.
 pub fn serve(warehouse: Warehouse, dir: tempfile::TempDir) -> Served {
-    serve_app(App::new(&config(), &warehouse).unwrap(), warehouse, dir)
+    serve_app(
+        App::new(&config(dir.path()), &warehouse).unwrap(),
+        warehouse,
+        dir,
+    )
 }
 
 /// Serve `warehouse` through `app` (built over it).
@@ -181,4 +185,33 @@ pub async fn json(url: &str) -> serde_json::Value {
     let (status, body) = get(url).await;
     assert_eq!(status, 200, "{url}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+}
+
+/// The CSRF token of a page's forms (`<input type="hidden" name="csrf" value="...">`).
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = html.find(marker).expect("a form with a CSRF token") + marker.len();
+    html[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
+}
+
+/// A client that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The session cookie (`name=value`) a login response set.
+pub fn session_of(response: &reqwest::Response) -> String {
+    response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
 }

@@ -73,7 +73,7 @@ pub fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn runs(config: &Config, args: RunsArgs) -> anyhow::Result<ExitCode> {
-    let conn = magpie_core::Warehouse::open_read_only(config.warehouse_path())?;
+    let conn = super::open_reader(config)?;
     let runs = RunStore::new(&conn).recent(args.flow.as_deref(), args.limit)?;
     if runs.is_empty() {
         println!("no runs yet");

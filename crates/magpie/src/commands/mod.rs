@@ -99,3 +99,37 @@ pub fn open_warehouse(config: &Config) -> anyhow::Result<Warehouse> {
     let options = OpenOptions::from_budget(config.memory_budget, &config.data_dir);
     Ok(Warehouse::open(config.warehouse_path(), &options)?)
 }
+
+/// A locked-down read-only connection for the read-only commands (`sql`, `runs`,
+/// `spotify status`): to the warehouse itself when no other process holds it, else, while
+/// `magpie serve` does, to the snapshot it publishes after every build, saying so on stderr.
+/// It cannot write, read files (but the market data's Parquet) or change its settings, and
+/// DuckDB gets the share of `memory_budget` a writer would.
+pub fn open_reader(config: &Config) -> anyhow::Result<duckdb::Connection> {
+    use magpie_core::warehouse::reader::{self, ReaderOptions, SnapshotInfo};
+    let options = ReaderOptions {
+        memory_limit: OpenOptions::from_budget(config.memory_budget, &config.data_dir).memory_limit,
+        ..ReaderOptions::from_budget(
+            config.memory_budget,
+            vec![config.market.dir(&config.data_dir)],
+        )
+    };
+    match reader::open_locked(&config.warehouse_path(), &options) {
+        Err(magpie_core::WarehouseError::Locked { path }) => {
+            let snapshot = config.snapshot_path();
+            let conn = reader::open_locked(&snapshot, &options).with_context(|| {
+                format!(
+                    "{} is held by another magpie (magpie serve?), and its snapshot cannot be read",
+                    path.display()
+                )
+            })?;
+            let info = SnapshotInfo::of(&snapshot, &conn)?;
+            eprintln!(
+                "(another magpie, e.g. `magpie serve`, holds the warehouse: reading {})",
+                info.describe()
+            );
+            Ok(conn)
+        }
+        other => Ok(other?),
+    }
+}

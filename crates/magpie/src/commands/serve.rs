@@ -30,9 +30,11 @@ pub fn serve_warehouse(
     let scheduler_conn = warehouse.try_clone()?;
     let flows = magpie_core::scheduler::FlowSpec::built_in(config).map_err(anyhow::Error::msg)?;
     let cache = std::cell::OnceCell::<magpie_web::App>::new();
-    let tasks = super::tasks::MagpieTasks::new(config, warehouse).after_build(|| {
-        if let Some(app) = cache.get() {
-            app.cache().clear();
+    let tasks = super::tasks::MagpieTasks::new(config, warehouse).after_publish(|| {
+        if let Some(app) = cache.get()
+            && let Err(e) = app.reload()
+        {
+            tracing::error!(error = %e, "the pages could not move to the new snapshot");
         }
     });
     let (scheduler, handle) = magpie_core::scheduler::Scheduler::new(
@@ -59,8 +61,7 @@ pub fn serve_warehouse(
     let app = app
         .with_alerts(spotify_alerts(config, warehouse)?)
         .with_connector(std::sync::Arc::new(SpotifyConnector::new(config)?))
-        .with_flows(handle)
-        .with_snapshot_path(super::tasks::snapshot_path(config));
+        .with_flows(handle);
     // Prometheus metrics of this process (flow runs, API calls per service and status).
     const BUCKETS: &[f64] = &[
         0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
@@ -96,6 +97,14 @@ pub fn serve_warehouse(
         };
         println!("Dashboards on {shown} (Ctrl-C to stop)");
         tracing::info!(address = %local, "serving");
+        if let Some(code) = app.setup_code() {
+            // Like Jupyter's token: whoever can read this terminal or the log owns the box.
+            eprintln!(
+                "No admin password is set yet. Set one at {shown}/login with the setup code {code}\n\
+                 (or on this machine with `magpie admin password`)."
+            );
+            tracing::warn!(setup_code = %code, "first run: no admin password yet; the setup code is needed to set one from the web");
+        }
         // One shutdown signal for both: the server stops taking requests, the scheduler
         // records a run in progress as cancelled.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

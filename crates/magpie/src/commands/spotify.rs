@@ -111,19 +111,27 @@ fn poll(config: &Config, force: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A listener's poll status, last and next poll, and possible gaps.
+type PollState = (Option<String>, Option<String>, Option<String>, i64);
+
 fn status(config: &Config) -> anyhow::Result<ExitCode> {
     let store = TokenStore::new(&config.data_dir);
     let now = chrono::Utc::now();
-    let warehouse = super::open_warehouse(config)?;
+    let conn = super::open_reader(config)?;
     for (listener, tokens) in store.all()? {
-        let id = warehouse.listener_id(&listener)?;
-        let (status, last, next, gaps): (Option<String>, Option<String>, Option<String>, i64) = warehouse.conn().query_row(
-            "SELECT s.status, strftime(s.last_poll_at, '%Y-%m-%d %H:%M'), strftime(s.next_poll_at, '%Y-%m-%d %H:%M'),
-                    (SELECT count(*) FROM raw.spotify_gaps g WHERE g.listener_id = l.listener_id)
-             FROM listeners l LEFT JOIN raw.spotify_poll_state s USING (listener_id) WHERE l.listener_id = ?",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
+        let found: Option<PollState> = conn
+            .query_row(
+                "SELECT s.status, strftime(s.last_poll_at, '%Y-%m-%d %H:%M'), strftime(s.next_poll_at, '%Y-%m-%d %H:%M'),
+                        (SELECT count(*) FROM raw.spotify_gaps g WHERE g.listener_id = l.listener_id)
+                 FROM listeners l LEFT JOIN raw.spotify_poll_state s USING (listener_id) WHERE l.name = ?",
+                [&listener],
+                |r| Ok(Some((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))),
+            )
+            .or_else(|e| match e {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        let (status, last, next, gaps) = found.unwrap_or((None, None, None, 0));
         println!(
             "{listener}: {}; authorisation ends {}{}; last poll {}, next {}; {gaps} possible gap(s)",
             status.unwrap_or_else(|| "never polled".into()),

@@ -1,28 +1,26 @@
-//! `magpie sql "SELECT ..."`: a read-only query (external access disabled but for the market
-//! data's Parquet folder, which the `market.*` views read), printed as an aligned table, CSV
-//! or JSON.
+//! `magpie sql "SELECT ..."`: a query on a locked-down read-only connection (no writes, no
+//! settings changed, no files or network but the market data's Parquet folder, which the
+//! `market.*` views read, within the memory budget), printed as an aligned table, or streamed
+//! as CSV or JSON rows as DuckDB produces them, so output of any size takes no more memory.
+//! Beside a running `magpie serve` it reads the snapshot serve publishes, and says so.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use magpie_core::values::{self, ResultSet};
-use magpie_core::{Config, Warehouse};
+use magpie_core::Config;
+use magpie_core::values::{self, ResultSet, Streamed};
 
 use crate::cli::{OutputFormat, SqlArgs};
 
 pub fn run(config: &Config, args: SqlArgs) -> anyhow::Result<ExitCode> {
-    let market = config.market.dir(&config.data_dir);
-    let conn = Warehouse::open_read_only_reading(config.warehouse_path(), &[market])?;
-    let limit = match args.format {
-        OutputFormat::Table => args.max_rows,
-        _ => usize::MAX,
-    };
-    let (result, truncated) = values::query(&conn, &args.query, limit).context("query failed")?;
+    let conn = super::open_reader(config)?;
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {
         OutputFormat::Table => {
+            let (result, truncated) =
+                values::query(&conn, &args.query, args.max_rows).context("query failed")?;
             write_table(&mut out, &result)?;
             if truncated {
                 writeln!(
@@ -33,32 +31,44 @@ pub fn run(config: &Config, args: SqlArgs) -> anyhow::Result<ExitCode> {
             }
         }
         OutputFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(&result.columns)?;
-            for row in &result.rows {
-                w.write_record(row.iter().map(values::to_text))?;
-            }
+            let mut w = csv::Writer::from_writer(&mut out);
+            values::stream(&conn, &args.query, |event| {
+                match event {
+                    Streamed::Columns(names) => w.write_record(names)?,
+                    Streamed::Row(row) => w.write_record(row.iter().map(values::to_text))?,
+                }
+                Ok::<_, anyhow::Error>(true)
+            })
+            .context("query failed")?;
             w.flush()?;
         }
         OutputFormat::Json => {
-            let rows: Vec<serde_json::Value> = result
-                .rows
-                .iter()
-                .map(|row| {
-                    serde_json::Value::Object(
-                        result
-                            .columns
+            let mut columns = Vec::new();
+            let mut rows = 0u64;
+            writeln!(out, "[")?;
+            values::stream(&conn, &args.query, |event| {
+                match event {
+                    Streamed::Columns(names) => columns = names.to_vec(),
+                    Streamed::Row(row) => {
+                        let object: serde_json::Map<String, serde_json::Value> = columns
                             .iter()
                             .cloned()
                             .zip(row.iter().map(values::to_json))
-                            .collect(),
-                    )
-                })
-                .collect();
-            serde_json::to_writer_pretty(&mut out, &rows)?;
-            writeln!(out)?;
+                            .collect();
+                        if rows > 0 {
+                            writeln!(out, ",")?;
+                        }
+                        rows += 1;
+                        serde_json::to_writer(&mut out, &object)?;
+                    }
+                }
+                Ok::<_, anyhow::Error>(true)
+            })
+            .context("query failed")?;
+            writeln!(out, "{}]", if rows == 0 { "" } else { "\n" })?;
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

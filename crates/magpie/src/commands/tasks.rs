@@ -1,11 +1,10 @@
 //! The tasks the built-in flows are made of, over one open warehouse: `poll` (Spotify
 //! recently-played), `enrich` (a bounded pass of the enrichment queue), `build` (the models and
 //! their tests, when an earlier task changed something or the flow is daily-etl, then the
-//! read-only snapshot so outside readers see every build), `snapshot`
-//! (the read-only copy outside readers open) and `backup` (a dated copy, `backup.keep_daily`
-//! daily and `backup.keep_weekly` weekly kept).
+//! read-only snapshot so the pages and outside readers see every build), `snapshot`
+//! (publishing the read-only copy the web pages and outside readers open) and `backup` (a
+//! dated copy, `backup.keep_daily` daily and `backup.keep_weekly` weekly kept).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use magpie_core::scheduler::{TaskContext, TaskResult, TaskRunner};
@@ -22,8 +21,8 @@ pub struct MagpieTasks<'w> {
     /// One enricher for the process (its limiters keep the services' rates), made when first
     /// needed; a tokio mutex because a pass holds it across awaits.
     enricher: tokio::sync::Mutex<Option<Enricher>>,
-    /// The dashboards' cache, cleared after a build (when serving).
-    after_build: Option<Box<dyn Fn() + 'w>>,
+    /// Moves the dashboards to a newly published snapshot (when serving).
+    after_publish: Option<Box<dyn Fn() + 'w>>,
 }
 
 impl<'w> MagpieTasks<'w> {
@@ -32,13 +31,13 @@ impl<'w> MagpieTasks<'w> {
             config: config.clone(),
             warehouse,
             enricher: tokio::sync::Mutex::new(None),
-            after_build: None,
+            after_publish: None,
         }
     }
 
-    /// Call `f` after every successful build.
-    pub fn after_build(mut self, f: impl Fn() + 'w) -> Self {
-        self.after_build = Some(Box::new(f));
+    /// Call `f` after every published snapshot.
+    pub fn after_publish(mut self, f: impl Fn() + 'w) -> Self {
+        self.after_publish = Some(Box::new(f));
         self
     }
 
@@ -137,13 +136,11 @@ impl<'w> MagpieTasks<'w> {
             report.nodes.len(),
             report.elapsed.as_secs_f64()
         ));
-        if let Some(clear) = &self.after_build {
-            clear();
-        }
         if !report.ok() {
             return Err(failed.join("; "));
         }
-        // Outside readers see every build (daily-etl refreshes it in its own task).
+        // The pages and outside readers see every good build (daily-etl publishes in its own
+        // task); a failed one leaves them on the last good snapshot.
         if flow != "daily-etl" {
             self.snapshot(ctx)?;
         }
@@ -151,10 +148,15 @@ impl<'w> MagpieTasks<'w> {
     }
 
     fn snapshot(&self, ctx: &TaskContext) -> TaskResult {
-        let path = snapshot_path(&self.config);
-        let bytes = self.warehouse.copy_to(&path).map_err(|e| e.to_string())?;
+        let path = self.config.snapshot_path();
+        let info = self.warehouse.publish(&path).map_err(|e| e.to_string())?;
+        if let Some(reload) = &self.after_publish {
+            reload();
+        }
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
         ctx.info(format!(
-            "read-only snapshot for outside tools: {} ({:.1} MB)",
+            "published the read-only snapshot of build {} for the pages and outside tools: {} ({:.1} MB)",
+            info.build,
             path.display(),
             bytes as f64 / 1e6
         ));
@@ -181,14 +183,6 @@ impl<'w> MagpieTasks<'w> {
         }
         Ok(())
     }
-}
-
-/// Where the read-only snapshot lives.
-pub fn snapshot_path(config: &Config) -> PathBuf {
-    config
-        .data_dir
-        .join("snapshot")
-        .join("magpie-readonly.duckdb")
 }
 
 impl TaskRunner for MagpieTasks<'_> {

@@ -1,0 +1,293 @@
+//! The router layers of the trust boundary. Handlers behind [`require_session`] never check a
+//! login or a CSRF token themselves: a request reaches them only with both.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use magpie_core::config::MetricsAccess;
+
+use super::sessions::same_secret;
+use crate::{App, WebError};
+
+/// The header a script sends the CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The form field a form sends it in.
+pub const CSRF_FIELD: &str = "csrf";
+
+/// Admin pages and every state-changing route: a live session is required (browsers are sent
+/// to the login, other clients get 401), and for anything but GET and HEAD the session's CSRF
+/// token too. The session is handed to the handler as an extension.
+pub async fn require_session(
+    State(app): State<App>,
+    jar: CookieJar,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(session) = app.auth().session(&jar) else {
+        return login_required(&request);
+    };
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+    let mut request = request;
+    if !safe {
+        let (given, rebuilt) = match csrf_of(request, app.max_body()).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+        request = rebuilt;
+        if !given.is_some_and(|g| same_secret(&g, &session.csrf)) {
+            tracing::warn!(
+                path = request.uri().path(),
+                "a request without its session's CSRF token was refused"
+            );
+            return WebError::Forbidden(
+                "this form is stale or did not come from magpie: reload the page and try again"
+                    .into(),
+            )
+            .into_response();
+        }
+    }
+    request.extensions_mut().insert(session);
+    next.run(request).await
+}
+
+/// Pages: with `server.require_login`, a live session is required.
+pub async fn require_login_if_set(
+    State(app): State<App>,
+    jar: CookieJar,
+    request: Request,
+    next: Next,
+) -> Response {
+    if app.auth().require_login && app.auth().session(&jar).is_none() {
+        return login_required(&request);
+    }
+    next.run(request).await
+}
+
+/// Every route: a state-changing request must come from magpie's own pages. Browsers send
+/// `Origin` (and `Sec-Fetch-Site`) with every POST; one naming another site is refused, so a
+/// page elsewhere cannot post to magpie at all, logged in or not (the login and first-run
+/// forms included). Clients that send neither (curl, scrobblers) are left to the other checks.
+pub async fn same_origin(State(app): State<App>, request: Request, next: Next) -> Response {
+    let unsafe_method = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if unsafe_method && !from_own_origin(request.headers(), app.auth().public_origin.as_deref()) {
+        tracing::warn!(
+            path = request.uri().path(),
+            origin = ?request.headers().get(header::ORIGIN),
+            "a cross-site request was refused"
+        );
+        return WebError::Forbidden("requests from other sites are not accepted".into())
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether the request's `Sec-Fetch-Site` / `Origin` allow it: same-origin, absent, or this
+/// server's own origin (its `Host`, or `public_url`).
+fn from_own_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
+    // Browsers send Sec-Fetch-Site with every request and no page can forge it: when it is
+    // there it decides (a reverse proxy that rewrites `Host` does not confuse it).
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if public_origin.is_some_and(|p| p.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    // `Origin: null` (sandboxed frames, some redirects) has no host and is refused here.
+    url::Url::parse(origin).is_ok_and(|o| {
+        let port = o.port().map_or(String::new(), |p| format!(":{p}"));
+        o.host_str()
+            .is_some_and(|h| format!("{h}{port}").eq_ignore_ascii_case(host))
+    })
+}
+
+/// `/metrics`: open, the admin session, or a bearer token, per `server.metrics`.
+pub async fn metrics_access(
+    State(app): State<App>,
+    jar: CookieJar,
+    request: Request,
+    next: Next,
+) -> Response {
+    let auth = app.auth();
+    let allowed = match auth.metrics {
+        MetricsAccess::Open => true,
+        MetricsAccess::Login => auth.session(&jar).is_some(),
+        MetricsAccess::Token => {
+            let given = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match (given, &auth.metrics_token) {
+                (Some(given), Some(token)) => same_secret(given.trim(), token.expose()),
+                _ => false,
+            }
+        }
+    };
+    if allowed {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        "metrics need authorisation (server.metrics)\n",
+    )
+        .into_response();
+    if auth.metrics == MetricsAccess::Token {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"magpie metrics\""),
+        );
+    }
+    response
+}
+
+/// No session: browsers go to the login page (coming back here after), other clients get 401.
+fn login_required(request: &Request) -> Response {
+    let wants_json = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.contains("format=json"))
+        || request.uri().path().starts_with("/api/")
+        || request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.starts_with("application/json"));
+    if wants_json {
+        let mut response = WebError::Unauthorized("log in first".into()).into_response();
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return response;
+    }
+    // After a login, a browser goes back to the page it asked for; to a form's page, not to
+    // the form's action (which it cannot GET).
+    let target = if request.method() == Method::GET {
+        request
+            .uri()
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.as_str().to_string())
+    } else {
+        request
+            .headers()
+            .get(header::REFERER)
+            .and_then(|r| r.to_str().ok())
+            .and_then(|r| url::Url::parse(r).ok())
+            .map_or("/".to_string(), |u| u.path().to_string())
+    };
+    login_first(&target)
+}
+
+/// A redirect to the login page, which comes back to `path` after.
+pub fn login_first(path: &str) -> Response {
+    let next: String =
+        url::form_urlencoded::byte_serialize(super::login::safe_next(Some(path)).as_bytes())
+            .collect();
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+/// The CSRF token of a request (header, or the `csrf` field of a urlencoded form body), and
+/// the request rebuilt with its body for the handler.
+async fn csrf_of(request: Request, limit: usize) -> Result<(Option<String>, Request), Response> {
+    if let Some(token) = request
+        .headers()
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        let token = token.to_string();
+        return Ok((Some(token), request));
+    }
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Ok((None, request));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        WebError::PayloadTooLarge(format!("a form may have at most {limit} bytes")).into_response()
+    })?;
+    let token = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == CSRF_FIELD)
+        .map(|(_, v)| v.into_owned());
+    Ok((token, Request::from_parts(parts, Body::from(bytes))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn origins_are_compared_with_the_host_and_public_url() {
+        let host = ("host", "nas.local:8080");
+        assert!(from_own_origin(&headers(&[host]), None), "no Origin: curl");
+        assert!(from_own_origin(
+            &headers(&[host, ("origin", "http://nas.local:8080")]),
+            None
+        ));
+        assert!(!from_own_origin(
+            &headers(&[host, ("origin", "https://evil.example")]),
+            None
+        ));
+        assert!(!from_own_origin(
+            &headers(&[host, ("origin", "null")]),
+            None
+        ));
+        assert!(!from_own_origin(
+            &headers(&[host, ("origin", "http://nas.local:8081")]),
+            None
+        ));
+        assert!(!from_own_origin(
+            &headers(&[host, ("sec-fetch-site", "cross-site")]),
+            None
+        ));
+        assert!(from_own_origin(
+            &headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "https://music.example.org")
+            ]),
+            Some("https://music.example.org")
+        ));
+        assert!(from_own_origin(
+            &headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "https://music.example.org"),
+                ("sec-fetch-site", "same-origin")
+            ]),
+            None
+        ));
+        assert!(!from_own_origin(
+            &headers(&[
+                host,
+                ("origin", "http://nas.local:8080"),
+                ("sec-fetch-site", "same-site")
+            ]),
+            None
+        ));
+    }
+}

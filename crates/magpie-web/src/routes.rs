@@ -1,0 +1,206 @@
+//! Every route, with the side of the trust boundary it sits on ([`Access`]). The router is
+//! built from this one table, so a route cannot exist without a class, and the probe test
+//! walks the same table ([`table`]).
+//!
+//! - **Public**: liveness and readiness, assets, the login and first-run forms, Spotify's
+//!   redirect (bound to an attempt by its unguessable `state`).
+//! - **Metrics**: `/metrics`, open, for the admin session or for a bearer token, per
+//!   `server.metrics`.
+//! - **Pages**: read-only pages over the published snapshot and the operational records;
+//!   they need the admin session only with `server.require_login`.
+//! - **Admin**: admin pages and every state-changing request, behind one layer that requires
+//!   a session and its CSRF token.
+//!
+//! Around all of them: a foreign-origin POST is refused, security headers are set, bodies,
+//! time and concurrency are limited, and every request is counted.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{MethodRouter, get, post};
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{guard, login};
+use crate::{App, admin, pages, render, security};
+
+/// Which side of the trust boundary a route is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, assets, login, first run, Spotify's redirect.
+    Public,
+    /// `/metrics`: per `server.metrics`.
+    Metrics,
+    /// Read-only pages: anyone on the network, or the admin with `server.require_login`.
+    Pages,
+    /// The admin session, and its CSRF token for anything but GET.
+    Admin,
+}
+
+/// A route: its class, method and path.
+pub struct Route {
+    pub access: Access,
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<App>,
+}
+
+fn route(access: Access, method: Method, path: &'static str, handler: MethodRouter<App>) -> Route {
+    Route {
+        access,
+        method,
+        path,
+        handler,
+    }
+}
+
+/// Every route magpie serves.
+pub fn table() -> Vec<Route> {
+    use Access::{Admin, Metrics, Pages, Public};
+    let (g, p) = (Method::GET, Method::POST);
+    vec![
+        route(Public, g.clone(), "/health", get(pages::health::live)),
+        route(
+            Public,
+            g.clone(),
+            "/health/ready",
+            get(pages::health::ready),
+        ),
+        route(Public, g.clone(), "/assets/{file}", get(render::asset)),
+        route(Public, g.clone(), "/login", get(login::login_form)),
+        route(Public, p.clone(), "/login", post(login::login)),
+        route(Public, p.clone(), "/setup", post(login::setup)),
+        route(Public, g.clone(), "/callback", get(admin::callback)),
+        route(Metrics, g.clone(), "/metrics", get(pages::health::metrics)),
+        route(Pages, g.clone(), "/", get(pages::overview::page)),
+        route(Pages, g.clone(), "/top/{kind}", get(pages::top::page)),
+        route(Pages, g.clone(), "/timeline", get(pages::timeline::page)),
+        route(Pages, g.clone(), "/patterns", get(pages::patterns::page)),
+        route(Pages, g.clone(), "/genres", get(pages::genres::page)),
+        route(Pages, g.clone(), "/map", get(pages::map::page)),
+        route(Pages, g.clone(), "/artist/{id}", get(pages::detail::artist)),
+        route(Pages, g.clone(), "/album/{id}", get(pages::detail::album)),
+        route(Pages, g.clone(), "/track/{id}", get(pages::detail::track)),
+        route(
+            Pages,
+            g.clone(),
+            "/discoveries",
+            get(pages::discoveries::page),
+        ),
+        route(Pages, g.clone(), "/streaks", get(pages::streaks::page)),
+        route(Pages, g.clone(), "/year/{year}", get(pages::year::page)),
+        route(Pages, g.clone(), "/year", get(pages::year::latest)),
+        route(
+            Pages,
+            g.clone(),
+            "/completeness",
+            get(pages::completeness::page),
+        ),
+        route(
+            Pages,
+            g.clone(),
+            "/enrichment",
+            get(pages::enrichment::page),
+        ),
+        route(Pages, g.clone(), "/flows", get(pages::flows::page)),
+        route(Pages, g.clone(), "/runs/{id}", get(pages::flows::run)),
+        route(Pages, g.clone(), "/status", get(pages::status::page)),
+        route(Pages, g.clone(), "/market", get(pages::market::page)),
+        route(
+            Pages,
+            g.clone(),
+            "/api/market/status",
+            get(pages::market::api_status),
+        ),
+        route(Admin, g.clone(), "/admin/spotify", get(admin::spotify)),
+        route(
+            Admin,
+            p.clone(),
+            "/admin/spotify/start",
+            post(admin::spotify_start),
+        ),
+        route(
+            Admin,
+            p.clone(),
+            "/admin/spotify/finish",
+            post(admin::spotify_finish),
+        ),
+        route(Admin, p.clone(), "/logout", post(login::logout)),
+        route(
+            Admin,
+            p.clone(),
+            "/flows/{flow}/{action}",
+            post(pages::flows::act),
+        ),
+        route(Admin, p, "/runs/{id}/cancel", post(pages::flows::cancel)),
+    ]
+}
+
+/// The router: the table's routes under their class's layer, then the layers every request
+/// goes through.
+pub fn router(app: App) -> Router {
+    let (mut public, mut metrics) = (Router::new(), Router::new());
+    let (mut pages, mut admin) = (Router::new(), Router::new());
+    for r in table() {
+        match r.access {
+            Access::Public => public = public.route(r.path, r.handler),
+            Access::Metrics => metrics = metrics.route(r.path, r.handler),
+            Access::Pages => pages = pages.route(r.path, r.handler),
+            Access::Admin => admin = admin.route(r.path, r.handler),
+        }
+    }
+    let metrics = metrics.route_layer(from_fn_with_state(app.clone(), guard::metrics_access));
+    let pages = pages.route_layer(from_fn_with_state(app.clone(), guard::require_login_if_set));
+    let admin = admin.route_layer(from_fn_with_state(app.clone(), guard::require_session));
+    let limits = app.limits().clone();
+    let mut router = Router::new()
+        .merge(public)
+        .merge(metrics)
+        .merge(pages)
+        .merge(admin)
+        .fallback(pages::not_found)
+        .route_layer(from_fn(count_request))
+        .layer(from_fn_with_state(app.clone(), login::with_client_ip))
+        .layer(from_fn_with_state(app.clone(), guard::same_origin))
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            limits.max_body,
+        ))
+        .layer(from_fn_with_state(app.clone(), security::limit_concurrency))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ));
+    for (name, value) in security::headers(app.auth().https) {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Count every request by route and status, and time it (`magpie_http_requests_total`,
+/// `magpie_http_request_duration_seconds`).
+async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics::counter!(
+        "magpie_http_requests_total",
+        "route" => route.clone(),
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    metrics::histogram!("magpie_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
