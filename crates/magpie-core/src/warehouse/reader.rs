@@ -239,10 +239,11 @@ mod tests {
             ..Default::default()
         };
         let ro = open_locked(&snapshot, &options).unwrap();
-        let n: i64 = ro
-            .query_row("SELECT count(*) FROM listeners", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 0);
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM listeners", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&ro), count(wh.conn()), "it reads the published copy");
         refused(&ro, "DELETE FROM listeners");
         refused(&ro, "CREATE TABLE t AS SELECT 1");
         refused(&ro, "SET memory_limit = '10GB'");
