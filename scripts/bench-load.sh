@@ -23,7 +23,8 @@ restore_secrets() {
   rm -rf "$SECRETS"
   if [ -d "$OUT/secrets.saved" ]; then mv "$OUT/secrets.saved" "$SECRETS"; fi
 }
-trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; restore_secrets; rm -rf "$OUT"' EXIT
+stop_serve() { pkill -INT -P "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+trap 'stop_serve; restore_secrets; rm -rf "$OUT"' EXIT
 if [ -d "$SECRETS" ]; then cp -a "$SECRETS" "$OUT/secrets.saved"; fi
 PASSWORD="bench-load password $RANDOM"
 echo "$PASSWORD" | "$BIN" --data-dir "$DATA" admin password >/dev/null
@@ -61,8 +62,8 @@ end
 LUA
 echo "== load: wrk, 50 connections, ${DURATION} s"
 wrk -t2 -c50 -d"${DURATION}s" --timeout 10s -s "$OUT/load.lua" "$BASE" | tail -1
-RSS_AFTER_LOAD=$(ps -o rss= -p "$(pgrep -P "$PID" magpie || echo "$PID")" | awk '{printf "%.1f", $1 / 1024}')
-echo "RSS after the load: $RSS_AFTER_LOAD MB"
+SERVE_PID=$(pgrep -P "$PID" | head -1)
+echo "RSS after the load: $(awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$SERVE_PID/status")"
 
 echo "== logins: one alone, then 20 at once while pages are asked for"
 login() {
@@ -87,6 +88,5 @@ pages = sorted(float(t) * 1000 for _, t in during)
 bad = sum(1 for c, _ in during if c != "200")
 print(f"pages meanwhile: {len(pages)} answered, {bad} not 200, median {pages[len(pages) // 2]:.1f} ms, max {pages[-1]:.1f} ms")
 PY
-pkill -INT -P "$PID" || kill -INT "$PID"
-wait "$PID" || true
+stop_serve
 grep -E "Maximum resident set size" "$OUT/time.log" | awk '{printf "peak RSS of magpie serve: %.1f MB\n", $6 / 1024}'

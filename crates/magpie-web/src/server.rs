@@ -6,6 +6,8 @@
 //! generation, so every page shows one build's data. Operational records come from
 //! [`crate::live`].
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -71,7 +73,13 @@ struct Inner {
     limits: Limits,
     request_slots: RequestSlots,
     folder_size: Mutex<Option<(Instant, u64)>>,
+    /// Results being computed, by cache generation and key: one computation per key, which
+    /// everyone asking for the same key meanwhile waits for.
+    inflight: Mutex<HashMap<(u64, String), Arc<Computing>>>,
 }
+
+/// A result being computed once for everyone who asks for it meanwhile.
+type Computing = tokio::sync::OnceCell<Arc<dyn Any + Send + Sync>>;
 
 /// What the published snapshot shows: which build, and whose pages these are.
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +152,7 @@ impl App {
                 },
                 request_slots: RequestSlots::new(server.max_concurrent_requests),
                 folder_size: Mutex::new(None),
+                inflight: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -382,7 +391,9 @@ impl App {
     }
 
     /// `work`'s result for `key`: from the cache, or computed on a reader connection and kept
-    /// (unless a new snapshot arrived meanwhile).
+    /// (unless a new snapshot arrived meanwhile). Requests that ask for a key while it is being
+    /// computed wait for that computation instead of running the same query again; if it fails
+    /// or its request goes away, the next waiter runs its own.
     pub(crate) async fn cached<T, F>(&self, key: String, work: F) -> Result<Arc<T>, WebError>
     where
         T: Serialize + Send + Sync + 'static,
@@ -392,9 +403,35 @@ impl App {
             return Ok(hit);
         }
         let generation = self.inner.cache.generation();
-        let value = Arc::new(self.inner.reader.run(work).await?);
-        self.inner.cache.put(generation, key, Arc::clone(&value));
-        Ok(value)
+        let slot = (generation, key);
+        let cell = self
+            .inner
+            .inflight
+            .lock()
+            .map_err(|_| WebError::Internal("the result cache is poisoned".into()))?
+            .entry(slot.clone())
+            .or_default()
+            .clone();
+        let computed = cell
+            .get_or_try_init(|| async {
+                let value = Arc::new(self.inner.reader.run(work).await?);
+                self.inner
+                    .cache
+                    .put(generation, slot.1.clone(), Arc::clone(&value));
+                Ok::<_, WebError>(value as Arc<dyn Any + Send + Sync>)
+            })
+            .await
+            .cloned();
+        // Done (or failed with nobody else waiting): the cache has the result now.
+        if let Ok(mut inflight) = self.inner.inflight.lock()
+            && inflight.get(&slot).is_some_and(|c| Arc::ptr_eq(c, &cell))
+            && (cell.initialized() || Arc::strong_count(&cell) == 2)
+        {
+            inflight.remove(&slot);
+        }
+        computed?
+            .downcast::<T>()
+            .map_err(|_| WebError::Internal(format!("`{}` holds another type", slot.1)))
     }
 }
 
@@ -500,6 +537,38 @@ mod tests {
         assert_eq!(
             *now, 2,
             "the next one sees the new build, not a stale cache entry"
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_for_a_key_being_computed_wait_for_that_one_computation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, _wh) = app_over(dir.path());
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let asks: Vec<_> = (0..10)
+            .map(|_| {
+                let (app, runs) = (app.clone(), Arc::clone(&runs));
+                tokio::spawn(async move {
+                    app.cached("slow".into(), move |c| {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(200));
+                        Ok(c.query_row("SELECT v FROM marts.t", [], |r| r.get::<_, i64>(0))?)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for ask in asks {
+            assert_eq!(*ask.await.unwrap().unwrap(), 1);
+        }
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one query for ten asks"
+        );
+        assert!(
+            app.inner.inflight.lock().unwrap().is_empty(),
+            "nothing left in flight"
         );
     }
 }

@@ -50,8 +50,14 @@ pub struct ReaderOptions {
 
 /// DuckDB's `memory_limit` of the reading instance, in percent of magpie's `memory_budget`
 /// (the writer has [`super::DUCKDB_SHARE_PERCENT`]). Page queries are small aggregates over the
-/// marts; one that needs more runs again alone ([`is_out_of_memory`]).
-pub const READER_SHARE_PERCENT: u64 = 20;
+/// marts; one that needs more than its share beside others runs again alone
+/// ([`is_out_of_memory`]), which a burst of cold pages then waits for.
+///
+/// Measured with `scripts/bench-load.sh` (wrk, 50 connections over 8 pages x 16 ranges of the
+/// 350,000-play demo, 10 s from a cold cache, two cores): 20 % (32 MB) had 50 queries run
+/// again alone and a p99 of 664 ms; 30 % had 8 and 461 ms; 36 % had 3 and 401 ms; the whole
+/// process ended at 92, 99 and 98 MB RSS. 30 % keeps most of 36 %'s latency for less memory.
+pub const READER_SHARE_PERCENT: u64 = 30;
 
 impl Default for ReaderOptions {
     fn default() -> Self {
