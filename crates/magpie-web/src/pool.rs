@@ -176,7 +176,7 @@ impl ConnectionPool {
                 .unwrap_or_else(|panic| {
                     Err(WebError::Internal(format!(
                         "a query panicked: {}",
-                        panic_text(&panic)
+                        magpie_core::scheduler::engine::panic_message(panic.as_ref())
                     )))
                 });
             if let Ok(mut slot) = slot.lock() {
@@ -237,15 +237,6 @@ fn clones(root: &Connection, size: usize) -> Result<Source, WebError> {
     Ok(Source {
         idle: Mutex::new(idle),
     })
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -70,12 +70,15 @@ impl SpotifyMeta {
                 .next()
                 .ok_or("no connected Spotify account")?;
             if tokens.access_expired(Utc::now()) {
-                tokens = account::refresh(&self.config, &self.oauth_http, &listener, &tokens)
+                let fresh = account::refresh(&self.config, &self.oauth_http, &listener, &tokens)
                     .await
                     .map_err(|e| e.to_string())?;
-                self.tokens
-                    .put(&listener, tokens.clone())
-                    .map_err(|e| e.to_string())?;
+                // Another writer's newer tokens win; a listener disconnected meanwhile stays so.
+                tokens = self
+                    .tokens
+                    .put_refreshed(&listener, &tokens, fresh)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the Spotify account was disconnected")?;
             }
             let lasts = (tokens.expires_at - Utc::now())
                 .to_std()

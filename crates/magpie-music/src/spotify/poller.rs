@@ -208,6 +208,16 @@ impl<'w> Poller<'w> {
         }
     }
 
+    /// Refresh `tokens` and keep the result, unless the stored tokens changed while the refresh
+    /// was on the network (another writer refreshed first, or the listener reconnected): then
+    /// those are used. A listener disconnected meanwhile is not connected again.
+    async fn refreshed(&self, name: &str, tokens: Tokens) -> Result<Tokens, SpotifyError> {
+        let fresh = refresh(&self.config.spotify, &self.http, name, &tokens).await?;
+        self.store
+            .put_refreshed(name, &tokens, fresh)?
+            .ok_or_else(|| SpotifyError::ReconnectNeeded(name.to_string()))
+    }
+
     /// The page after the cursor, refreshing the access token when needed (once on a 401).
     async fn fetch(
         &self,
@@ -219,8 +229,7 @@ impl<'w> Poller<'w> {
         let mut refreshed = false;
         loop {
             if tokens.access_expired(Utc::now()) && !refreshed {
-                tokens = refresh(spotify, &self.http, name, &tokens).await?;
-                self.store.put(name, tokens.clone())?;
+                tokens = self.refreshed(name, tokens).await?;
                 refreshed = true;
             }
             match client::recently_played(
@@ -233,8 +242,7 @@ impl<'w> Poller<'w> {
             {
                 Ok(page) => return Ok(page),
                 Err(FetchError::Unauthorized) if !refreshed => {
-                    tokens = refresh(spotify, &self.http, name, &tokens).await?;
-                    self.store.put(name, tokens.clone())?;
+                    tokens = self.refreshed(name, tokens).await?;
                     refreshed = true;
                 }
                 Err(FetchError::Unauthorized) => {

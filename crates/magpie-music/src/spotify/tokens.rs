@@ -100,7 +100,7 @@ impl TokenStore {
 
     /// Replace the file: a 0600 temporary file, fsynced, renamed over it (in a 0700 folder),
     /// then the folder fsynced so the rename itself survives a power cut. Only under
-    /// [`Self::modify`]'s lock: the temporary file's name is fixed.
+    /// [`Self::modify`]'s lock, which makes the read before it and this write one step.
     fn write(&self, file: &File) -> Result<(), SpotifyError> {
         let body = serde_json::to_vec_pretty(file).map_err(|e| self.fail(e))?;
         magpie_core::secrets::write_private(&self.path, &body).map_err(|e| self.fail(e))?;
@@ -174,6 +174,32 @@ impl TokenStore {
         self.modify(|file| {
             file.listeners.insert(listener.to_string(), tokens);
         })
+    }
+
+    /// Store the tokens a refresh of `from` gave, unless the stored ones changed while the
+    /// refresh was on the network: another writer refreshed first, the listener reconnected
+    /// (a new authorisation must not be replaced by tokens of the old one) or was disconnected
+    /// (a late refresh must not connect them again). The tokens to use from now on, or `None`
+    /// when the listener is no longer connected.
+    pub fn put_refreshed(
+        &self,
+        listener: &str,
+        from: &Tokens,
+        refreshed: Tokens,
+    ) -> Result<Option<Tokens>, SpotifyError> {
+        let mut current = None;
+        self.modify(|file| match file.listeners.get(listener) {
+            Some(stored)
+                if stored.refresh_token == from.refresh_token
+                    && stored.authorized_at == from.authorized_at =>
+            {
+                file.listeners
+                    .insert(listener.to_string(), refreshed.clone());
+                current = Some(refreshed);
+            }
+            stored => current = stored.cloned(),
+        })?;
+        Ok(current)
     }
 
     /// Forget a listener's tokens, keeping every other listener's (under the lock).
@@ -253,5 +279,42 @@ mod tests {
             "no write over a file it cannot read"
         );
         assert_eq!(std::fs::read_to_string(store.path()).unwrap(), broken);
+    }
+
+    #[test]
+    fn a_late_refresh_never_replaces_a_newer_authorisation_or_reconnects_a_removed_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let tokens = |refresh: &str, authorized: i64| Tokens {
+            access_token: Secret::new(format!("access-{refresh}")),
+            refresh_token: Secret::new(refresh),
+            expires_at: Utc::now(),
+            authorized_at: DateTime::from_timestamp(authorized, 0).unwrap(),
+        };
+        let old = tokens("r1", 1_000);
+        store.put("ana", old.clone()).unwrap();
+        // The poller refreshes r1 ...
+        let mine = tokens("r2", 1_000);
+        // ... while ana reconnects (a new authorisation).
+        store.put("ana", tokens("fresh", 2_000)).unwrap();
+        let used = store
+            .put_refreshed("ana", &old, mine.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(used.refresh_token.expose(), "fresh", "the reconnect stays");
+        assert_eq!(
+            store.get("ana").unwrap().unwrap().refresh_token.expose(),
+            "fresh"
+        );
+        // Nobody else wrote: the refresh is kept.
+        let now = store.get("ana").unwrap().unwrap();
+        let next = tokens("r3", 2_000);
+        let used = store.put_refreshed("ana", &now, next).unwrap().unwrap();
+        assert_eq!(used.refresh_token.expose(), "r3");
+        // Disconnected meanwhile: not connected again.
+        let before = store.get("ana").unwrap().unwrap();
+        store.remove("ana").unwrap();
+        assert!(store.put_refreshed("ana", &before, mine).unwrap().is_none());
+        assert!(store.get("ana").unwrap().is_none());
     }
 }
