@@ -177,10 +177,20 @@ pub enum Streamed<'a> {
 pub fn stream<E: From<duckdb::Error>>(
     conn: &duckdb::Connection,
     sql: &str,
+    sink: impl FnMut(Streamed<'_>) -> Result<bool, E>,
+) -> Result<u64, E> {
+    stream_params(conn, sql, &[], sink)
+}
+
+/// [`stream`] with `params` bound to the query's `?` placeholders.
+pub fn stream_params<E: From<duckdb::Error>>(
+    conn: &duckdb::Connection,
+    sql: &str,
+    params: &[Value],
     mut sink: impl FnMut(Streamed<'_>) -> Result<bool, E>,
 ) -> Result<u64, E> {
     let mut stmt = conn.prepare(sql)?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(duckdb::params_from_iter(params.iter()))?;
     let mut read = 0u64;
     let mut told = false;
     let mut values = Vec::new();

@@ -29,6 +29,8 @@ pub struct Project {
     pub macros: String,
     pub sources: Vec<SourceDef>,
     pub model_docs: BTreeMap<String, ModelDoc>,
+    /// What schema.yml says about each seed (its description and columns').
+    pub seed_docs: BTreeMap<String, ModelDoc>,
 }
 
 /// A model: its name (the file stem, unique in the project) and SQL template.
@@ -116,6 +118,10 @@ struct SchemaYml {
 struct SeedDoc {
     name: String,
     #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    columns: Vec<ColumnDoc>,
+    #[serde(default)]
     config: SeedConfig,
 }
 
@@ -194,6 +200,15 @@ impl Project {
                 }
                 project.sources.extend(doc.sources);
                 for s in doc.seeds {
+                    project.seed_docs.insert(
+                        s.name.clone(),
+                        ModelDoc {
+                            name: s.name.clone(),
+                            description: s.description,
+                            columns: s.columns,
+                            tests: Vec::new(),
+                        },
+                    );
                     seed_docs.insert(s.name, s.config);
                 }
             } else if ext == "sql" && under(&file.path, &macro_paths) {

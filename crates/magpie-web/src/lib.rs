@@ -25,13 +25,16 @@
 pub mod admin;
 pub mod auth;
 pub mod cache;
+mod cards;
 pub mod charts;
 mod error;
+pub mod explore;
 mod format;
 mod listen;
 pub mod live;
 mod pages;
 pub mod pool;
+mod public;
 pub mod range;
 mod render;
 pub mod routes;

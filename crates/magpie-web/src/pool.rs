@@ -36,6 +36,15 @@ struct Source {
     idle: Mutex<Vec<Connection>>,
 }
 
+/// Where a running query's interrupt handle is kept, so that someone else (a Cancel button, a
+/// timeout, a dropped request) can stop it.
+pub type CancelSlot = Arc<Mutex<Option<Arc<InterruptHandle>>>>;
+
+/// Interrupt the query in `slot`, if one runs.
+pub fn cancel(slot: &CancelSlot) {
+    interrupt(slot);
+}
+
 /// A fixed number of connections, the queue in front of them, and their timeouts.
 #[derive(Clone)]
 pub struct ConnectionPool {
@@ -49,20 +58,34 @@ struct Inner {
     waiting: AtomicUsize,
     timeout: Duration,
     queue_wait: Duration,
+    /// Run on every new connection (e.g. its search path).
+    init: RwLock<Option<String>>,
 }
 
 impl ConnectionPool {
     /// `size` clones of `root` (at least one); queries longer than `timeout` are interrupted.
     pub fn new(root: &Connection, size: usize, timeout: Duration) -> Result<Self, WebError> {
+        Self::with_init(root, size, timeout, None)
+    }
+
+    /// Like [`ConnectionPool::new`], running `init` on every connection first (session
+    /// settings such as the search path belong to a connection, not to its database).
+    pub fn with_init(
+        root: &Connection,
+        size: usize,
+        timeout: Duration,
+        init: Option<&str>,
+    ) -> Result<Self, WebError> {
         let size = size.clamp(1, 64);
         Ok(Self {
             inner: Arc::new(Inner {
-                source: RwLock::new(Arc::new(clones(root, size)?)),
+                source: RwLock::new(Arc::new(clones(root, size, init)?)),
                 permits: Arc::new(Semaphore::new(size)),
                 size: size as u32,
                 waiting: AtomicUsize::new(0),
                 timeout,
                 queue_wait: QUEUE_WAIT,
+                init: RwLock::new(init.map(str::to_string)),
             }),
         })
     }
@@ -75,9 +98,13 @@ impl ConnectionPool {
         self
     }
 
-    /// Move every later query to clones of `root`; running ones finish where they are.
-    pub fn replace(&self, root: &Connection) -> Result<(), WebError> {
-        let fresh = Arc::new(clones(root, self.inner.size as usize)?);
+    /// Move every later query to clones of `root`, each set up by `init`; running ones finish
+    /// where they are.
+    pub fn replace(&self, root: &Connection, init: Option<&str>) -> Result<(), WebError> {
+        let fresh = Arc::new(clones(root, self.inner.size as usize, init)?);
+        if let Ok(mut current) = self.inner.init.write() {
+            *current = init.map(str::to_string);
+        }
         let mut source = self
             .inner
             .source
@@ -93,9 +120,28 @@ impl ConnectionPool {
         T: Send + 'static,
         F: Fn(&Connection) -> Result<T, WebError> + Send + Sync + 'static,
     {
+        self.run_limited(self.inner.timeout, CancelSlot::default(), work)
+            .await
+    }
+
+    /// Run `work` with its own time limit, its interrupt handle kept in `slot` while it runs
+    /// (for a Cancel button).
+    pub async fn run_limited<T, F>(
+        &self,
+        timeout: Duration,
+        slot: CancelSlot,
+        work: F,
+    ) -> Result<T, WebError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T, WebError> + Send + Sync + 'static,
+    {
         let work = Arc::new(work);
         let permit = self.admit(1).await?;
-        match self.run_with(permit, Arc::clone(&work)).await {
+        match self
+            .run_with(permit, timeout, Arc::clone(&slot), Arc::clone(&work))
+            .await
+        {
             Err(WebError::Db(e)) if magpie_core::warehouse::reader::is_out_of_memory(&e) => {
                 tracing::warn!(
                     error = %e.to_string().lines().next().unwrap_or_default(),
@@ -103,7 +149,7 @@ impl ConnectionPool {
                 );
                 metrics::counter!("magpie_web_query_retried_alone_total").increment(1);
                 let all = self.admit(self.inner.size).await?;
-                match self.run_with(all, work).await {
+                match self.run_with(all, timeout, slot, work).await {
                     Err(WebError::Db(e))
                         if magpie_core::warehouse::reader::is_out_of_memory(&e) =>
                     {
@@ -145,6 +191,8 @@ impl ConnectionPool {
     async fn run_with<T, F>(
         &self,
         permit: OwnedSemaphorePermit,
+        timeout: Duration,
+        running: CancelSlot,
         work: Arc<F>,
     ) -> Result<T, WebError>
     where
@@ -157,7 +205,6 @@ impl ConnectionPool {
             .read()
             .map_err(|_| WebError::Internal("the connection pool is poisoned".into()))?
             .clone();
-        let running: Arc<Mutex<Option<Arc<InterruptHandle>>>> = Arc::default();
         let slot = Arc::clone(&running);
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -189,7 +236,7 @@ impl ConnectionPool {
         });
         // Interrupt the query if this request is dropped before it ends.
         let mut guard = InterruptOnDrop(Some(Arc::clone(&running)));
-        let result = match tokio::time::timeout(self.inner.timeout, task).await {
+        let result = match tokio::time::timeout(timeout, task).await {
             Ok(joined) => {
                 joined.map_err(|e| WebError::Internal(format!("query task failed: {e}")))?
             }
@@ -197,7 +244,7 @@ impl ConnectionPool {
                 interrupt(&running);
                 return Err(WebError::Busy(format!(
                     "a query took longer than {} s and was stopped",
-                    self.inner.timeout.as_secs()
+                    timeout.as_secs()
                 )));
             }
         };
@@ -230,10 +277,16 @@ fn busy() -> WebError {
     WebError::Busy("magpie is busy answering other pages: try again in a moment".into())
 }
 
-fn clones(root: &Connection, size: usize) -> Result<Source, WebError> {
+fn clones(root: &Connection, size: usize, init: Option<&str>) -> Result<Source, WebError> {
     let idle = (0..size)
-        .map(|_| root.try_clone())
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|_| {
+            let conn = root.try_clone()?;
+            if let Some(sql) = init {
+                conn.execute_batch(sql)?;
+            }
+            Ok(conn)
+        })
+        .collect::<Result<Vec<_>, duckdb::Error>>()?;
     Ok(Source {
         idle: Mutex::new(idle),
     })

@@ -45,6 +45,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/admin_spotify.html"),
     ),
     ("error.html", include_str!("../templates/error.html")),
+    ("explore.html", include_str!("../templates/explore.html")),
+    (
+        "questions.html",
+        include_str!("../templates/questions.html"),
+    ),
+    ("question.html", include_str!("../templates/question.html")),
+    (
+        "dashboards.html",
+        include_str!("../templates/dashboards.html"),
+    ),
+    (
+        "dashboard.html",
+        include_str!("../templates/dashboard.html"),
+    ),
+    ("public.html", include_str!("../templates/public.html")),
+    ("shares.html", include_str!("../templates/shares.html")),
 ];
 
 /// The compiled template set.
@@ -197,6 +213,7 @@ pub fn error_response(templates: &Templates, format: Format, error: WebError) ->
 const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
 const THEME_JS: &str = include_str!("../assets/theme.js");
+const EXPLORE_JS: &str = include_str!("../assets/explore.js");
 
 /// `/assets/{file}`: the stylesheet and scripts, cached by browsers for a day.
 pub async fn asset(Path(file): Path<String>) -> Response {
@@ -204,6 +221,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (JS, "text/javascript; charset=utf-8"),
         "theme.js" => (THEME_JS, "text/javascript; charset=utf-8"),
+        "explore.js" => (EXPLORE_JS, "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     (

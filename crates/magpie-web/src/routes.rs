@@ -3,7 +3,8 @@
 //! walks the same table ([`table`]).
 //!
 //! - **Public**: liveness and readiness, assets, the login and first-run forms, Spotify's
-//!   redirect (bound to an attempt by its unguessable `state`).
+//!   redirect (bound to an attempt by its unguessable `state`), and public share links (an
+//!   unguessable token, showing only what it was made for).
 //! - **Metrics**: `/metrics`, open, for the admin session or for a bearer token, per
 //!   `server.metrics`.
 //! - **Pages**: read-only pages over the published snapshot and the operational records;
@@ -24,7 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{guard, login};
-use crate::{App, admin, pages, render, security};
+use crate::{App, admin, explore, pages, public, render, security};
 
 /// Which side of the trust boundary a route is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,7 @@ pub fn table() -> Vec<Route> {
         route(Public, p.clone(), "/login", post(login::login)),
         route(Public, p.clone(), "/setup", post(login::setup)),
         route(Public, g.clone(), "/callback", get(admin::callback)),
+        route(Public, g.clone(), "/public/{token}", get(public::show)),
         route(Metrics, g.clone(), "/metrics", get(pages::health::metrics)),
         route(Pages, g.clone(), "/", get(pages::overview::page)),
         route(Pages, g.clone(), "/top/{kind}", get(pages::top::page)),
@@ -114,6 +116,15 @@ pub fn table() -> Vec<Route> {
             "/api/market/status",
             get(pages::market::api_status),
         ),
+        route(Pages, g.clone(), "/questions", get(pages::questions::list)),
+        route(Pages, g.clone(), "/q/{slug}", get(pages::questions::show)),
+        route(
+            Pages,
+            g.clone(),
+            "/dashboards",
+            get(pages::dashboards::list),
+        ),
+        route(Pages, g.clone(), "/d/{slug}", get(pages::dashboards::show)),
         route(Admin, g.clone(), "/admin/spotify", get(admin::spotify)),
         route(
             Admin,
@@ -134,7 +145,53 @@ pub fn table() -> Vec<Route> {
             "/flows/{flow}/{action}",
             post(pages::flows::act),
         ),
-        route(Admin, p, "/runs/{id}/cancel", post(pages::flows::cancel)),
+        route(
+            Admin,
+            p.clone(),
+            "/runs/{id}/cancel",
+            post(pages::flows::cancel),
+        ),
+        route(Admin, g.clone(), "/explore", get(explore::page::page)),
+        route(Admin, g.clone(), "/api/schema", get(explore::api::schema)),
+        route(Admin, p.clone(), "/api/sql", post(explore::api::sql)),
+        route(
+            Admin,
+            p.clone(),
+            "/api/sql/cancel",
+            post(explore::api::cancel),
+        ),
+        route(
+            Admin,
+            p.clone(),
+            "/api/sql/download",
+            post(explore::api::download),
+        ),
+        route(Admin, p.clone(), "/api/chart", post(explore::api::chart)),
+        route(
+            Admin,
+            p.clone(),
+            "/api/questions",
+            post(explore::api::save_question),
+        ),
+        route(
+            Admin,
+            p.clone(),
+            "/api/dashboards/{slug}/cards",
+            post(explore::api::add_card),
+        ),
+        route(Admin, g.clone(), "/admin/shares", get(pages::shares::list)),
+        route(
+            Admin,
+            p.clone(),
+            "/admin/shares",
+            post(pages::shares::create),
+        ),
+        route(
+            Admin,
+            p,
+            "/admin/shares/{id}/revoke",
+            post(pages::shares::revoke),
+        ),
     ]
 }
 

@@ -26,6 +26,18 @@ use crate::pool::ConnectionPool;
 use crate::render::Templates;
 use crate::security::RequestSlots;
 
+/// Every reader connection resolves unqualified names in the marts first, so questions can
+/// say `FROM fact_plays` (once the marts exist: before the first build there is no such
+/// schema to put on the path).
+fn search_path(root: &Connection) -> Result<Option<&'static str>, WebError> {
+    let marts: bool = root.query_row(
+        "SELECT count(*) > 0 FROM duckdb_schemas() WHERE schema_name = 'marts'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(marts.then_some("SET search_path = 'marts,main'"))
+}
+
 /// Bytes of page results the query cache keeps.
 const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
@@ -73,6 +85,12 @@ struct Inner {
     limits: Limits,
     request_slots: RequestSlots,
     folder_size: Mutex<Option<(Instant, u64)>>,
+    /// User SQL: its limits, the queries running (for Cancel), the models' descriptions.
+    explore: magpie_core::config::ExploreConfig,
+    running: crate::explore::Running,
+    docs: crate::explore::Docs,
+    /// Public share links: requests per client address.
+    public_limiter: crate::public::Limiter,
     /// Results being computed, by cache generation and key: one computation per key, which
     /// everyone asking for the same key meanwhile waits for.
     inflight: Mutex<HashMap<(u64, String), Arc<Computing>>>,
@@ -116,10 +134,11 @@ impl App {
         let server = &config.server;
         Ok(Self {
             inner: Arc::new(Inner {
-                reader: ConnectionPool::new(
+                reader: ConnectionPool::with_init(
                     &root,
                     reader_options.threads.clamp(2, 4),
                     server.query_timeout,
+                    search_path(&root)?,
                 )?,
                 reader_options,
                 snapshot,
@@ -152,6 +171,12 @@ impl App {
                 },
                 request_slots: RequestSlots::new(server.max_concurrent_requests),
                 folder_size: Mutex::new(None),
+                explore: config.explore.clone(),
+                running: crate::explore::Running::default(),
+                docs: crate::explore::Docs::default(),
+                public_limiter: crate::public::Limiter::new(
+                    config.explore.public_requests_per_minute,
+                ),
                 inflight: Mutex::new(HashMap::new()),
             }),
         })
@@ -162,7 +187,7 @@ impl App {
     pub fn reload(&self) -> Result<(), WebError> {
         let root = reader::open_locked(&self.inner.snapshot, &self.inner.reader_options)?;
         let shown = shown(&root, &self.inner.default_listener)?;
-        self.inner.reader.replace(&root)?;
+        self.inner.reader.replace(&root, search_path(&root)?)?;
         if let Ok(mut current) = self.inner.shown.write() {
             *current = shown;
         }
@@ -218,6 +243,36 @@ impl App {
             inner.market = Some(market);
         }
         self
+    }
+
+    /// The models' and columns' descriptions for the explorer's schema browser (call before
+    /// serving).
+    pub fn with_docs(mut self, docs: crate::explore::Docs) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.docs = docs;
+        }
+        self
+    }
+
+    pub(crate) fn explore_config(&self) -> &magpie_core::config::ExploreConfig {
+        &self.inner.explore
+    }
+
+    pub(crate) fn running(&self) -> &crate::explore::Running {
+        &self.inner.running
+    }
+
+    pub(crate) fn docs(&self) -> &crate::explore::Docs {
+        &self.inner.docs
+    }
+
+    pub(crate) fn public_limiter(&self) -> &crate::public::Limiter {
+        &self.inner.public_limiter
+    }
+
+    /// The saved questions and dashboards, read afresh (hand edits show at once).
+    pub(crate) fn library(&self) -> magpie_questions::Library {
+        magpie_questions::Library::load(&self.inner.data_dir)
     }
 
     /// Show `alerts` on every page (call before serving).

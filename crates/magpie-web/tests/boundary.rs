@@ -204,6 +204,15 @@ fn concrete(path: &str, d: &common::Served) -> String {
         .replace("{file}", "app.css")
         .replace("{flow}", "daily-etl")
         .replace("{action}", "run")
+        .replace("{token}", &"0".repeat(32))
+        .replace(
+            "{slug}",
+            if path.starts_with("/d/") {
+                "listening-overview"
+            } else {
+                "no-such-question"
+            },
+        )
 }
 
 /// Every route of the table, requested without a session by its own method, and POSTed to:
@@ -229,6 +238,10 @@ async fn every_route_without_a_session_serves_read_only_content_or_refuses() {
             .get("location")
             .map(|l| l.to_str().unwrap().to_string());
         let class = match (route.access, route.method.as_str()) {
+            (Access::Admin, _) if path.starts_with("/api/") => {
+                assert_eq!(status, 401, "{} {path}", route.method);
+                "admin API: 401"
+            }
             (Access::Admin, _) => {
                 assert_eq!(status, 303, "{} {path}", route.method);
                 assert!(
@@ -241,11 +254,12 @@ async fn every_route_without_a_session_serves_read_only_content_or_refuses() {
                 "admin: sent to the login"
             }
             (Access::Pages, "GET") => {
-                // A run that does not exist is the one page allowed to be missing; `/year`
+                // A run or question that does not exist is allowed to be missing; `/year`
                 // sends the browser to the latest year.
                 assert!(
                     status == 200
-                        || (status == 404 && path.starts_with("/runs/"))
+                        || (status == 404
+                            && (path.starts_with("/runs/") || path.starts_with("/q/")))
                         || (status == 307 && path == "/year"),
                     "{path}: {status}"
                 );

@@ -11,13 +11,14 @@
 mod bars;
 pub mod heatmap;
 mod map;
+pub mod result;
 mod series;
 mod share;
 
 pub use bars::ranking;
 pub use heatmap::heatmap;
 pub use map::{WorldMap, world_map};
-pub use series::{columns, sparkline};
+pub use series::{columns, line, sparkline};
 pub use share::stacked_share;
 
 use std::fmt::Write;

@@ -28,20 +28,7 @@ pub fn columns(points: &[Point], unit: &str) -> String {
         r#"<svg class="chart columns" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{} per period">"#,
         esc(unit)
     );
-    // Grid lines and value labels.
-    let mut tick = 0.0;
-    while tick <= top + step / 2.0 {
-        let y = TOP + plot_h - tick / top * plot_h;
-        let _ = write!(
-            svg,
-            r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{lx}" y="{ty:.1}" text-anchor="end">{}</text>"#,
-            short_number(tick),
-            x2 = WIDTH - RIGHT,
-            lx = LEFT - 6.0,
-            ty = y + 4.0
-        );
-        tick += step;
-    }
+    grid(&mut svg, top, step);
     // Columns: a full-height transparent hit area carries the tooltip and link.
     for (i, p) in points.iter().enumerate() {
         let x = LEFT + i as f64 * slot;
@@ -55,7 +42,31 @@ pub fn columns(points: &[Point], unit: &str) -> String {
         );
         linked(&mut svg, p.href.as_deref(), &element);
     }
-    // About eight labels along the time axis.
+    axis_labels(&mut svg, points, slot);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Grid lines and value labels up to `top`, every `step`.
+fn grid(svg: &mut String, top: f64, step: f64) {
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let mut tick = 0.0;
+    while tick <= top + step / 2.0 {
+        let y = TOP + plot_h - tick / top * plot_h;
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{lx}" y="{ty:.1}" text-anchor="end">{}</text>"#,
+            short_number(tick),
+            x2 = WIDTH - RIGHT,
+            lx = LEFT - 6.0,
+            ty = y + 4.0
+        );
+        tick += step;
+    }
+}
+
+/// About eight labels along the x axis, each centred in its slot.
+fn axis_labels(svg: &mut String, points: &[Point], slot: f64) {
     let every = points.len().div_ceil(8).max(1);
     for (i, p) in points.iter().enumerate().step_by(every) {
         let x = LEFT + (i as f64 + 0.5) * slot;
@@ -66,6 +77,58 @@ pub fn columns(points: &[Point], unit: &str) -> String {
             y = HEIGHT - 8.0
         );
     }
+}
+
+/// A line through the points in order (an area under it when `filled`), the y axis in
+/// `unit`; each point a dot with its tooltip and link.
+pub fn line(points: &[Point], unit: &str, filled: bool) -> String {
+    if points.is_empty() {
+        return empty(WIDTH as u32, HEIGHT as u32, "No rows");
+    }
+    let max = points.iter().map(|p| p.value).fold(0.0, f64::max);
+    let (top, step) = nice_scale(max, 4);
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let slot = (WIDTH - LEFT - RIGHT) / points.len() as f64;
+    let xy: Vec<(f64, f64)> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                LEFT + (i as f64 + 0.5) * slot,
+                TOP + plot_h - (p.value.max(0.0) / top * plot_h),
+            )
+        })
+        .collect();
+    let mut svg = String::with_capacity(300 + points.len() * 160);
+    let _ = write!(
+        svg,
+        r#"<svg class="chart line" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}">"#,
+        esc(unit)
+    );
+    grid(&mut svg, top, step);
+    let path: Vec<String> = xy.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+    if filled {
+        let (first, last) = (xy[0].0, xy[xy.len() - 1].0);
+        let base = TOP + plot_h;
+        let _ = write!(
+            svg,
+            r#"<polygon class="area" points="{first:.1},{base} {} {last:.1},{base}"/>"#,
+            path.join(" ")
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<polyline class="trend" points="{}"/>"#,
+        path.join(" ")
+    );
+    for (p, (x, y)) in points.iter().zip(&xy) {
+        let element = format!(
+            r#"<circle class="dot" cx="{x:.1}" cy="{y:.1}" r="3" data-tip="{}" tabindex="0"/>"#,
+            esc(&p.tip)
+        );
+        linked(&mut svg, p.href.as_deref(), &element);
+    }
+    axis_labels(&mut svg, points, slot);
     svg.push_str("</svg>");
     svg
 }

@@ -2,6 +2,7 @@
 //! (cached per range), which becomes HTML, JSON (`?format=json`) or CSV (`?format=csv`).
 
 pub mod completeness;
+pub mod dashboards;
 pub mod detail;
 pub mod discoveries;
 pub mod enrichment;
@@ -13,6 +14,8 @@ pub mod market;
 pub mod overview;
 pub mod patterns;
 mod queries;
+pub mod questions;
+pub mod shares;
 pub mod status;
 pub mod streaks;
 pub mod timeline;
@@ -27,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::range::{DataBounds, DateRange, PRESETS, RangeQuery};
 use crate::render::{self, Format, Rendered};
 use crate::{App, WebError};
+
+pub(crate) use queries::bounds;
 
 /// Query parameters any page may take.
 #[derive(Debug, Clone, Default, Deserialize)]

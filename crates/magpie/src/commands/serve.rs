@@ -59,6 +59,7 @@ pub fn serve_warehouse(
         app = app.with_market(collector.handle());
     }
     let app = app
+        .with_docs(model_docs(config))
         .with_alerts(spotify_alerts(config, warehouse)?)
         .with_connector(std::sync::Arc::new(SpotifyConnector::new(config)?))
         .with_flows(handle);
@@ -339,6 +340,37 @@ fn spotify_alerts(config: &Config, warehouse: &Warehouse) -> anyhow::Result<magp
         }
         alerts
     }))
+}
+
+/// The models' and seeds' descriptions from their `schema.yml`, for the explorer's schema
+/// browser (none when the project cannot be read: the build reports that).
+fn model_docs(config: &Config) -> magpie_web::explore::Docs {
+    let project = match &config.models.project_dir {
+        Some(dir) => magpie_models::project::Project::from_dir(dir),
+        None => magpie_models::embedded::project(),
+    };
+    let Ok(project) = project else {
+        return Default::default();
+    };
+    let tables = project
+        .model_docs
+        .values()
+        .chain(project.seed_docs.values())
+        .map(|doc| {
+            (
+                doc.name.clone(),
+                magpie_web::explore::TableDoc {
+                    description: doc.description.clone(),
+                    columns: doc
+                        .columns
+                        .iter()
+                        .filter_map(|c| Some((c.name.clone(), c.description.clone()?)))
+                        .collect(),
+                },
+            )
+        })
+        .collect();
+    magpie_web::explore::Docs { tables }
 }
 
 /// How long a stop waits for the current work before interrupting the warehouse.
