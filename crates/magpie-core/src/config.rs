@@ -51,6 +51,30 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub backup: BackupConfig,
     pub market: MarketConfig,
+    pub explore: ExploreConfig,
+}
+
+/// The SQL explorer, saved questions, dashboards and share links: how user SQL runs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExploreConfig {
+    /// A query running longer is interrupted.
+    #[serde(with = "humantime_serde")]
+    pub timeout: std::time::Duration,
+    /// Rows shown (and sent as JSON) of a result; downloads have all of them.
+    pub max_rows: usize,
+    /// Requests per minute one client address may make to public share links.
+    pub public_requests_per_minute: u32,
+}
+
+impl Default for ExploreConfig {
+    fn default() -> Self {
+        Self {
+            timeout: std::time::Duration::from_secs(30),
+            max_rows: 1000,
+            public_requests_per_minute: 120,
+        }
+    }
 }
 
 /// Backups (`magpie backup` and daily-etl): where, and how many to keep.
@@ -89,6 +113,10 @@ pub struct FlowsConfig {
     /// Enrich, build the models and run their tests, refresh the read-only snapshot, back up
     /// (cron `0 3 * * *` in `timezone`, 1 retry, 60m timeout).
     pub daily_etl: FlowConfig,
+    /// Run the saved questions whose alert is due and deliver those that fire to
+    /// `[[alerts.webhooks]]` (every 1m, no retries, 5m timeout; each question's own `every`
+    /// or `cron` says when it is due).
+    pub question_alerts: FlowConfig,
 }
 
 /// One flow's settings as written; unset fields take the flow's defaults.
@@ -126,7 +154,8 @@ pub struct FlowSettings {
 
 impl FlowsConfig {
     /// The built-in flow names.
-    pub const NAMES: [&'static str; 3] = ["spotify-ingest", "enrich", "daily-etl"];
+    pub const NAMES: [&'static str; 4] =
+        ["spotify-ingest", "enrich", "daily-etl", "question-alerts"];
 
     /// A built-in flow's effective settings: what the configuration says, over its defaults.
     pub fn resolved(&self, name: &str) -> Option<FlowSettings> {
@@ -156,6 +185,14 @@ impl FlowsConfig {
                 1,
                 minutes(1),
                 minutes(60),
+            ),
+            "question-alerts" => (
+                &self.question_alerts,
+                Some(minutes(1)),
+                None,
+                0,
+                seconds(30),
+                minutes(5),
             ),
             _ => return None,
         };
@@ -196,7 +233,8 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookFormat {
-    /// `{"flow", "run_id", "state", "error", "started_at", "ended_at", "message"}`.
+    /// `{"flow", "run_id", "state", "error", "started_at", "ended_at", "message"}`, and for a
+    /// question alert (`state` "Alert") also `"title"` and `"question"` (its slug).
     #[default]
     Generic,
     /// ntfy.sh: the message as text, with Title, Priority and Tags headers.
@@ -512,6 +550,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             backup: BackupConfig::default(),
             market: MarketConfig::default(),
+            explore: ExploreConfig::default(),
         }
     }
 }
@@ -749,6 +788,18 @@ impl Config {
         self.market.validate()?;
         if self.log.max_size < ByteSize::kb(64) {
             return Err(invalid("log.max_size", "must be at least 64 KB"));
+        }
+        if self.explore.timeout < std::time::Duration::from_secs(1) {
+            return Err(invalid("explore.timeout", "must be at least 1 second"));
+        }
+        if !(1..=100_000).contains(&self.explore.max_rows) {
+            return Err(invalid("explore.max_rows", "must be between 1 and 100000"));
+        }
+        if self.explore.public_requests_per_minute == 0 {
+            return Err(invalid(
+                "explore.public_requests_per_minute",
+                "must be at least 1",
+            ));
         }
         self.server.validate()
     }

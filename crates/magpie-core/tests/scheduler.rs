@@ -520,3 +520,58 @@ async fn crashes_failures_and_recoveries_are_alerted() {
     );
     assert_eq!(body(&of("slack")[2])["text"], "etl run 3: Recovered");
 }
+
+/// The built-in `question-alerts` flow (issue 25): one `alerts` task, every minute by
+/// default, configurable like the others; on a paused clock it ticks once a minute and a
+/// pause stops it.
+#[tokio::test(start_paused = true)]
+async fn the_question_alerts_flow_ticks_every_minute_and_is_configurable() {
+    use magpie_core::config::{Config, ConfigSources};
+    let built_in = |sources: ConfigSources| -> Result<FlowSpec, String> {
+        let config = Config::load(&sources).map_err(|e| e.to_string())?;
+        FlowSpec::built_in(&config)?
+            .into_iter()
+            .find(|f| f.name == "question-alerts")
+            .ok_or_else(|| "no question-alerts flow".to_string())
+    };
+    let flow = built_in(ConfigSources::default()).unwrap();
+    assert_eq!(flow.tasks, ["alerts"]);
+    assert_eq!(flow.schedule.as_ref().unwrap().describe(), "every 1m");
+    assert_eq!((flow.retries, flow.paused), (0, false));
+    assert_eq!(flow.task_timeout, Duration::from_secs(300));
+    let cron = built_in(
+        ConfigSources::default()
+            .with_override("flows.question_alerts.cron", "*/5 * * * *")
+            .with_override("flows.question_alerts.paused", "true"),
+    )
+    .unwrap();
+    assert_eq!(
+        cron.schedule.as_ref().unwrap().describe(),
+        "cron */5 * * * * (UTC)"
+    );
+    assert!(cron.paused);
+    let err = built_in(ConfigSources::default().with_override("flows.question_alerts.every", "5s"))
+        .unwrap_err();
+    assert!(err.contains("flows.question_alerts.every"), "{err}");
+
+    let (_d, wh) = warehouse();
+    let runner = Runner::default();
+    let (s, handle) = Scheduler::new(
+        vec![flow],
+        wh.conn(),
+        TokioClock::starting_at(start()),
+        &runner,
+        Alerter::new(vec![]),
+    );
+    let driver = async {
+        tokio::time::sleep(Duration::from_secs(10 * 60 + 30)).await;
+        handle.send(Control::Pause("question-alerts".into()));
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    };
+    s.run_until(driver).await.unwrap();
+    let runs = RunStore::new(wh.conn())
+        .recent(Some("question-alerts"), 1000)
+        .unwrap();
+    assert_eq!(runs.len(), 10, "10:01 ... 10:10, then paused");
+    assert!(runs.iter().all(|r| r.state == "Completed"));
+}

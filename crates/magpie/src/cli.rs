@@ -32,8 +32,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the dashboards (HTML, JSON and CSV) and /health
     Serve(ServeArgs),
-    /// Run a flow once in the foreground (spotify-ingest, enrich, daily-etl); the exit code is
-    /// its result, for cron or another orchestrator
+    /// Run a flow once in the foreground (spotify-ingest, enrich, daily-etl, question-alerts);
+    /// the exit code is its result, for cron or another orchestrator
     Run(RunArgs),
     /// List recent flow runs
     Runs(RunsArgs),
@@ -59,6 +59,9 @@ pub enum Command {
     /// The Deribit market-data collector
     #[command(subcommand)]
     Market(MarketCommand),
+    /// Public share links of a dashboard or a saved question (read-only, on /public/TOKEN)
+    #[command(subcommand)]
+    Share(ShareCommand),
     /// Administration: the web admin password
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -220,6 +223,33 @@ pub enum SpotifyCommand {
     },
     /// Show connected listeners, token expiry, poll state and possible gaps
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// Create a link and print its URL (shown this once: only a hash of its token is kept)
+    Create(ShareCreateArgs),
+    /// List the links: id, what they show, locked variables, when made (never the token)
+    List,
+    /// Revoke a link by its id (from `magpie share list`): it stops working at once
+    Revoke {
+        /// The link's id
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["dashboard", "question"])))]
+pub struct ShareCreateArgs {
+    /// Share this dashboard (its slug, as in /d/SLUG)
+    #[arg(long, value_name = "SLUG")]
+    pub dashboard: Option<String>,
+    /// Share this saved question (its slug: the file name in DATA_DIR/questions/)
+    #[arg(long, value_name = "SLUG")]
+    pub question: Option<String>,
+    /// Fix a variable to a value that viewers cannot change (repeatable)
+    #[arg(long = "lock", value_name = "VAR=VALUE", value_parser = parse_param)]
+    pub locks: Vec<(String, String)>,
 }
 
 #[derive(Debug, Subcommand)]

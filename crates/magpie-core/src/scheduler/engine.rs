@@ -595,6 +595,8 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                 .map(|t| t.to_string()),
             ended_at: self.clock.now().naive_utc().to_string(),
             message,
+            title: None,
+            question: None,
         };
         self.alerter.send(&event).await;
     }

@@ -70,11 +70,13 @@ pub struct FlowSpec {
     pub task_timeout: Duration,
 }
 
-/// The built-in flows and their tasks.
-pub const BUILT_IN: [(&str, &[&str]); 3] = [
+/// The built-in flows and their tasks. `question-alerts` runs the saved questions whose alert
+/// is due (each question's own schedule) and delivers those that fire to the webhooks.
+pub const BUILT_IN: [(&str, &[&str]); 4] = [
     ("spotify-ingest", &["poll", "build"]),
     ("enrich", &["enrich", "build"]),
     ("daily-etl", &["enrich", "build", "snapshot", "backup"]),
+    ("question-alerts", &["alerts"]),
 ];
 
 impl FlowSpec {

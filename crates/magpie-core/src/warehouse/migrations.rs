@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "market",
         sql: include_str!("../../migrations/0006_market.sql"),
     },
+    Migration {
+        version: 7,
+        name: "question_alerts",
+        sql: include_str!("../../migrations/0007_question_alerts.sql"),
+    },
 ];
 
 fn latest_known() -> i64 {

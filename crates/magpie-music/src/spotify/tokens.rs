@@ -4,15 +4,15 @@
 //! Several writers share the file: the poller and the enrichment refresh tokens, the admin
 //! pages and the CLI connect and disconnect listeners, possibly in different processes. Every
 //! change is a read-modify-write of the whole file, so each one holds an exclusive lock from
-//! the read to the rename: a mutex per file within the process, and an advisory lock
-//! (`flock`) on the sibling `spotify-tokens.json.lock` across processes. Without it, two
-//! writers reading the same old file each write back their own change only, and the other's
-//! refresh token is lost (the listener must reconnect). Readers take no lock: the writer
-//! replaces the file by an atomic rename, so a reader sees the old file or the new one whole.
+//! the read to the rename ([`magpie_core::secrets::update_private`]: a mutex per file within
+//! the process, and an advisory lock (`flock`) on the sibling `spotify-tokens.json.lock`
+//! across processes). Without it, two writers reading the same old file each write back their
+//! own change only, and the other's refresh token is lost (the listener must reconnect).
+//! Readers take no lock: the writer replaces the file by an atomic rename, so a reader sees the
+//! old file or the new one whole.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
 use magpie_core::Secret;
@@ -81,83 +81,40 @@ impl TokenStore {
         }
     }
 
-    /// The whole file (none yet: no listener). A broken file is reported by position only:
-    /// serde's message could quote a token.
+    /// The whole file (none yet: no listener).
     fn read(&self) -> Result<File, SpotifyError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                self.fail(format!(
-                    "not a valid token file ({:?} error at line {}, column {})",
-                    e.classify(),
-                    e.line(),
-                    e.column()
-                ))
-            }),
+            Ok(bytes) => self.parse(&bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
             Err(e) => Err(self.fail(e)),
         }
     }
 
-    /// Replace the file: a 0600 temporary file, fsynced, renamed over it (in a 0700 folder),
-    /// then the folder fsynced so the rename itself survives a power cut. Only under
-    /// [`Self::modify`]'s lock, which makes the read before it and this write one step.
-    fn write(&self, file: &File) -> Result<(), SpotifyError> {
-        let body = serde_json::to_vec_pretty(file).map_err(|e| self.fail(e))?;
-        magpie_core::secrets::write_private(&self.path, &body).map_err(|e| self.fail(e))?;
-        #[cfg(unix)]
-        if let Some(folder) = self.path.parent() {
-            // Best effort: a file system that cannot fsync a folder still got the rename.
-            let _ = std::fs::File::open(folder).and_then(|f| f.sync_all());
-        }
-        Ok(())
-    }
-
-    /// The lock file beside the token file (created 0600, never removed: removing it would let
-    /// two writers lock two different files).
-    fn lock_path(&self) -> PathBuf {
-        let mut name = self
-            .path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        name.push(".lock");
-        self.path.with_file_name(name)
-    }
-
-    /// Read the file, let `change` edit it, write it back: all under an exclusive lock, in
-    /// this process (one mutex per token file, whatever [`TokenStore`] value is used) and
-    /// across processes (an advisory lock on [`Self::lock_path`], released when the lock
-    /// file is closed, also when the process dies).
-    fn modify(&self, change: impl FnOnce(&mut File)) -> Result<(), SpotifyError> {
-        let mutex = process_lock(&self.path);
-        // A writer that panicked left the file whole (the rename is atomic): carry on.
-        let _in_process = mutex.lock().unwrap_or_else(PoisonError::into_inner);
-        let folder = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(folder).map_err(|e| self.fail(e))?;
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| self.fail(e))?;
-            options.mode(0o600);
-        }
-        let lock_path = self.lock_path();
-        let lock = options.open(&lock_path).map_err(|e| {
+    /// A broken file is reported by position only: serde's message could quote a token.
+    fn parse(&self, bytes: &[u8]) -> Result<File, SpotifyError> {
+        serde_json::from_slice(bytes).map_err(|e| {
             self.fail(format!(
-                "cannot open the lock file {}: {e}",
-                lock_path.display()
+                "not a valid token file ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
             ))
-        })?;
-        lock.lock()
-            .map_err(|e| self.fail(format!("cannot lock {}: {e}", lock_path.display())))?;
-        let mut file = self.read()?;
-        change(&mut file);
-        let written = self.write(&file);
-        // Closing the lock file releases the lock; after the rename, not before.
-        drop(lock);
-        written
+        })
+    }
+
+    /// Read the file, let `change` edit it, write it back (0600, atomically, in a 0700
+    /// folder): one step under [`magpie_core::secrets::update_private`]'s lock, within this
+    /// process and across processes. A file that cannot be read is left as it is.
+    fn modify(&self, change: impl FnOnce(&mut File)) -> Result<(), SpotifyError> {
+        magpie_core::secrets::update_private(&self.path, |old| {
+            let mut file = match old {
+                Some(bytes) => self.parse(&bytes)?,
+                None => File::default(),
+            };
+            change(&mut file);
+            serde_json::to_vec_pretty(&file).map_err(|e| self.fail(e))
+        })
+        .map_err(|e| self.fail(e))?
     }
 
     /// Every listener with tokens, by name.
@@ -208,18 +165,6 @@ impl TokenStore {
             file.listeners.remove(listener);
         })
     }
-}
-
-/// The in-process lock of one token file, shared by every [`TokenStore`] over it. Keyed by
-/// the absolute path (a relative data folder and its absolute spelling are one file).
-fn process_lock(path: &Path) -> Arc<Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
-    let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut locks = LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    Arc::clone(locks.entry(key).or_default())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod flows;
 mod import;
 mod market;
 mod serve;
+mod share;
 mod spotify;
 mod sql;
 mod tasks;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(args) => flows::runs(&config, args),
         Command::Spotify(command) => spotify::run(&config, command),
         Command::Market(crate::cli::MarketCommand::Run) => market::run(&config),
+        Command::Share(command) => share::run(&config, command),
         Command::Admin(crate::cli::AdminCommand::Password) => {
             println!(
                 "New admin password for the web pages (at least {} characters), then Enter:",

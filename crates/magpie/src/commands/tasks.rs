@@ -2,14 +2,19 @@
 //! recently-played), `enrich` (a bounded pass of the enrichment queue), `build` (the models and
 //! their tests, when an earlier task changed something or the flow is daily-etl, then the
 //! read-only snapshot so the pages and outside readers see every build), `snapshot`
-//! (publishing the read-only copy the web pages and outside readers open) and `backup` (a
-//! dated copy, `backup.keep_daily` daily and `backup.keep_weekly` weekly kept).
+//! (publishing the read-only copy the web pages and outside readers open), `backup` (a
+//! dated copy, `backup.keep_daily` daily and `backup.keep_weekly` weekly kept) and `alerts`
+//! (the saved questions whose alert is due, run on the snapshot and delivered to the
+//! webhooks when they fire: [`magpie_questions::alert`]).
 
 use std::time::{Duration, Instant};
 
+use magpie_core::scheduler::alerts::Alerter;
 use magpie_core::scheduler::{TaskContext, TaskResult, TaskRunner};
+use magpie_core::warehouse::reader::ReaderOptions;
 use magpie_core::{Config, Warehouse};
 use magpie_music::enrich::{Enricher, RunOptions};
+use magpie_questions::alert::{self, Checker};
 
 /// How long one scheduled enrichment pass may take new items.
 const ENRICH_PASS: Duration = Duration::from_secs(8 * 60);
@@ -23,6 +28,8 @@ pub struct MagpieTasks<'w> {
     enricher: tokio::sync::Mutex<Option<Enricher>>,
     /// Moves the dashboards to a newly published snapshot (when serving).
     after_publish: Option<Box<dyn Fn() + 'w>>,
+    /// Delivers question alerts that fire (the configured webhooks).
+    alerter: Alerter,
 }
 
 impl<'w> MagpieTasks<'w> {
@@ -32,6 +39,7 @@ impl<'w> MagpieTasks<'w> {
             warehouse,
             enricher: tokio::sync::Mutex::new(None),
             after_publish: None,
+            alerter: Alerter::new(config.alerts.webhooks.clone()),
         }
     }
 
@@ -185,6 +193,48 @@ impl<'w> MagpieTasks<'w> {
     }
 }
 
+impl MagpieTasks<'_> {
+    /// Run the saved questions whose alert is due on the read-only snapshot (never on this
+    /// writer: user SQL runs on a locked-down instance of its own), deliver what fires, and
+    /// keep each question's state in `meta.question_alerts` through this task's connection.
+    async fn alerts(&self, flow: &str, ctx: &TaskContext) -> TaskResult {
+        let snapshot = self.config.snapshot_path();
+        if self.after_publish.is_none() {
+            // `magpie run`: this process holds the warehouse, and no server keeps the
+            // snapshot current, so the alerts read the latest build.
+            if self
+                .warehouse
+                .ensure_published(&snapshot)
+                .map_err(|e| e.to_string())?
+            {
+                ctx.info("published the read-only snapshot of the latest build for the alerts");
+            }
+        } else if !snapshot.is_file() {
+            self.snapshot(ctx)?;
+        }
+        let checker = Checker {
+            data_dir: &self.config.data_dir,
+            snapshot: &snapshot,
+            reader: ReaderOptions::from_budget(
+                self.config.memory_budget,
+                vec![self.config.market.dir(&self.config.data_dir)],
+            ),
+            tz: self.config.tz(),
+            timeout: alert::TIMEOUT,
+            flow,
+        };
+        checker
+            .run(
+                self.warehouse.conn(),
+                &self.alerter,
+                ctx,
+                chrono::Utc::now(),
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
 impl TaskRunner for MagpieTasks<'_> {
     fn run<'a>(
         &'a self,
@@ -200,6 +250,7 @@ impl TaskRunner for MagpieTasks<'_> {
                 "build" => self.build(flow, changed, ctx),
                 "snapshot" => self.snapshot(ctx),
                 "backup" => self.backup(ctx),
+                "alerts" => self.alerts(flow, ctx).await,
                 other => Err(format!("no task named `{other}`")),
             }
         })
