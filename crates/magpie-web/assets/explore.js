@@ -155,9 +155,15 @@
   }
 
   // ---- Chart: the server draws it from the rows we have.
+  // The columns the axes were chosen for: a result with other columns starts from the
+  // defaults again (null: keep what the page set, e.g. a saved question's chart).
+  var axisColumns = null;
   function fillAxes(columns) {
+    var names = columns.map(function (c) { return c.name; }).join("\n");
+    var same = axisColumns === null || axisColumns === names;
+    axisColumns = names;
     ["x", "y", "series"].forEach(function (axis) {
-      var select = axes[axis], keep = select.value;
+      var select = axes[axis], keep = same ? select.value : "";
       select.textContent = "";
       if (axis === "series") {
         var none = document.createElement("option");
