@@ -499,7 +499,7 @@ pub fn query(
     // A warehouse that was never built has no marts schema, and DuckDB refuses a search path
     // naming it: then names resolve in main only.
     let _ = conn.execute_batch(SEARCH_PATH);
-    one_select(&conn, sql)?;
+    magpie_core::warehouse::reader::check_single_select(&conn, sql)?;
     // A watchdog interrupts the query at the time limit, unless told it finished.
     let handle = conn.interrupt_handle();
     let (done, finished) = std::sync::mpsc::channel::<()>();
@@ -523,32 +523,6 @@ pub fn query(
         )),
         Err(e) => Err(e.to_string()),
         Ok(found) => Ok(found),
-    }
-}
-
-/// Refuse anything but exactly one query: DuckDB parses it first (`json_serialize_sql`
-/// serialises SELECT statements only). duckdb-rs' `prepare` would run every statement but
-/// the last.
-fn one_select(conn: &Connection, sql: &str) -> Result<(), String> {
-    let parsed: String = conn
-        .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |r| r.get(0))
-        .map_err(|e| format!("cannot parse the SQL: {e}"))?;
-    let parsed: Json =
-        serde_json::from_str(&parsed).map_err(|e| format!("cannot read DuckDB's parse: {e}"))?;
-    if parsed["error"].as_bool() == Some(true) {
-        let message = parsed["error_message"]
-            .as_str()
-            .unwrap_or("cannot be parsed");
-        return Err(if message.contains("Only SELECT statements") {
-            "only a query (SELECT, WITH, FROM, VALUES) can be an alert".to_string()
-        } else {
-            message.to_string()
-        });
-    }
-    match parsed["statements"].as_array().map(Vec::len) {
-        Some(1) => Ok(()),
-        Some(0) | None => Err("there is no query to run".into()),
-        Some(n) => Err(format!("one statement per question: this one has {n}")),
     }
 }
 

@@ -297,7 +297,7 @@ async fn alerts_run_on_their_own_schedules_under_the_minute_flow() {
         "a DELETE never runs: {lines:#?}"
     );
     assert_eq!(
-        count_lines(&lines, "warn", "two-statements: one statement per question"),
+        count_lines(&lines, "warn", "two-statements: one statement per request"),
         4
     );
     // A problem that does not change is said once.

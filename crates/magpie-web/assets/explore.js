@@ -189,9 +189,12 @@
     if (axes.series.value) spec.series = axes.series.value;
     return spec;
   }
+  var drawn = 0; // the latest chart asked for: an older answer arriving later is dropped
   function drawChart() {
+    var ticket = ++drawn;
     if (!last || kind.value === "table") { chartBox.textContent = ""; return; }
     post("/api/chart", { chart: chartSpec(), columns: last.columns, rows: last.rows }).then(function (r) {
+      if (ticket !== drawn) return;
       if (r.error) { chartBox.textContent = r.error; return; }
       chartBox.innerHTML = r.svg || ""; // drawn and escaped by magpie
     });

@@ -67,8 +67,7 @@ pub async fn show(app: &App, run: Run<'_>, values: &Values) -> Shown {
         decls: run.decls,
         values,
     };
-    let limits = app.explore_config();
-    match engine::run(app, request, CARD_ROWS, limits.timeout, None).await {
+    match engine::run_cached(app, request, CARD_ROWS).await {
         Ok(result) => {
             let names: Vec<String> = result.columns.iter().map(|c| c.name.clone()).collect();
             if let Some(spec) = run.chart.filter(|c| c.kind != ChartKind::Table) {
@@ -77,7 +76,7 @@ pub async fn show(app: &App, run: Run<'_>, values: &Values) -> Shown {
                     Err(e) => shown.error = Some(e),
                 }
             }
-            shown.rows = result.rows;
+            shown.rows = result.rows.clone();
             shown.columns = names;
             shown.row_count = result.row_count;
             shown.truncated = result.truncated;

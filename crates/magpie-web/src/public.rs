@@ -92,9 +92,21 @@ pub async fn show(
                 .into_response();
         }
     };
-    let share = match ShareStore::new(app.data_dir()).find(&token) {
-        Ok(Some(share)) => share,
-        Ok(None) => return not_found(&app, format),
+    let store = ShareStore::new(app.data_dir());
+    let looked_up = {
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || store.find(&token)).await
+    };
+    let share = match looked_up {
+        Ok(Ok(Some(share))) => share,
+        Ok(Ok(None)) => return not_found(&app, format),
+        Ok(Err(e)) => {
+            return render::error_response(
+                app.templates(),
+                format,
+                WebError::Internal(e.to_string()),
+            );
+        }
         Err(e) => {
             return render::error_response(
                 app.templates(),

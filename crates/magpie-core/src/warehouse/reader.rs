@@ -83,6 +83,36 @@ impl ReaderOptions {
     }
 }
 
+/// Refuse anything but exactly one query (SELECT, WITH, FROM, VALUES), with the reason:
+/// DuckDB parses the text first (`json_serialize_sql` serialises SELECT statements only), so
+/// `SET`, `PRAGMA`, `CREATE TEMP TABLE`, `COPY`, `ATTACH`, `INSTALL` and two statements in one
+/// text are refused before anything runs. (duckdb-rs' `prepare` runs every statement of a text
+/// but the last, so user SQL must pass here first.)
+pub fn check_single_select(conn: &Connection, sql: &str) -> Result<(), String> {
+    let parsed: String = conn
+        .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |r| r.get(0))
+        .map_err(|e| format!("cannot parse the SQL: {e}"))?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(&parsed).map_err(|e| format!("cannot read DuckDB's parse: {e}"))?;
+    if parsed["error"].as_bool() == Some(true) {
+        let message = parsed["error_message"]
+            .as_str()
+            .unwrap_or("cannot be parsed");
+        return Err(if message.contains("Only SELECT statements") {
+            "only a query (SELECT, WITH, FROM, VALUES) can run here: statements that change \
+             data, settings or files are refused"
+                .to_string()
+        } else {
+            message.to_string()
+        });
+    }
+    match parsed["statements"].as_array().map(Vec::len) {
+        Some(1) => Ok(()),
+        Some(0) | None => Err("there is no query to run".into()),
+        Some(n) => Err(format!("one statement per request: this text has {n}")),
+    }
+}
+
 /// Whether `error` is DuckDB running out of its memory limit (worth a second try alone).
 pub fn is_out_of_memory(error: &duckdb::Error) -> bool {
     error.to_string().contains("Out of Memory")

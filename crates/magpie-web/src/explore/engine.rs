@@ -126,30 +126,7 @@ impl Running {
 
 /// Refuse anything but exactly one SELECT, with DuckDB's own reason.
 fn check_select(conn: &Connection, sql: &str) -> Result<(), WebError> {
-    let parsed: String =
-        conn.query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |r| r.get(0))?;
-    let parsed: serde_json::Value = serde_json::from_str(&parsed)
-        .map_err(|e| WebError::Internal(format!("cannot read DuckDB's parse: {e}")))?;
-    if parsed["error"].as_bool() == Some(true) {
-        let message = parsed["error_message"]
-            .as_str()
-            .unwrap_or("cannot be parsed");
-        let refused = if message.contains("Only SELECT statements") {
-            "only a query (SELECT, WITH, FROM, VALUES) can run here: statements that change \
-             data, settings or files are refused"
-                .to_string()
-        } else {
-            message.to_string()
-        };
-        return Err(WebError::BadRequest(refused));
-    }
-    match parsed["statements"].as_array().map(Vec::len) {
-        Some(1) => Ok(()),
-        Some(0) | None => Err(WebError::BadRequest("there is no query to run".into())),
-        Some(n) => Err(WebError::BadRequest(format!(
-            "one statement per request: this text has {n}"
-        ))),
-    }
+    magpie_core::warehouse::reader::check_single_select(conn, sql).map_err(WebError::BadRequest)
 }
 
 /// The name DuckDB shows for a column's type.
@@ -197,60 +174,7 @@ pub async fn run(
     let result = app
         .reader()
         .run_limited(timeout, slot, move |conn| {
-            check_select(conn, &sql)?;
-            let mut stmt = conn.prepare(&sql)?;
-            let mut rows = stmt.query(duckdb::params_from_iter(params.iter()))?;
-            let mut out = Vec::new();
-            let mut count = 0u64;
-            let mut columns: Option<Vec<Column>> = None;
-            while let Some(row) = rows.next()? {
-                let statement = row.as_ref();
-                if columns.is_none() {
-                    columns = Some(
-                        statement
-                            .column_names()
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, name)| Column {
-                                name,
-                                kind: type_name(&statement.column_type(i)),
-                            })
-                            .collect(),
-                    );
-                }
-                count += 1;
-                if out.len() < max_rows {
-                    let mut values = Vec::with_capacity(statement.column_count());
-                    for i in 0..statement.column_count() {
-                        values.push(
-                            if statement.column_type(i) == duckdb::arrow::datatypes::DataType::Null
-                            {
-                                serde_json::Value::Null
-                            } else {
-                                values::to_json(&row.get::<_, Value>(i)?)
-                            },
-                        );
-                    }
-                    out.push(values);
-                }
-            }
-            drop(rows);
-            let columns = columns.unwrap_or_else(|| {
-                stmt.column_names()
-                    .into_iter()
-                    .map(|name| Column {
-                        name,
-                        kind: String::new(),
-                    })
-                    .collect()
-            });
-            Ok(QueryResult {
-                columns,
-                truncated: count > out.len() as u64,
-                rows: out,
-                row_count: count,
-                elapsed_ms: 0,
-            })
+            execute(conn, &sql, &params, max_rows)
         })
         .await;
     app.running().forget(id);
@@ -265,6 +189,90 @@ pub async fn run(
     let mut result = result?;
     result.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(result)
+}
+
+/// Like [`run`], but the result is kept in the pages' cache until the next published build,
+/// and requests for the same SQL and values meanwhile share one run: for dashboard cards and
+/// public links, which many visitors ask for with the same values. Limited by the pages'
+/// query timeout.
+pub async fn run_cached(
+    app: &App,
+    request: Request,
+    max_rows: usize,
+) -> Result<std::sync::Arc<QueryResult>, WebError> {
+    let (sql, params) = request.bind()?;
+    let key = format!("card\u{1}{sql}\u{1}{params:?}\u{1}{max_rows}");
+    app.cached(key, move |conn| {
+        let started = Instant::now();
+        let mut result = execute(conn, &sql, &params, max_rows).map_err(interrupted)?;
+        result.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(result)
+    })
+    .await
+    .map_err(interrupted)
+}
+
+/// Check and run one SELECT with `params` on `conn`, keeping `max_rows` rows and counting
+/// the rest.
+fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+    max_rows: usize,
+) -> Result<QueryResult, WebError> {
+    check_select(conn, sql)?;
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query(duckdb::params_from_iter(params.iter()))?;
+    let mut out = Vec::new();
+    let mut count = 0u64;
+    let mut columns: Option<Vec<Column>> = None;
+    while let Some(row) = rows.next()? {
+        let statement = row.as_ref();
+        if columns.is_none() {
+            columns = Some(
+                statement
+                    .column_names()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, name)| Column {
+                        name,
+                        kind: type_name(&statement.column_type(i)),
+                    })
+                    .collect(),
+            );
+        }
+        count += 1;
+        if out.len() < max_rows {
+            let mut values = Vec::with_capacity(statement.column_count());
+            for i in 0..statement.column_count() {
+                values.push(
+                    if statement.column_type(i) == duckdb::arrow::datatypes::DataType::Null {
+                        serde_json::Value::Null
+                    } else {
+                        values::to_json(&row.get::<_, Value>(i)?)
+                    },
+                );
+            }
+            out.push(values);
+        }
+    }
+    drop(rows);
+    let columns = columns.unwrap_or_else(|| {
+        stmt.column_names()
+            .into_iter()
+            .map(|name| Column {
+                name,
+                kind: String::new(),
+            })
+            .collect()
+    });
+    Ok(QueryResult {
+        columns,
+        truncated: count > out.len() as u64,
+        rows: out,
+        row_count: count,
+        elapsed_ms: 0,
+    })
 }
 
 /// DuckDB's errors about a person's SQL are theirs to read (a 400 with DuckDB's message);
