@@ -114,7 +114,7 @@ pub struct FlowsConfig {
     /// (cron `0 3 * * *` in `timezone`, 1 retry, 60m timeout).
     pub daily_etl: FlowConfig,
     /// Run the saved questions whose alert is due and deliver those that fire to
-    /// `[[alerts.webhooks]]` (every 1m, no retries, 5m timeout; each question's own `every`
+    /// `[[alerts.webhooks]]` (every 15m, no retries, 5m timeout; each question's own `every`
     /// or `cron` says when it is due).
     pub question_alerts: FlowConfig,
 }
@@ -188,7 +188,7 @@ impl FlowsConfig {
             ),
             "question-alerts" => (
                 &self.question_alerts,
-                Some(minutes(1)),
+                Some(minutes(15)),
                 None,
                 0,
                 seconds(30),

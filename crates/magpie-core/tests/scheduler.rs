@@ -521,11 +521,11 @@ async fn crashes_failures_and_recoveries_are_alerted() {
     assert_eq!(body(&of("slack")[2])["text"], "etl run 3: Recovered");
 }
 
-/// The built-in `question-alerts` flow (issue 25): one `alerts` task, every minute by
-/// default, configurable like the others; on a paused clock it ticks once a minute and a
+/// The built-in `question-alerts` flow (issue 25): one `alerts` task, every 15 minutes by
+/// default, configurable like the others; on a paused clock it ticks on its schedule and a
 /// pause stops it.
 #[tokio::test(start_paused = true)]
-async fn the_question_alerts_flow_ticks_every_minute_and_is_configurable() {
+async fn the_question_alerts_flow_ticks_on_its_schedule_and_is_configurable() {
     use magpie_core::config::{Config, ConfigSources};
     let built_in = |sources: ConfigSources| -> Result<FlowSpec, String> {
         let config = Config::load(&sources).map_err(|e| e.to_string())?;
@@ -536,7 +536,7 @@ async fn the_question_alerts_flow_ticks_every_minute_and_is_configurable() {
     };
     let flow = built_in(ConfigSources::default()).unwrap();
     assert_eq!(flow.tasks, ["alerts"]);
-    assert_eq!(flow.schedule.as_ref().unwrap().describe(), "every 1m");
+    assert_eq!(flow.schedule.as_ref().unwrap().describe(), "every 15m");
     assert_eq!((flow.retries, flow.paused), (0, false));
     assert_eq!(flow.task_timeout, Duration::from_secs(300));
     let cron = built_in(
@@ -564,7 +564,7 @@ async fn the_question_alerts_flow_ticks_every_minute_and_is_configurable() {
         Alerter::new(vec![]),
     );
     let driver = async {
-        tokio::time::sleep(Duration::from_secs(10 * 60 + 30)).await;
+        tokio::time::sleep(Duration::from_secs(150 * 60 + 30)).await;
         handle.send(Control::Pause("question-alerts".into()));
         tokio::time::sleep(Duration::from_secs(3600)).await;
     };
@@ -572,6 +572,67 @@ async fn the_question_alerts_flow_ticks_every_minute_and_is_configurable() {
     let runs = RunStore::new(wh.conn())
         .recent(Some("question-alerts"), 1000)
         .unwrap();
-    assert_eq!(runs.len(), 10, "10:01 ... 10:10, then paused");
+    assert_eq!(runs.len(), 10, "10:15 ... 12:30, then paused");
     assert!(runs.iter().all(|r| r.state == "Completed"));
+}
+
+/// A flow's history keeps its newest finished runs and forgets the rest with their tasks and
+/// log lines; other flows' runs and a run still going are kept.
+#[test]
+fn old_runs_of_a_flow_are_forgotten_beyond_the_newest_kept() {
+    let (_d, wh) = warehouse();
+    let store = RunStore::new(wh.conn());
+    let now = start();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let id = store
+            .create(
+                "busy",
+                RunState::Running,
+                "schedule",
+                None,
+                &serde_json::json!({}),
+                now,
+            )
+            .unwrap();
+        store.task_started(id, "t", 0, 1, now).unwrap();
+        store.log(id, "info", Some("t"), "hello", now).unwrap();
+        store.finish(id, RunState::Completed, None, now).unwrap();
+        ids.push(id);
+    }
+    let running = store
+        .create(
+            "busy",
+            RunState::Running,
+            "schedule",
+            None,
+            &serde_json::json!({}),
+            now,
+        )
+        .unwrap();
+    let other = store
+        .create(
+            "quiet",
+            RunState::Running,
+            "schedule",
+            None,
+            &serde_json::json!({}),
+            now,
+        )
+        .unwrap();
+    store
+        .finish(other, RunState::Failed, Some("x"), now)
+        .unwrap();
+    assert_eq!(store.prune("busy", 2).unwrap(), 4);
+    let kept: Vec<i64> = store
+        .recent(Some("busy"), 100)
+        .unwrap()
+        .iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(kept, [running, ids[5], ids[4]]);
+    let count = |sql: &str| -> i64 { wh.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM meta.task_runs"), 2);
+    assert_eq!(count("SELECT count(*) FROM meta.run_logs"), 2);
+    assert_eq!(store.recent(Some("quiet"), 10).unwrap().len(), 1);
 }

@@ -152,8 +152,16 @@ fn utc(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap()
 }
 
+/// The built-in alerts flow, set to tick every minute (its default is every 15 minutes) so
+/// that each alert's own schedule is what decides, to the minute.
 fn flows() -> Vec<FlowSpec> {
-    let flows = FlowSpec::built_in(&Config::default()).unwrap();
+    let config = Config::load(
+        &magpie_core::ConfigSources::default()
+            .with_env(Vec::<(String, String)>::new())
+            .with_override("flows.question_alerts.every", "1m"),
+    )
+    .unwrap();
+    let flows = FlowSpec::built_in(&config).unwrap();
     let alerts: Vec<FlowSpec> = flows
         .into_iter()
         .filter(|f| f.name == "question-alerts")

@@ -452,6 +452,7 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             )?;
         }
         store.finish(trigger.run_id, state, error.as_deref(), now)?;
+        store.prune(&flow.name, super::store::RUNS_KEPT_PER_FLOW)?;
         *self.running.borrow_mut() = None;
         self.publish();
         let seconds = (now - started).num_milliseconds() as f64 / 1000.0;

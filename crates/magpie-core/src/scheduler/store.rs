@@ -10,6 +10,10 @@ use super::RunState;
 /// Log lines kept per run; later ones are counted, not kept.
 pub const MAX_LOG_LINES: i64 = 300;
 
+/// Finished runs kept per flow (with their tasks and log lines); older ones are forgotten
+/// when a run ends, so a flow that runs every few minutes does not grow the history forever.
+pub const RUNS_KEPT_PER_FLOW: usize = 1000;
+
 fn ts(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()
 }
@@ -139,6 +143,27 @@ impl<'c> RunStore<'c> {
             )?
             .execute(params![state.as_str(), error, ts(now), ts(now), ts(now), ts(now), run_id])?;
         Ok(())
+    }
+
+    /// Forget all but the newest `keep` finished runs of `flow`, with their task runs and log
+    /// lines (in one transaction); how many runs went.
+    pub fn prune(&self, flow: &str, keep: usize) -> duckdb::Result<usize> {
+        const OLD: &str = "SELECT run_id FROM meta.flow_runs
+             WHERE flow = ? AND state IN ('Completed', 'Failed', 'Cancelled', 'Crashed')
+             ORDER BY run_id DESC OFFSET ?";
+        let keep = keep as i64;
+        crate::warehouse::in_transaction(self.conn, || {
+            for table in ["meta.run_logs", "meta.task_runs"] {
+                self.conn
+                    .prepare_cached(&format!("DELETE FROM {table} WHERE run_id IN ({OLD})"))?
+                    .execute(params![flow, keep])?;
+            }
+            self.conn
+                .prepare_cached(&format!(
+                    "DELETE FROM meta.flow_runs WHERE run_id IN ({OLD})"
+                ))?
+                .execute(params![flow, keep])
+        })
     }
 
     /// A task attempt starts (or the task's row is updated for a retry).
