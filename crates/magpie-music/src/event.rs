@@ -10,6 +10,16 @@ pub enum SourceKind {
     SpotifyBasic,
     LastFm,
     SpotifyApi,
+    /// Listens submitted to magpie's ListenBrainz-compatible API (`/1/submit-listens`).
+    ListenBrainzApi,
+    /// Scrobbles submitted to magpie's Last.fm-compatible API (`/2.0/`, `track.scrobble`).
+    LastFmApi,
+    /// A ListenBrainz "Export listens" file.
+    ListenBrainz,
+    /// A Maloja export or backup.
+    Maloja,
+    /// Apple Music's Play Activity CSV from Apple's privacy export.
+    AppleMusic,
 }
 
 impl SourceKind {
@@ -19,6 +29,11 @@ impl SourceKind {
             Self::SpotifyBasic => "spotify_basic",
             Self::LastFm => "lastfm",
             Self::SpotifyApi => "spotify_api",
+            Self::ListenBrainzApi => "listenbrainz_api",
+            Self::LastFmApi => "lastfm_api",
+            Self::ListenBrainz => "listenbrainz",
+            Self::Maloja => "maloja",
+            Self::AppleMusic => "apple_music",
         }
     }
 }
@@ -36,6 +51,17 @@ pub enum SourceFormat {
     LastFmJson,
     /// A Web API `GET /v1/me/player/recently-played` page.
     SpotifyApiJson,
+    /// The body of a ListenBrainz `POST /1/submit-listens` (listen type `single` or `import`).
+    ListenBrainzSubmit,
+    /// The parameters of a Last.fm `track.scrobble` call.
+    LastFmScrobble,
+    /// ListenBrainz's export: JSON lines (one listen per line; `listens/YYYY/M.jsonl` in the
+    /// zip) or the older JSON array of listens.
+    ListenBrainzJson,
+    /// Maloja's export / backup: `{"maloja": {...}, "scrobbles": [...]}`.
+    MalojaJson,
+    /// `Apple Music Play Activity.csv`.
+    AppleMusicCsv,
 }
 
 impl SourceFormat {
@@ -47,6 +73,11 @@ impl SourceFormat {
             Self::LastFmCsv => "lastfm_csv",
             Self::LastFmJson => "lastfm_json",
             Self::SpotifyApiJson => "api_json",
+            Self::ListenBrainzSubmit => "listenbrainz_submit",
+            Self::LastFmScrobble => "lastfm_scrobble",
+            Self::ListenBrainzJson => "listenbrainz_json",
+            Self::MalojaJson => "maloja_json",
+            Self::AppleMusicCsv => "apple_music_csv",
         }
     }
 
@@ -56,6 +87,11 @@ impl SourceFormat {
             Self::BasicJson => SourceKind::SpotifyBasic,
             Self::LastFmCsv | Self::LastFmJson => SourceKind::LastFm,
             Self::SpotifyApiJson => SourceKind::SpotifyApi,
+            Self::ListenBrainzSubmit => SourceKind::ListenBrainzApi,
+            Self::LastFmScrobble => SourceKind::LastFmApi,
+            Self::ListenBrainzJson => SourceKind::ListenBrainz,
+            Self::MalojaJson => SourceKind::Maloja,
+            Self::AppleMusicCsv => SourceKind::AppleMusic,
         }
     }
 
@@ -68,6 +104,11 @@ impl SourceFormat {
             Self::LastFmCsv => "Last.fm scrobbles (CSV)",
             Self::LastFmJson => "Last.fm scrobbles (user.getrecenttracks JSON)",
             Self::SpotifyApiJson => "Spotify Web API recently-played page",
+            Self::ListenBrainzSubmit => "ListenBrainz API submission",
+            Self::LastFmScrobble => "Last.fm API scrobble",
+            Self::ListenBrainzJson => "ListenBrainz listens export",
+            Self::MalojaJson => "Maloja export",
+            Self::AppleMusicCsv => "Apple Music Play Activity (CSV)",
         }
     }
 }

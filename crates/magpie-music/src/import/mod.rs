@@ -12,8 +12,8 @@ mod lastfm_csv;
 mod parse;
 mod report;
 mod scan;
-mod stage;
-mod store;
+pub(crate) mod stage;
+pub(crate) mod store;
 pub mod time;
 
 use std::collections::BTreeMap;
