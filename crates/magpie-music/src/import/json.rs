@@ -1,10 +1,11 @@
-//! Streaming reader for the JSON sources: Spotify's extended history (`Streaming_History_*`,
-//! `endsong_*`), basic history (`StreamingHistory*`, music and podcast), Last.fm
-//! `user.getrecenttracks` pages (one page object, or an array of pages), and Spotify Web API
-//! recently-played pages (what the poller receives, also importable from a saved file).
+//! The streaming reading loop of every JSON source, and the dispatch of each record to its
+//! format's converter (one file per format beside this one: [`super::spotify_extended`],
+//! [`super::spotify_basic`], [`super::lastfm_json`], [`super::spotify_api`]).
 //!
 //! The top-level array is walked one element at a time, so memory stays flat however large the
-//! file. The first element decides the layout; every later one must have the same.
+//! file. The first element decides the layout; every later one must have the same. [`Record`]
+//! reads an element of any layout (bar IP and user-agent fields, which are read past and never
+//! kept) and says which layout it is.
 
 use std::fmt;
 use std::io::BufRead;
@@ -14,9 +15,12 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::error::{ParseFailure, Position};
+use super::lastfm_json::LfmRecentTracks;
 use super::scan::{At, ScanError, Scanner};
+use super::spotify_api::ApiItem;
+use super::spotify_extended::LooseBool;
 use super::time;
-use crate::event::{ContentKind, ListenEvent, Parsed, SkipReason, SourceFormat};
+use crate::event::{Parsed, SourceFormat};
 
 /// Receives each parsed event; an `Err` stops the reader (the message is kept by the caller).
 pub type Sink<'a> = dyn FnMut(Parsed) -> Result<(), String> + 'a;
@@ -276,45 +280,45 @@ fn same_family(a: SourceFormat, b: SourceFormat) -> bool {
 
 /// One top-level element, any layout. Unknown keys are kept (bar IP and user-agent fields).
 #[derive(Default)]
-struct Record {
+pub(super) struct Record {
     // extended / endsong
-    ts: Option<String>,
-    ms_played: Option<i64>,
-    platform: Option<String>,
-    conn_country: Option<String>,
-    track_name: Option<String>,
-    artist_name: Option<String>,
-    album_name: Option<String>,
-    spotify_track_uri: Option<String>,
-    episode_name: Option<String>,
-    episode_show_name: Option<String>,
-    spotify_episode_uri: Option<String>,
-    audiobook_title: Option<String>,
-    audiobook_uri: Option<String>,
-    audiobook_chapter_uri: Option<String>,
-    audiobook_chapter_title: Option<String>,
-    reason_start: Option<String>,
-    reason_end: Option<String>,
-    shuffle: Option<bool>,
-    skipped: Option<bool>,
-    offline: Option<bool>,
-    offline_timestamp: Option<i64>,
-    incognito_mode: Option<bool>,
-    username: Option<String>,
-    endsong_markers: bool,
+    pub(super) ts: Option<String>,
+    pub(super) ms_played: Option<i64>,
+    pub(super) platform: Option<String>,
+    pub(super) conn_country: Option<String>,
+    pub(super) track_name: Option<String>,
+    pub(super) artist_name: Option<String>,
+    pub(super) album_name: Option<String>,
+    pub(super) spotify_track_uri: Option<String>,
+    pub(super) episode_name: Option<String>,
+    pub(super) episode_show_name: Option<String>,
+    pub(super) spotify_episode_uri: Option<String>,
+    pub(super) audiobook_title: Option<String>,
+    pub(super) audiobook_uri: Option<String>,
+    pub(super) audiobook_chapter_uri: Option<String>,
+    pub(super) audiobook_chapter_title: Option<String>,
+    pub(super) reason_start: Option<String>,
+    pub(super) reason_end: Option<String>,
+    pub(super) shuffle: Option<bool>,
+    pub(super) skipped: Option<bool>,
+    pub(super) offline: Option<bool>,
+    pub(super) offline_timestamp: Option<i64>,
+    pub(super) incognito_mode: Option<bool>,
+    pub(super) username: Option<String>,
+    pub(super) endsong_markers: bool,
     // basic
-    end_time: Option<String>,
-    basic_artist: Option<String>,
-    basic_track: Option<String>,
-    podcast_name: Option<String>,
-    basic_episode: Option<String>,
-    basic_ms: Option<i64>,
+    pub(super) end_time: Option<String>,
+    pub(super) basic_artist: Option<String>,
+    pub(super) basic_track: Option<String>,
+    pub(super) podcast_name: Option<String>,
+    pub(super) basic_episode: Option<String>,
+    pub(super) basic_ms: Option<i64>,
     // Last.fm
-    recenttracks: Option<LfmRecentTracks>,
+    pub(super) recenttracks: Option<LfmRecentTracks>,
     // Web API recently-played
-    items: Option<Vec<ApiItem>>,
-    api_markers: bool,
-    extra: serde_json::Map<String, Value>,
+    pub(super) items: Option<Vec<ApiItem>>,
+    pub(super) api_markers: bool,
+    pub(super) extra: serde_json::Map<String, Value>,
 }
 
 impl<'de> Deserialize<'de> for Record {
@@ -408,32 +412,6 @@ impl<'de> Deserialize<'de> for KeyName {
     }
 }
 
-/// Older exports write `skipped` as 0/1 or a boolean.
-struct LooseBool(bool);
-
-impl<'de> Deserialize<'de> for LooseBool {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = LooseBool;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a boolean or 0/1")
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<LooseBool, E> {
-                Ok(LooseBool(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LooseBool, E> {
-                match v {
-                    0 => Ok(LooseBool(false)),
-                    1 => Ok(LooseBool(true)),
-                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 impl Record {
     fn layout(&self) -> Result<SourceFormat, String> {
         if self.ts.is_some() || self.ms_played.is_some() {
@@ -473,430 +451,33 @@ impl Record {
         }
     }
 
-    fn extra_json(&mut self) -> Option<String> {
+    pub(super) fn extra_json(&mut self) -> Option<String> {
         if self.extra.is_empty() {
             None
         } else {
             Some(Value::Object(std::mem::take(&mut self.extra)).to_string())
         }
     }
-
-    fn into_extended(
-        mut self,
-        position: u64,
-        is_video: bool,
-        range: &time::Plausible,
-    ) -> Result<Parsed, String> {
-        let ts = self.ts.take().unwrap_or_default();
-        let ended = time::parse_spotify_ts(&ts).ok_or_else(|| {
-            format!("`ts` is \"{ts}\", expected an ISO 8601 UTC time like 2024-08-02T16:07:53Z")
-        })?;
-        if !range.contains(ended) {
-            return Err(format!("`ts` is \"{ts}\", {}", range.outside()));
-        }
-        let ms = self.ms_played.unwrap_or(0);
-        time::check_duration_ms(ms).map_err(|why| format!("`ms_played` {why}"))?;
-        let started = range.start(ended, ms).ok_or_else(|| {
-            format!("`ms_played` is {ms}: with `ts` \"{ts}\" the play would start before 1970")
-        })?;
-        let content_kind = if non_empty(&self.track_name) || non_empty(&self.spotify_track_uri) {
-            ContentKind::Track
-        } else if non_empty(&self.episode_name) || non_empty(&self.spotify_episode_uri) {
-            if is_video {
-                ContentKind::Video
-            } else {
-                ContentKind::Episode
-            }
-        } else if non_empty(&self.audiobook_title) || non_empty(&self.audiobook_uri) {
-            ContentKind::Audiobook
-        } else {
-            return Ok(Err(SkipReason::NoMetadata));
-        };
-        let extra_fields = self.extra_json();
-        Ok(Ok(ListenEvent {
-            position,
-            content_kind,
-            ended_at_us: Some(ended),
-            started_at_us: Some(started),
-            ms_played: Some(ms),
-            track_name: self.track_name,
-            artist_name: self.artist_name,
-            album_name: self.album_name,
-            spotify_track_uri: self.spotify_track_uri,
-            episode_name: self.episode_name,
-            episode_show_name: self.episode_show_name,
-            spotify_episode_uri: self.spotify_episode_uri,
-            audiobook_title: self.audiobook_title,
-            audiobook_uri: self.audiobook_uri,
-            audiobook_chapter_uri: self.audiobook_chapter_uri,
-            audiobook_chapter_title: self.audiobook_chapter_title,
-            platform: self.platform.filter(|s| !s.is_empty()),
-            conn_country: self.conn_country.filter(|s| !s.is_empty()),
-            reason_start: self.reason_start,
-            reason_end: self.reason_end,
-            shuffle: self.shuffle,
-            skipped: self.skipped,
-            offline: self.offline,
-            offline_timestamp: self.offline_timestamp,
-            incognito_mode: self.incognito_mode,
-            source_username: self.username.filter(|s| !s.is_empty()),
-            source_time_text: Some(ts),
-            extra_fields,
-            ..Default::default()
-        }))
-    }
-
-    fn into_basic(mut self, position: u64, range: &time::Plausible) -> Result<Parsed, String> {
-        let text = self.end_time.take().unwrap_or_default();
-        let ended = time::parse_basic_end_time(&text).ok_or_else(|| {
-            format!("`endTime` is \"{text}\", expected \"YYYY-MM-DD HH:MM\" (UTC)")
-        })?;
-        if !range.contains(ended) {
-            return Err(format!("`endTime` is \"{text}\", {}", range.outside()));
-        }
-        let ms = self.basic_ms.unwrap_or(0);
-        time::check_duration_ms(ms).map_err(|why| format!("`msPlayed` {why}"))?;
-        let started = range.start(ended, ms).ok_or_else(|| {
-            format!(
-                "`msPlayed` is {ms}: with `endTime` \"{text}\" the play would start before 1970"
-            )
-        })?;
-        let extra_fields = self.extra_json();
-        let mut event = ListenEvent {
-            position,
-            ended_at_us: Some(ended),
-            started_at_us: Some(started),
-            ms_played: Some(ms),
-            source_time_text: Some(text),
-            extra_fields,
-            ..Default::default()
-        };
-        if non_empty(&self.basic_track) {
-            event.content_kind = ContentKind::Track;
-            event.track_name = self.basic_track;
-            event.artist_name = self.basic_artist;
-        } else if non_empty(&self.basic_episode) {
-            event.content_kind = ContentKind::Episode;
-            event.episode_name = self.basic_episode;
-            event.episode_show_name = self.podcast_name;
-        } else {
-            return Ok(Err(SkipReason::NoMetadata));
-        }
-        Ok(Ok(event))
-    }
 }
 
-fn non_empty(s: &Option<String>) -> bool {
+pub(super) fn non_empty(s: &Option<String>) -> bool {
     s.as_deref().is_some_and(|s| !s.trim().is_empty())
 }
 
-// ---- Spotify Web API recently-played -----------------------------------------------------
-
-/// One `items[]` entry. Permissive: fields Spotify removed or may remove are optional.
-#[derive(Deserialize)]
-struct ApiItem {
-    #[serde(default)]
-    track: Option<ApiTrack>,
-    played_at: String,
-    #[serde(default)]
-    context: Option<ApiContext>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ApiTrack {
-    name: Option<String>,
-    uri: Option<String>,
-    duration_ms: Option<i64>,
-    explicit: Option<bool>,
-    artists: Vec<ApiNamed>,
-    album: Option<ApiNamed>,
-    external_ids: Option<ApiExternalIds>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ApiNamed {
-    name: Option<String>,
-    uri: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ApiExternalIds {
-    isrc: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ApiContext {
-    uri: Option<String>,
-}
-
-impl ApiItem {
-    fn into_event(self, position: u64, range: &time::Plausible) -> Result<Parsed, String> {
-        let ended = time::parse_spotify_ts(&self.played_at).ok_or_else(|| {
-            format!(
-                "item {position}: `played_at` is \"{}\", expected an ISO 8601 UTC time",
-                self.played_at
-            )
-        })?;
-        if !range.contains(ended) {
-            return Err(format!(
-                "item {position}: `played_at` is \"{}\", {}",
-                self.played_at,
-                range.outside()
-            ));
-        }
-        let Some(track) = self
-            .track
-            .filter(|t| t.name.as_deref().is_some_and(|n| !n.is_empty()))
-        else {
-            return Ok(Err(SkipReason::NoMetadata));
-        };
-        let started = match track.duration_ms {
-            None => None,
-            Some(d) => {
-                time::check_duration_ms(d)
-                    .map_err(|why| format!("item {position}: `track.duration_ms` {why}"))?;
-                Some(range.start(ended, d).ok_or_else(|| {
-                    format!(
-                        "item {position}: `track.duration_ms` is {d}: with `played_at` \"{}\" the \
-                         track would start before 1970",
-                        self.played_at
-                    )
-                })?)
-            }
-        };
-        let mut extra = serde_json::Map::new();
-        if track.artists.len() > 1 {
-            extra.insert(
-                "artists".into(),
-                Value::Array(
-                    track
-                        .artists
-                        .iter()
-                        .map(|a| Value::from(a.name.clone()))
-                        .collect(),
-                ),
-            );
-        }
-        if let Some(isrc) = track.external_ids.and_then(|x| x.isrc) {
-            extra.insert("isrc".into(), Value::from(isrc));
-        }
-        if let Some(explicit) = track.explicit {
-            extra.insert("explicit".into(), Value::from(explicit));
-        }
-        let first = track.artists.into_iter().next().unwrap_or_default();
-        let album = track.album.unwrap_or_default();
-        Ok(Ok(ListenEvent {
-            position,
-            content_kind: ContentKind::Track,
-            ended_at_us: Some(ended),
-            started_at_us: started,
-            ms_played: None,
-            track_name: track.name,
-            artist_name: first.name,
-            album_name: album.name,
-            spotify_track_uri: track.uri,
-            spotify_artist_uri: first.uri,
-            spotify_album_uri: album.uri,
-            track_duration_ms: track.duration_ms,
-            context_uri: self.context.and_then(|c| c.uri),
-            source_time_text: Some(self.played_at),
-            extra_fields: (!extra.is_empty()).then(|| Value::Object(extra).to_string()),
-            ..Default::default()
-        }))
-    }
-}
-
-// ---- Last.fm user.getrecenttracks -------------------------------------------------------
-
-#[derive(Deserialize, Default)]
-struct LfmRecentTracks {
-    #[serde(default)]
-    track: OneOrMany<LfmTrack>,
-}
-
-/// Last.fm writes a lone track as an object rather than a one-element array.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    Many(Vec<T>),
-    One(T),
-}
-
-impl<T> Default for OneOrMany<T> {
-    fn default() -> Self {
-        Self::Many(Vec::new())
-    }
-}
-
-impl<T> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            Self::Many(v) => v,
-            Self::One(t) => vec![t],
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct LfmTrack {
-    artist: LfmText,
-    #[serde(default)]
-    album: Option<LfmText>,
-    name: String,
-    #[serde(default)]
-    mbid: Option<String>,
-    #[serde(default)]
-    date: Option<LfmDate>,
-    #[serde(default, rename = "@attr")]
-    attr: Option<LfmAttr>,
-}
-
-/// `{"#text": "Name", "mbid": "…"}`, or with `extended=1`, `{"name": "Name", "mbid": "…"}`.
-#[derive(Deserialize)]
-struct LfmText {
-    #[serde(default, rename = "#text")]
-    text: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    mbid: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct LfmDate {
-    uts: StringOrInt,
-    #[serde(default, rename = "#text")]
-    text: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct LfmAttr {
-    #[serde(default)]
-    nowplaying: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StringOrInt {
-    S(String),
-    I(i64),
-}
-
-impl LfmTrack {
-    fn into_event(self, position: u64, range: &time::Plausible) -> Result<Parsed, String> {
-        if self.attr.and_then(|a| a.nowplaying).as_deref() == Some("true") && self.date.is_none() {
-            return Ok(Err(SkipReason::NowPlaying));
-        }
-        let Some(date) = self.date else {
-            return Ok(Err(SkipReason::Undated));
-        };
-        let uts = match date.uts {
-            StringOrInt::I(i) => i,
-            StringOrInt::S(s) => s.trim().parse().map_err(|_| {
-                format!("track {position}: `date.uts` is \"{s}\", expected unix seconds")
-            })?,
-        };
-        // Last.fm writes 0 for a scrobble without a date.
-        if uts == 0 {
-            return Ok(Err(SkipReason::Undated));
-        }
-        let started = range
-            .unix_seconds(uts)
-            .map_err(|why| format!("track {position}: `date.uts` {why}"))?;
-        let artist_name = self.artist.text.or(self.artist.name);
-        if self.name.trim().is_empty() {
-            return Ok(Err(SkipReason::NoMetadata));
-        }
-        Ok(Ok(ListenEvent {
-            position,
-            content_kind: ContentKind::Track,
-            started_at_us: Some(started),
-            track_name: Some(self.name),
-            artist_name,
-            album_name: self
-                .album
-                .as_ref()
-                .and_then(|a| a.text.clone().or(a.name.clone()))
-                .filter(|s| !s.is_empty()),
-            artist_mbid: self.artist.mbid.filter(|s| !s.is_empty()),
-            album_mbid: self.album.and_then(|a| a.mbid).filter(|s| !s.is_empty()),
-            track_mbid: self.mbid.filter(|s| !s.is_empty()),
-            source_time_text: date.text.or_else(|| Some(uts.to_string())),
-            ..Default::default()
-        }))
-    }
-}
-
-/// Parse one recently-played page held in memory (what the poller receives).
-pub fn parse_recently_played(body: &[u8]) -> Result<Vec<Parsed>, ParseFailure> {
-    let mut out = Vec::new();
-    let format = read(body, false, &mut |p| {
-        out.push(p);
-        Ok(())
-    })?;
-    if format != SourceFormat::SpotifyApiJson {
-        return Err(ParseFailure::new(
-            Position::default(),
-            format!(
-                "expected a recently-played page, found {}",
-                format.describe()
-            ),
-        ));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<(SourceFormat, Vec<Parsed>), ParseFailure> {
+    /// Every event of a JSON export held in memory, and its layout.
+    pub(in crate::import) fn parse(
+        json: &str,
+    ) -> Result<(SourceFormat, Vec<Parsed>), ParseFailure> {
         let mut out = Vec::new();
         let f = read(json.as_bytes(), false, &mut |p| {
             out.push(p);
             Ok(())
         })?;
         Ok((f, out))
-    }
-
-    #[test]
-    fn extended_record_keeps_fields_but_not_ip() {
-        let (f, events) = parse(
-            r#"[{"ts":"2024-08-02T16:07:53Z","platform":"android","ms_played":262974,"conn_country":"AR",
-            "ip_addr":"10.0.0.1","master_metadata_track_name":"So Long, London",
-            "master_metadata_album_artist_name":"Taylor Swift","master_metadata_album_album_name":"TTPD",
-            "spotify_track_uri":"spotify:track:7wAkQFShJ27V8362MqevQr","episode_name":null,
-            "episode_show_name":null,"spotify_episode_uri":null,"reason_start":"trackdone",
-            "reason_end":"trackdone","shuffle":false,"skipped":false,"offline":false,
-            "offline_timestamp":1722614450,"incognito_mode":false,"new_field":7}]"#,
-        )
-        .unwrap();
-        assert_eq!(f, SourceFormat::ExtendedJson);
-        let e = events[0].as_ref().unwrap();
-        assert_eq!(e.ms_played, Some(262974));
-        assert_eq!(e.ended_at_us, Some(1_722_614_873_000_000));
-        assert_eq!(e.started_at_us, Some(1_722_614_873_000_000 - 262_974_000));
-        assert_eq!(e.extra_fields.as_deref(), Some(r#"{"new_field":7}"#));
-        assert!(!format!("{e:?}").contains("10.0.0.1"));
-    }
-
-    #[test]
-    fn basic_and_podcast_records() {
-        let (f, events) = parse(
-            r#"[{"endTime":"2023-09-22 20:15","artistName":"club2020","trackName":"Deszcz","msPlayed":111804},
-               {"endTime":"2023-09-22 20:20","podcastName":"Show","episodeName":"Ep 1","msPlayed":5000}]"#,
-        )
-        .unwrap();
-        assert_eq!(f, SourceFormat::BasicJson);
-        assert_eq!(events[0].as_ref().unwrap().content_kind, ContentKind::Track);
-        assert_eq!(
-            events[1].as_ref().unwrap().content_kind,
-            ContentKind::Episode
-        );
     }
 
     #[test]
@@ -917,39 +498,5 @@ mod tests {
         let err = parse(r#"[{"foo":1}]"#).unwrap_err();
         assert!(err.detail.contains("foo"), "{}", err.detail);
         assert!(parse("[]").is_err());
-    }
-
-    #[test]
-    fn recently_played_page() {
-        let events = parse_recently_played(
-            br#"{"items":[{"track":{"name":"Solitary Daze","uri":"spotify:track:1","duration_ms":347000,
-              "artists":[{"name":"Maceo Plex","uri":"spotify:artist:3"}],"album":{"name":"Solitary Daze","uri":"spotify:album:9"}},
-              "played_at":"2023-09-22T15:43:33.750Z","context":null}],
-              "next":null,"cursors":{"after":"1695397413750","before":"1695396194294"},"limit":2,"href":"x"}"#,
-        )
-        .unwrap();
-        let e = events[0].as_ref().unwrap();
-        assert_eq!(e.ended_at_us, Some(1_695_397_413_750_000));
-        assert_eq!(e.started_at_us, Some(1_695_397_413_750_000 - 347_000_000));
-        assert_eq!(e.ms_played, None);
-        assert_eq!(e.spotify_artist_uri.as_deref(), Some("spotify:artist:3"));
-    }
-
-    #[test]
-    fn lastfm_page() {
-        let (f, events) = parse(
-            r##"{"recenttracks":{"track":[
-              {"artist":{"mbid":"","#text":"Now"},"name":"Playing","@attr":{"nowplaying":"true"}},
-              {"artist":{"mbid":"a-mbid","#text":"Blackbird Blackbird"},"album":{"mbid":"","#text":"Summer Heart"},
-               "name":"Hawaii","mbid":"t-mbid","date":{"uts":"1536407564","#text":"08 Sep 2018, 11:52"}}],
-              "@attr":{"user":"x","page":"1"}}}"##,
-        )
-        .unwrap();
-        assert_eq!(f, SourceFormat::LastFmJson);
-        assert_eq!(events[0], Err(SkipReason::NowPlaying));
-        let e = events[1].as_ref().unwrap();
-        assert_eq!(e.started_at_us, Some(1_536_407_564_000_000));
-        assert_eq!(e.artist_mbid.as_deref(), Some("a-mbid"));
-        assert_eq!(e.album_mbid, None);
     }
 }

@@ -9,9 +9,13 @@ pub mod error;
 pub mod input;
 mod json;
 mod lastfm_csv;
+mod lastfm_json;
 mod parse;
 mod report;
 mod scan;
+mod spotify_api;
+mod spotify_basic;
+mod spotify_extended;
 pub(crate) mod stage;
 pub(crate) mod store;
 pub mod time;
@@ -26,8 +30,8 @@ use magpie_core::Warehouse;
 
 pub use error::{ImportError, Position};
 pub use input::Input;
-pub use json::parse_recently_played;
 pub use report::{FileReport, ImportSummary, Outcome};
+pub use spotify_api::parse_recently_played;
 
 use crate::event::SourceFormat;
 

@@ -86,6 +86,39 @@ impl Plausible {
             .and_then(|d| ended_us.checked_sub(d))
             .filter(|us| self.contains(*us))
     }
+
+    /// A time written as `text` in `field`, as `parse` reads it: the microseconds if parsed and
+    /// plausible; else a message naming the field, the text and `expected` (the format).
+    pub fn parse_field(
+        &self,
+        field: &str,
+        text: &str,
+        parse: impl FnOnce(&str) -> Option<i64>,
+        expected: &str,
+    ) -> Result<i64, String> {
+        let us =
+            parse(text).ok_or_else(|| format!("`{field}` is \"{text}\", expected {expected}"))?;
+        if !self.contains(us) {
+            return Err(format!("`{field}` is \"{text}\", {}", self.outside()));
+        }
+        Ok(us)
+    }
+
+    /// The start of a play that ended at `ended_us` (written `end_text` in `end_field`) and
+    /// lasted `ms` (from `ms_field`): checked duration and a plausible start, else why not.
+    pub fn play_start(
+        &self,
+        ended_us: i64,
+        (end_field, end_text): (&str, &str),
+        (ms_field, ms): (&str, i64),
+    ) -> Result<i64, String> {
+        check_duration_ms(ms).map_err(|why| format!("`{ms_field}` {why}"))?;
+        self.start(ended_us, ms).ok_or_else(|| {
+            format!(
+                "`{ms_field}` is {ms}: with `{end_field}` \"{end_text}\" the play would start before 1970"
+            )
+        })
+    }
 }
 
 /// `ms` if it is a duration of 0 to [`MAX_DURATION_MS`]; else why not.
