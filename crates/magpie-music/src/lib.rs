@@ -26,3 +26,4 @@ pub mod event;
 pub mod identity;
 pub mod import;
 pub mod spotify;
+pub mod submit;

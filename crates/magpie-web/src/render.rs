@@ -61,6 +61,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("public.html", include_str!("../templates/public.html")),
     ("shares.html", include_str!("../templates/shares.html")),
+    (
+        "scrobbling.html",
+        include_str!("../templates/scrobbling.html"),
+    ),
+    (
+        "scrobbling_auth.html",
+        include_str!("../templates/scrobbling_auth.html"),
+    ),
 ];
 
 /// The compiled template set.

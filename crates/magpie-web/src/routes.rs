@@ -11,9 +11,14 @@
 //!   they need the admin session only with `server.require_login`.
 //! - **Admin**: admin pages and every state-changing request, behind one layer that requires
 //!   a session and its CSRF token.
+//! - **Api**: the ListenBrainz (`/1/`) and Last.fm (`/2.0/`) submission APIs. Their callers
+//!   are players, not browsers: no cookie is read, so there is nothing for another site to
+//!   forge, and each call carries its credential (a token, or a session key with a signature),
+//!   checked in one place per protocol ([`crate::scrobble`]). Their bodies may be as large as
+//!   ListenBrainz allows (a thousand listens).
 //!
-//! Around all of them: a foreign-origin POST is refused, security headers are set, bodies,
-//! time and concurrency are limited, and every request is counted.
+//! Around all of them: a foreign-origin POST to the site is refused, security headers are set,
+//! bodies, time and concurrency are limited, and every request is counted.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,7 +30,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{guard, login};
-use crate::{App, admin, explore, pages, public, render, security};
+use crate::{App, admin, explore, pages, public, render, scrobble, security};
 
 /// Which side of the trust boundary a route is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +43,8 @@ pub enum Access {
     Pages,
     /// The admin session, and its CSRF token for anything but GET.
     Admin,
+    /// A submission API: token or signed session key, no cookies.
+    Api,
 }
 
 /// A route: its class, method and path.
@@ -59,7 +66,7 @@ fn route(access: Access, method: Method, path: &'static str, handler: MethodRout
 
 /// Every route magpie serves.
 pub fn table() -> Vec<Route> {
-    use Access::{Admin, Metrics, Pages, Public};
+    use Access::{Admin, Api, Metrics, Pages, Public};
     let (g, p) = (Method::GET, Method::POST);
     vec![
         route(Public, g.clone(), "/health", get(pages::health::live)),
@@ -188,9 +195,81 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             Admin,
-            p,
+            p.clone(),
             "/admin/shares/{id}/revoke",
             post(pages::shares::revoke),
+        ),
+        route(
+            Admin,
+            g.clone(),
+            "/admin/scrobbling",
+            get(pages::scrobbling::list),
+        ),
+        route(
+            Admin,
+            p.clone(),
+            "/admin/scrobbling",
+            post(pages::scrobbling::create),
+        ),
+        route(
+            Admin,
+            p.clone(),
+            "/admin/scrobbling/{id}/revoke",
+            post(pages::scrobbling::revoke),
+        ),
+        route(
+            Admin,
+            g.clone(),
+            "/api/auth/",
+            get(pages::scrobbling::authorize),
+        ),
+        route(
+            Admin,
+            g.clone(),
+            "/api/auth",
+            get(pages::scrobbling::authorize),
+        ),
+        route(
+            Admin,
+            p.clone(),
+            "/api/auth/",
+            post(pages::scrobbling::approve),
+        ),
+        route(
+            Api,
+            p.clone(),
+            "/1/submit-listens",
+            post(scrobble::listenbrainz::submit),
+        ),
+        route(
+            Api,
+            g.clone(),
+            "/1/validate-token",
+            get(scrobble::listenbrainz::validate_token),
+        ),
+        route(
+            Api,
+            g.clone(),
+            "/1/user/{name}/playing-now",
+            get(scrobble::listenbrainz::playing_now),
+        ),
+        route(
+            Api,
+            g.clone(),
+            "/1/user/{name}/listens",
+            get(scrobble::listenbrainz::listens),
+        ),
+        route(
+            Api,
+            g.clone(),
+            "/2.0/",
+            get(scrobble::lastfm::endpoint).post(scrobble::lastfm::endpoint),
+        ),
+        route(
+            Api,
+            p,
+            "/2.0",
+            get(scrobble::lastfm::endpoint).post(scrobble::lastfm::endpoint),
         ),
     ]
 }
@@ -199,32 +278,42 @@ pub fn table() -> Vec<Route> {
 /// goes through.
 pub fn router(app: App) -> Router {
     let (mut public, mut metrics) = (Router::new(), Router::new());
-    let (mut pages, mut admin) = (Router::new(), Router::new());
+    let (mut pages, mut admin, mut api) = (Router::new(), Router::new(), Router::new());
     for r in table() {
         match r.access {
             Access::Public => public = public.route(r.path, r.handler),
             Access::Metrics => metrics = metrics.route(r.path, r.handler),
             Access::Pages => pages = pages.route(r.path, r.handler),
             Access::Admin => admin = admin.route(r.path, r.handler),
+            Access::Api => api = api.route(r.path, r.handler),
         }
     }
     let metrics = metrics.route_layer(from_fn_with_state(app.clone(), guard::metrics_access));
     let pages = pages.route_layer(from_fn_with_state(app.clone(), guard::require_login_if_set));
     let admin = admin.route_layer(from_fn_with_state(app.clone(), guard::require_session));
     let limits = app.limits().clone();
-    let mut router = Router::new()
+    let site = Router::new()
         .merge(public)
         .merge(metrics)
         .merge(pages)
         .merge(admin)
-        .fallback(pages::not_found)
-        .route_layer(from_fn(count_request))
-        .layer(from_fn_with_state(app.clone(), login::with_client_ip))
         .layer(from_fn_with_state(app.clone(), guard::same_origin))
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             limits.max_body,
-        ))
+        ));
+    let api_body = limits
+        .max_body
+        .max(magpie_music::submit::listenbrainz::MAX_PAYLOAD_SIZE);
+    let api = api
+        .layer(DefaultBodyLimit::max(api_body))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(api_body));
+    let mut router = Router::new()
+        .merge(site)
+        .merge(api)
+        .fallback(pages::not_found)
+        .route_layer(from_fn(count_request))
+        .layer(from_fn_with_state(app.clone(), login::with_client_ip))
         .layer(from_fn_with_state(app.clone(), security::limit_concurrency))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

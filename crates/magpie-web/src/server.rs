@@ -94,6 +94,8 @@ struct Inner {
     /// Results being computed, by cache generation and key: one computation per key, which
     /// everyone asking for the same key meanwhile waits for.
     inflight: Mutex<HashMap<(u64, String), Arc<Computing>>>,
+    /// The ListenBrainz and Last.fm submission APIs' tokens, writer and now-playing reports.
+    scrobbling: crate::scrobble::Scrobbling,
 }
 
 /// A result being computed once for everyone who asks for it meanwhile.
@@ -178,6 +180,7 @@ impl App {
                     config.explore.public_requests_per_minute,
                 ),
                 inflight: Mutex::new(HashMap::new()),
+                scrobbling: crate::scrobble::Scrobbling::new(config, warehouse)?,
             }),
         })
     }
@@ -264,6 +267,11 @@ impl App {
 
     pub(crate) fn docs(&self) -> &crate::explore::Docs {
         &self.inner.docs
+    }
+
+    /// The submission APIs' state.
+    pub fn scrobbling(&self) -> &crate::scrobble::Scrobbling {
+        &self.inner.scrobbling
     }
 
     pub(crate) fn public_limiter(&self) -> &crate::public::Limiter {

@@ -62,6 +62,9 @@ pub enum Command {
     /// Public share links of a dashboard or a saved question (read-only, on /public/TOKEN)
     #[command(subcommand)]
     Share(ShareCommand),
+    /// Listeners' tokens for players and scrobblers (the ListenBrainz and Last.fm APIs)
+    #[command(subcommand)]
+    Listener(ListenerCommand),
     /// Administration: the web admin password
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -250,6 +253,45 @@ pub struct ShareCreateArgs {
     /// Fix a variable to a value that viewers cannot change (repeatable)
     #[arg(long = "lock", value_name = "VAR=VALUE", value_parser = parse_param)]
     pub locks: Vec<(String, String)>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListenerCommand {
+    /// Tokens that players and scrobblers submit a listener's listens with
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it with the settings to paste into clients (shown this once:
+    /// only hashes of it are kept)
+    Create {
+        /// Whose listens the token submits (made when new)
+        #[arg(long, value_name = "NAME")]
+        listener: String,
+        /// What the token is for ("phone", "navidrome")
+        #[arg(long)]
+        label: Option<String>,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tokens: id, listener, label, when made (never the token)
+    List {
+        /// Only this listener's
+        #[arg(long, value_name = "NAME")]
+        listener: Option<String>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (from `magpie listener token list`): it stops working at once,
+    /// with every Last.fm session made from it
+    Revoke {
+        /// The token's id
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

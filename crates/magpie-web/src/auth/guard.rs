@@ -156,12 +156,14 @@ pub async fn metrics_access(
 }
 
 /// No session: browsers go to the login page (coming back here after), other clients get 401.
+/// `/api/auth/` is a page despite its path (Last.fm's, where a person approves a desktop app).
 fn login_required(request: &Request) -> Response {
+    let path = request.uri().path();
     let wants_json = request
         .uri()
         .query()
         .is_some_and(|q| q.contains("format=json"))
-        || request.uri().path().starts_with("/api/")
+        || (path.starts_with("/api/") && !path.starts_with("/api/auth"))
         || request
             .headers()
             .get(header::ACCEPT)

@@ -15,6 +15,7 @@ pub mod overview;
 pub mod patterns;
 mod queries;
 pub mod questions;
+pub mod scrobbling;
 pub mod shares;
 pub mod status;
 pub mod streaks;
@@ -189,4 +190,15 @@ pub(crate) fn context<T: Serialize>(
         );
     }
     Ok(value)
+}
+
+/// The address people reach this server at: `server.public_url`, else the request's host.
+pub(crate) fn base_url(app: &App, headers: &axum::http::HeaderMap) -> String {
+    app.auth().public_origin.clone().unwrap_or_else(|| {
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    })
 }

@@ -18,6 +18,9 @@ struct Overview {
     previous: Option<Totals>,
     series: Vec<queries::Bucket>,
     top_artists: Vec<TopRow>,
+    /// What the listener's player reports playing right now (not a play until it is
+    /// submitted as one).
+    now_playing: Option<magpie_music::submit::now_playing::Playing>,
 }
 
 pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
@@ -62,6 +65,10 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         previous,
         series: series.as_ref().clone(),
         top_artists: top.as_ref().clone(),
+        now_playing: app
+            .scrobbling()
+            .now_playing
+            .get(&frame.listener, chrono::Utc::now()),
     };
     Ok(Rendered {
         template: "overview.html",

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use magpie_questions::{ShareStore, ShareTarget};
@@ -99,17 +99,6 @@ pub struct CreateForm {
     locked: String,
 }
 
-/// The address people reach this server at: `server.public_url`, else the request's host.
-fn base_url(app: &App, headers: &axum::http::HeaderMap) -> String {
-    app.auth().public_origin.clone().unwrap_or_else(|| {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
-    })
-}
-
 /// `POST /admin/shares`: make a link.
 pub async fn create(
     State(app): State<App>,
@@ -166,7 +155,10 @@ pub async fn create(
             .create(target, locked)
             .map_err(|e| WebError::Internal(e.to_string()))?;
         tracing::info!(share = %share.id, "public share link created");
-        Ok(format!("{}/public/{token}", base_url(&app, &headers)))
+        Ok(format!(
+            "{}/public/{token}",
+            super::base_url(&app, &headers)
+        ))
     })();
     let mut data = match listing(&app, &session) {
         Ok(d) => d,

@@ -61,6 +61,19 @@ impl Served {
         self.app.publish(&wh).unwrap();
     }
 
+    /// The data folder (the configuration's `data_dir`).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Build the models on the served warehouse and publish the snapshot, as the daily
+    /// flow's build does.
+    pub fn build(&self, config: &Config) {
+        let wh = self.warehouse.lock().unwrap();
+        run_build(&wh, config.data_dir.as_path());
+        self.app.publish(&wh).unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -108,6 +121,12 @@ pub fn demo_warehouse_with(
         .import_paths(&[export], &mut |_| {});
     assert!(summary.all_ok());
     before_build(&wh);
+    run_build(&wh, dir);
+    wh
+}
+
+/// Build every model with its data tests, asserting all succeed.
+pub fn run_build(wh: &Warehouse, dir: &Path) {
     magpie_models::timezone::write_offsets(wh.conn(), chrono_tz::Europe::Berlin).unwrap();
     let project = magpie_models::embedded::project().unwrap();
     let report = Runner::new(wh.conn(), &project)
@@ -126,7 +145,6 @@ pub fn demo_warehouse_with(
         .filter(|n| n.status != Status::Success)
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
-    wh
 }
 
 /// Serve `warehouse` on a free loopback port from a thread of its own.

@@ -7,6 +7,7 @@ mod doctor;
 mod enrich;
 mod flows;
 mod import;
+mod listener;
 mod market;
 mod serve;
 mod share;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Spotify(command) => spotify::run(&config, command),
         Command::Market(crate::cli::MarketCommand::Run) => market::run(&config),
         Command::Share(command) => share::run(&config, command),
+        Command::Listener(command) => listener::run(&config, command),
         Command::Admin(crate::cli::AdminCommand::Password) => {
             println!(
                 "New admin password for the web pages (at least {} characters), then Enter:",
