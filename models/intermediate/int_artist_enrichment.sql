@@ -1,7 +1,9 @@
 {{ config(materialized='table', schema='intermediate') }}
 -- What enrichment knows of each artist (magpie's artist key): the Spotify artist most of its
--- played tracks belong to, MusicBrainz's id, type, areas and life span, and its country
--- (MusicBrainz's own, else the one found by walking the area chain).
+-- played tracks belong to, MusicBrainz's id, type, areas and life span, its country
+-- (MusicBrainz's own, else the one found by walking the area chain; ISO or not: XW, XE, SU ...)
+-- and the MBID a listening source supplied that MusicBrainz enrichment distrusted (the
+-- MusicBrainz artist of that id is called something else).
 with track_plays as (
     select p.artist_key, t.spotify_artist_id, count(*) as n
     from {{ ref('int_plays') }} as p
@@ -17,8 +19,17 @@ spotify as (
     group by artist_key
 ),
 
+distrusted as (
+    select entity_key as artist_key, json_extract_string(body, '$.claimed_mbid') as distrusted_mbid
+    from {{ source('raw', 'enrichment_responses') }}
+    where source = 'musicbrainz' and entity = 'mbid_check' and status = 0
+      and json_extract_string(body, '$.trusted') = 'false'
+),
+
 keys as (
     select artist_key from spotify
+    union
+    select artist_key from distrusted
     union
     select artist_key from {{ ref('stg_musicbrainz_artists') }}
     union
@@ -35,9 +46,11 @@ select
     mb.begin_area_name,
     mb.active_from,
     mb.active_to,
-    coalesce(mb.country_code, g.country_code) as country_code
+    upper(coalesce(mb.country_code, g.country_code)) as country_code,
+    d.distrusted_mbid
 from keys as k
 left join spotify as s using (artist_key)
 left join {{ ref('stg_spotify_artists_meta') }} as sa using (spotify_artist_id)
 left join {{ ref('stg_musicbrainz_artists') }} as mb using (artist_key)
 left join {{ ref('stg_geo_artists') }} as g using (artist_key)
+left join distrusted as d using (artist_key)

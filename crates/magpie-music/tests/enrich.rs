@@ -3,7 +3,9 @@
 //! MusicBrainz ws/2 lookups and searches): found, not found, ambiguous names, 429 and 503 with
 //! Retry-After, a response slower than the timeout, malformed JSON; the MusicBrainz limiter is
 //! checked on the fake's own request timestamps, and a run stopped midway resumes without
-//! redoing finished items.
+//! redoing finished items. MBIDs a Last.fm export supplies are checked against the played name
+//! (the real export's wrong ones: "Rihanna" with the MBID of "Rhianna", "Stevie Wonder" with
+//! The Supremes'), and of two spellings the more played one's MBID is looked up.
 
 mod common;
 
@@ -34,6 +36,16 @@ const MISSING_TRACK: &str = "aaaaaaaaaaaaaaaaaaaaaa";
 const MALFORMED_TRACK: &str = "bbbbbbbbbbbbbbbbbbbbbb";
 const SLOW_TRACK: &str = "cccccccccccccccccccccc";
 const LONDON_TRACK: &str = "dddddddddddddddddddddd";
+// MBIDs as the real Last.fm export (../shared/realdata/lastfm/krishkumar) gives them: wrong
+// for "Rihanna" (an artist named "Rhianna") and "Stevie Wonder" (The Supremes), right for
+// "Blackbird Blackbird".
+const RHIANNA_MBID: &str = "db36a76f-4cdf-43ac-8cd0-5e48092d2bae";
+const SUPREMES_MBID: &str = "c1aa2ec9-53e7-4d90-8d36-bac75832e986";
+const BLACKBIRD_MBID: &str = "46e32991-1e7b-4575-9206-8e6519c97c14";
+const RIHANNA_MBID: &str = "73e5e69d-3554-40d8-8516-00cb38737a1c";
+// Two spellings of one artist key with an MBID each: the less played one's is the smaller.
+const BEYONCE_MBID: &str = "859d0860-d480-4efd-970c-c05d5f1776b8";
+const BEYONCE_OTHER_MBID: &str = "11111111-0000-4000-8000-000000000001";
 
 /// The real payloads the fakes answer with.
 struct Payloads {
@@ -252,6 +264,10 @@ async fn mb_search(
             entry("Genesis Owusu", "g-3", 80)
         ]),
         "artist:\"London Band\"" => json!([entry("London Band", LONDON_BAND_MBID, 100)]),
+        "artist:\"Rihanna\"" => json!([
+            entry("Rihanna", RIHANNA_MBID, 100),
+            entry("Rhianna", RHIANNA_MBID, 87)
+        ]),
         _ => json!([]),
     };
     let n = artists.as_array().map_or(0, Vec::len);
@@ -296,6 +312,37 @@ async fn mb_artist(
             body["area"] = json!({"id": LONDON_AREA, "name": "London", "type": "City"});
             body["begin-area"] = Value::Null;
         }
+        RHIANNA_MBID => {
+            body["name"] = json!("Rhianna");
+            body["sort-name"] = json!("Rhianna");
+            body["type"] = json!("Person");
+            body["disambiguation"] = json!("UK singer");
+            body["country"] = json!("GB");
+            body["area"] =
+                json!({"id": "uk", "name": "United Kingdom", "iso-3166-1-codes": ["GB"]});
+            body["genres"] = json!([{"name": "pop", "count": 1}]);
+        }
+        RIHANNA_MBID => {
+            body["name"] = json!("Rihanna");
+            body["type"] = json!("Person");
+            body["country"] = json!("BB");
+            body["area"] = json!({"id": "bb", "name": "Barbados", "iso-3166-1-codes": ["BB"]});
+            body["aliases"] = json!([{"name": "Robyn Rihanna Fenty", "type": "Legal name"}]);
+        }
+        SUPREMES_MBID => {
+            body["name"] = json!("The Supremes");
+            body["sort-name"] = json!("Supremes, The");
+            body["type"] = json!("Group");
+        }
+        BLACKBIRD_MBID => {
+            body["name"] = json!("Blackbird Blackbird");
+            body["type"] = json!("Person");
+        }
+        BEYONCE_MBID => {
+            body["name"] = json!("Beyoncé");
+            body["type"] = json!("Person");
+        }
+        BEYONCE_OTHER_MBID => body["name"] = json!("Beyonce"),
         _ => return json_response(StatusCode::NOT_FOUND, json!({"error": "Not Found"})),
     }
     json_response(StatusCode::OK, body)
@@ -352,6 +399,69 @@ fn play(artist: &str, track: &str, id: &str, minute: u32) -> Value {
 }
 
 async fn harness(musicbrainz_rate: f64) -> Option<Harness> {
+    harness_with(musicbrainz_rate, spotify_history).await
+}
+
+/// The Spotify history most tests use: an extended export (with URIs) and a basic one.
+fn spotify_history(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut plays = Vec::new();
+    let mut minute = 0;
+    for (artist, track, id, n) in [
+        ("The Killers", "Mr. Brightside", KILLERS_TRACK, 6),
+        ("Fleetwood Mac", "Dreams", MISSING_TRACK, 5),
+        ("Genesis", "Mama", MALFORMED_TRACK, 4),
+        ("Nobody Known", "Song", SLOW_TRACK, 3),
+        ("London Band", "Fog", LONDON_TRACK, 2),
+    ] {
+        for _ in 0..n {
+            plays.push(play(artist, track, id, minute));
+            minute += 2;
+        }
+    }
+    let file = dir.join("Streaming_History_Audio_2024_0.json");
+    std::fs::write(&file, serde_json::to_vec(&plays).unwrap()).unwrap();
+    // A basic export names its tracks without URIs.
+    let basic = dir.join("StreamingHistory_music_0.json");
+    let basic_plays = json!([
+        {"endTime": "2024-03-02 09:00", "artistName": "The Killers", "trackName": "Somebody Told Me", "msPlayed": 190000},
+        {"endTime": "2024-03-02 09:05", "artistName": "The Killers", "trackName": "Somebody Told Me", "msPlayed": 190000},
+        {"endTime": "2024-03-02 09:10", "artistName": "Unheard Of", "trackName": "Nothing", "msPlayed": 190000}
+    ]);
+    std::fs::write(&basic, basic_plays.to_string()).unwrap();
+    vec![file, basic]
+}
+
+/// A Last.fm export (the columns of ../shared/realdata/lastfm/krishkumar's) whose artist MBIDs
+/// are those the real one gives, right and wrong, and an artist key written two ways.
+fn lastfm_history(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut csv =
+        String::from("artist,artist_mbid,album,album_mbid,track,track_mbid,timestamp,datetime\n");
+    let mut uts = 1_509_145_403i64;
+    for (artist, mbid, track, n) in [
+        ("Rihanna", RHIANNA_MBID, "Same Ol’ Mistakes", 3),
+        ("Stevie Wonder", SUPREMES_MBID, "Superstition", 2),
+        ("Blackbird Blackbird", BLACKBIRD_MBID, "Hawaii", 2),
+        ("Beyoncé", BEYONCE_MBID, "Halo", 3),
+        ("Beyonce", BEYONCE_OTHER_MBID, "Halo", 1),
+    ] {
+        for _ in 0..n {
+            uts += 600;
+            let when = chrono::DateTime::from_timestamp(uts, 0).unwrap();
+            csv.push_str(&format!(
+                "{artist},{mbid},Album,,{track},,{uts},{}\n",
+                when.format("%Y-%m-%d %H:%M:%S")
+            ));
+        }
+    }
+    let file = dir.join("lastfm_scrobbles.csv");
+    std::fs::write(&file, csv).unwrap();
+    vec![file]
+}
+
+async fn harness_with(
+    musicbrainz_rate: f64,
+    history: fn(&Path) -> Vec<std::path::PathBuf>,
+) -> Option<Harness> {
     let base = common::realdata("")?;
     let fake = Arc::new(Fake {
         payloads: payloads(&base),
@@ -373,32 +483,9 @@ async fn harness(musicbrainz_rate: f64) -> Option<Harness> {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let mut plays = Vec::new();
-    let mut minute = 0;
-    for (artist, track, id, n) in [
-        ("The Killers", "Mr. Brightside", KILLERS_TRACK, 6),
-        ("Fleetwood Mac", "Dreams", MISSING_TRACK, 5),
-        ("Genesis", "Mama", MALFORMED_TRACK, 4),
-        ("Nobody Known", "Song", SLOW_TRACK, 3),
-        ("London Band", "Fog", LONDON_TRACK, 2),
-    ] {
-        for _ in 0..n {
-            plays.push(play(artist, track, id, minute));
-            minute += 2;
-        }
-    }
-    let file = dir.path().join("Streaming_History_Audio_2024_0.json");
-    std::fs::write(&file, serde_json::to_vec(&plays).unwrap()).unwrap();
-    // A basic export names its tracks without URIs.
-    let basic = dir.path().join("StreamingHistory_music_0.json");
-    let basic_plays = json!([
-        {"endTime": "2024-03-02 09:00", "artistName": "The Killers", "trackName": "Somebody Told Me", "msPlayed": 190000},
-        {"endTime": "2024-03-02 09:05", "artistName": "The Killers", "trackName": "Somebody Told Me", "msPlayed": 190000},
-        {"endTime": "2024-03-02 09:10", "artistName": "Unheard Of", "trackName": "Nothing", "msPlayed": 190000}
-    ]);
-    std::fs::write(&basic, basic_plays.to_string()).unwrap();
+    let files = history(dir.path());
     let warehouse = common::warehouse(dir.path());
-    assert!(common::import(&warehouse, &[file, basic]).all_ok());
+    assert!(common::import(&warehouse, &files).all_ok());
 
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
@@ -696,4 +783,173 @@ async fn an_unreachable_service_is_paused_not_failed_item_by_item() {
         h.text("SELECT reason FROM raw.enrichment_waits WHERE source = 'musicbrainz'"),
         "5 failures in a row"
     );
+}
+
+impl Harness {
+    /// The MusicBrainz artist kept for `name`'s key: (MBID, name).
+    fn found(&self, name: &str) -> (String, String) {
+        self.warehouse
+            .conn()
+            .query_row(
+                "SELECT body ->> '$.id', body ->> '$.name' FROM raw.enrichment_responses
+                 WHERE source = 'musicbrainz' AND entity = 'artist' AND entity_key = ?",
+                [normalise(name)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn country(&self, name: &str) -> Option<String> {
+        self.warehouse
+            .conn()
+            .query_row(
+                "SELECT body ->> '$.country_code' FROM raw.enrichment_responses
+                 WHERE source = 'geo' AND entity = 'artist' AND entity_key = ?",
+                [normalise(name)],
+                |r| r.get(0),
+            )
+            .ok()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_supplied_mbid_is_used_only_when_musicbrainz_names_it_as_played() {
+    let Some(h) = harness_with(0.0, lastfm_history).await else {
+        return;
+    };
+    let mut enricher = Enricher::new(&h.config).unwrap();
+    h.run(&mut enricher, None).await;
+
+    // "Rihanna" came with the MBID of "Rhianna" (a UK singer): distrusted, resolved by name
+    // to Rihanna, and placed in Barbados, not GB.
+    assert_eq!(h.state("musicbrainz", "artist", "rihanna").0, "done");
+    assert_eq!(
+        h.found("Rihanna"),
+        (RIHANNA_MBID.to_string(), "Rihanna".to_string())
+    );
+    assert_eq!(h.country("Rihanna").as_deref(), Some("BB"));
+    assert_eq!(h.fake.hits(&format!("/ws/2/artist/{RHIANNA_MBID}")), 1);
+    assert_eq!(h.fake.hits("query=artist:\"Rihanna\""), 1);
+    // "Stevie Wonder" came with The Supremes' MBID: distrusted; no artist of that name in the
+    // fake's search, so not found, with both reasons.
+    let (state, error) = h.state("musicbrainz", "artist", "stevie wonder");
+    assert_eq!(state, "not_found");
+    let error = error.unwrap();
+    assert!(
+        error.contains(SUPREMES_MBID) && error.contains("`The Supremes`, not `Stevie Wonder`"),
+        "{error}"
+    );
+    assert_eq!(
+        h.country("Stevie Wonder"),
+        None,
+        "no country of The Supremes'"
+    );
+    // A right MBID is used directly: no search.
+    assert_eq!(
+        h.found("Blackbird Blackbird"),
+        (
+            BLACKBIRD_MBID.to_string(),
+            "Blackbird Blackbird".to_string()
+        )
+    );
+    assert_eq!(h.fake.hits("query=artist:\"Blackbird Blackbird\""), 0);
+    assert_eq!(
+        h.text(&format!(
+            "SELECT body ->> '$.trusted' FROM raw.enrichment_responses
+             WHERE entity = 'mbid_check' AND entity_key = '{}'",
+            normalise("Blackbird Blackbird")
+        )),
+        "true"
+    );
+    // Of "Beyoncé" (3 plays) and "Beyonce" (1 play, the smaller MBID), the more played
+    // spelling's MBID is the one looked up.
+    assert_eq!(
+        h.text(
+            "SELECT hints ->> '$.mbid' FROM raw.enrichment_queue
+             WHERE source = 'musicbrainz' AND entity_key = 'beyonce'"
+        ),
+        BEYONCE_MBID
+    );
+    assert_eq!(h.found("Beyonce").0, BEYONCE_MBID);
+    assert_eq!(
+        h.fake.hits(&format!("/ws/2/artist/{BEYONCE_OTHER_MBID}")),
+        0
+    );
+
+    // The enrichment page's list: the two distrusted MBIDs, most played first, with
+    // MusicBrainz's name for each and what the artist resolved to.
+    let progress = Progress::read(h.warehouse.conn(), 5, chrono::Utc::now()).unwrap();
+    assert_eq!(progress.distrusted_total, 2);
+    let listed: Vec<_> = progress
+        .distrusted
+        .iter()
+        .map(|d| {
+            (
+                d.played_name.as_str(),
+                d.claimed_mbid.as_str(),
+                d.musicbrainz_name.as_deref(),
+                d.resolved_name.as_deref(),
+                d.state.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                "Rihanna",
+                RHIANNA_MBID,
+                Some("Rhianna"),
+                Some("Rihanna"),
+                "done"
+            ),
+            (
+                "Stevie Wonder",
+                SUPREMES_MBID,
+                Some("The Supremes"),
+                None,
+                "not_found"
+            ),
+        ]
+    );
+    assert_eq!(
+        progress.distrusted[0].resolved_mbid.as_deref(),
+        Some(RIHANNA_MBID)
+    );
+
+    // A further run asks nothing again.
+    let before = h.fake.log.lock().unwrap().len();
+    h.run(&mut enricher, None).await;
+    assert_eq!(h.fake.log.lock().unwrap().len(), before);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_warehouse_enriched_before_the_check_is_checked_again() {
+    let Some(h) = harness_with(0.0, lastfm_history).await else {
+        return;
+    };
+    let mut enricher = Enricher::new(&h.config).unwrap();
+    h.run(&mut enricher, None).await;
+    // What an older magpie left: Rhianna's lookup kept for "rihanna", and her country.
+    let conn = h.warehouse.conn();
+    conn.execute_batch(&format!(
+        "DELETE FROM raw.enrichment_responses WHERE entity_key = 'rihanna';
+         INSERT INTO raw.enrichment_responses VALUES
+           ('musicbrainz', 'artist', 'rihanna', '/ws/2/artist/{RHIANNA_MBID}', 200, now()::TIMESTAMP,
+            '{{\"id\": \"{RHIANNA_MBID}\", \"name\": \"Rhianna\", \"country\": \"GB\"}}'),
+           ('geo', 'artist', 'rihanna', 'derived', 0, now()::TIMESTAMP, '{{\"country_code\": \"GB\", \"via\": []}}');"
+    ))
+    .unwrap();
+    assert_eq!(h.country("Rihanna").as_deref(), Some("GB"));
+    // Migration 8 queues every artist with a supplied MBID again ...
+    conn.execute_batch(include_str!(
+        "../../magpie-core/migrations/0008_recheck_supplied_mbids.sql"
+    ))
+    .unwrap();
+    assert_eq!(h.state("musicbrainz", "artist", "rihanna").0, "queued");
+    // ... and the next run replaces Rhianna's lookup and country.
+    h.run(&mut enricher, None).await;
+    assert_eq!(h.found("Rihanna").0, RIHANNA_MBID);
+    assert_eq!(h.country("Rihanna").as_deref(), Some("BB"));
+    assert_eq!(h.state("geo", "artist", "rihanna").0, "done");
 }

@@ -731,3 +731,168 @@ fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
     }
     samples
 }
+
+/// Last.fm scrobbles (the real export's columns and, for Rihanna and Stevie Wonder, its wrong
+/// MBIDs) beside the demo, and what MusicBrainz enrichment would have said of them: a supplied
+/// MBID distrusted and resolved, one distrusted and not resolved, and two artists whose area
+/// is no single country (XW "[Worldwide]", XE Europe).
+fn lastfm_beside_the_demo(wh: &magpie_core::Warehouse, dir: &std::path::Path) {
+    const RHIANNA: &str = "db36a76f-4cdf-43ac-8cd0-5e48092d2bae";
+    const RIHANNA: &str = "73e5e69d-3554-40d8-8516-00cb38737a1c";
+    const SUPREMES: &str = "c1aa2ec9-53e7-4d90-8d36-bac75832e986";
+    // Last.fm's columns, without the optional date text.
+    let mut csv = String::from("artist,artist_mbid,album,album_mbid,track,track_mbid,timestamp\n");
+    let mut uts = 1_735_000_000i64;
+    for (artist, mbid, track, n) in [
+        ("Rihanna", RHIANNA, "Same Ol’ Mistakes", 2),
+        ("Stevie Wonder", SUPREMES, "Superstition", 2),
+        // Two spellings of one artist key: the more played one's MBID is the larger.
+        ("Beyoncé", "859d0860-d480-4efd-970c-c05d5f1776b8", "Halo", 3),
+        ("Beyonce", "11111111-0000-4000-8000-000000000001", "Halo", 1),
+        (
+            "The Wandering Choir",
+            "22222222-0000-4000-8000-000000000002",
+            "Hymn",
+            2,
+        ),
+        (
+            "Euro Collective",
+            "33333333-0000-4000-8000-000000000003",
+            "Anthem",
+            1,
+        ),
+    ] {
+        for _ in 0..n {
+            uts += 600;
+            csv += &format!("{artist},{mbid},Album,,{track},,{uts}\n");
+        }
+    }
+    let file = dir.join("lastfm_scrobbles.csv");
+    std::fs::write(&file, csv).unwrap();
+    let summary = magpie_music::import::Importer::new(wh, Default::default())
+        .unwrap()
+        .import_paths(&[file], &mut |_| {});
+    assert!(summary.all_ok());
+    let area = |code: &str, name: &str| {
+        format!(
+            r#"{{"country": "{code}", "area": {{"name": "{name}", "iso-3166-1-codes": ["{code}"]}}}}"#
+        )
+    };
+    wh.conn()
+        .execute_batch(&format!(
+            "INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, priority, state, attempts, last_error, queued_at, finished_at) VALUES
+               ('musicbrainz', 'artist', 'rihanna', 'Rihanna', 2, 'done', 1, NULL, now()::TIMESTAMP, now()::TIMESTAMP),
+               ('musicbrainz', 'artist', 'stevie wonder', 'Stevie Wonder', 2, 'not_found', 1,
+                'the supplied MBID {SUPREMES} is MusicBrainz''s `The Supremes`, not `Stevie Wonder`; no MusicBrainz artist named `stevie wonder` scores 90 or more',
+                now()::TIMESTAMP, now()::TIMESTAMP);
+             INSERT INTO raw.enrichment_responses VALUES
+               ('musicbrainz', 'mbid_check', 'rihanna', 'derived', 0, now()::TIMESTAMP,
+                '{{\"claimed_mbid\": \"{RHIANNA}\", \"played_name\": \"Rihanna\", \"musicbrainz_name\": \"Rhianna\", \"trusted\": false}}'),
+               ('musicbrainz', 'artist', 'rihanna', '/ws/2/artist/{RIHANNA}', 200, now()::TIMESTAMP,
+                '{{\"id\": \"{RIHANNA}\", \"name\": \"Rihanna\", \"country\": \"BB\"}}'),
+               ('geo', 'artist', 'rihanna', 'derived', 0, now()::TIMESTAMP, '{{\"country_code\": \"BB\"}}'),
+               ('musicbrainz', 'mbid_check', 'stevie wonder', 'derived', 0, now()::TIMESTAMP,
+                '{{\"claimed_mbid\": \"{SUPREMES}\", \"played_name\": \"Stevie Wonder\", \"musicbrainz_name\": \"The Supremes\", \"trusted\": false}}'),
+               ('musicbrainz', 'artist', 'the wandering choir', '', 200, now()::TIMESTAMP,
+                '{{\"id\": \"22222222-0000-4000-8000-000000000002\", \"name\": \"The Wandering Choir\", {}'),
+               ('geo', 'artist', 'the wandering choir', 'derived', 0, now()::TIMESTAMP, '{{\"country_code\": \"XW\"}}'),
+               ('musicbrainz', 'artist', 'euro collective', '', 200, now()::TIMESTAMP,
+                '{{\"id\": \"33333333-0000-4000-8000-000000000003\", \"name\": \"Euro Collective\", {}'),
+               ('geo', 'artist', 'euro collective', 'derived', 0, now()::TIMESTAMP, '{{\"country_code\": \"XE\"}}');",
+            &area("XW", "[Worldwide]")[1..],
+            &area("XE", "Europe")[1..],
+        ))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn supplied_mbids_and_areas_without_a_country_reach_the_marts_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = common::demo_options(dir.path(), 3_000);
+    let path = dir.path().to_path_buf();
+    let wh = common::demo_warehouse_with(dir.path(), 3_000, |wh| {
+        magpie_music::demo::enrichment::write(wh.conn(), &options).unwrap();
+        lastfm_beside_the_demo(wh, &path);
+    });
+    let d = common::serve(wh, dir);
+    let artist = |key: &str, column: &str| {
+        d.text(&format!(
+            "SELECT coalesce(CAST({column} AS VARCHAR), 'NULL') FROM marts.dim_artist WHERE artist_key = '{key}'"
+        ))
+    };
+    // Of two spellings, the more played one's MBID (not the smaller).
+    assert_eq!(
+        artist("beyonce", "musicbrainz_id"),
+        "859d0860-d480-4efd-970c-c05d5f1776b8"
+    );
+    // A distrusted MBID gives way to the artist enrichment resolved, or to none.
+    assert_eq!(
+        artist("rihanna", "musicbrainz_id"),
+        "73e5e69d-3554-40d8-8516-00cb38737a1c"
+    );
+    assert_eq!(artist("rihanna", "country_code"), "BB");
+    assert_eq!(artist("stevie wonder", "musicbrainz_id"), "NULL");
+    // XW and XE are kept, labelled, and not on the map (no location).
+    assert_eq!(artist("the wandering choir", "country_code"), "XW");
+    assert_eq!(artist("the wandering choir", "country_name"), "Worldwide");
+    assert_eq!(artist("the wandering choir", "location_id"), "NULL");
+    assert_eq!(artist("euro collective", "country_name"), "Europe");
+    assert_eq!(
+        artist("rihanna", "country_name"),
+        d.text("SELECT country_name FROM marts.dim_location WHERE country_code = 'BB'")
+    );
+
+    let page = json(&d.url("/map?range=all&format=json")).await;
+    let elsewhere = d.int(
+        "SELECT count(*) FROM marts.dim_artist WHERE country_code IS NOT NULL AND location_id IS NULL",
+    );
+    assert_eq!(elsewhere, 2);
+    assert_eq!(page["elsewhere_artists"], elsewhere);
+    assert_eq!(
+        page["elsewhere"],
+        serde_json::json!([
+            {"code": "XE", "name": "Europe", "artists": 1},
+            {"code": "XW", "name": "Worldwide", "artists": 1}
+        ])
+    );
+    assert_eq!(page["elsewhere_plays"], 3);
+    assert!(
+        page["countries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["code"] != "XW" && c["code"] != "XE"),
+        "not placed on the map"
+    );
+    let (_, html) = get(&d.url("/map?range=all")).await;
+    assert!(html.contains("2 artists have no single country:"), "{html}");
+    assert!(html.contains("country=XW\">Worldwide</a> 1"));
+    assert_eq!(
+        page["countries"].as_array().unwrap().len() as i64,
+        d.int(
+            "SELECT count(DISTINCT a.country_code) FROM marts.fact_plays f
+             JOIN marts.dim_artist a USING (artist_id) WHERE a.location_id IS NOT NULL"
+        ),
+        "every placed country is listed, and only those"
+    );
+    let page = json(&d.url("/map?range=all&country=XW&format=json")).await;
+    assert_eq!(page["selected_name"], "Worldwide");
+    assert_eq!(page["artists"][0]["name"], "The Wandering Choir");
+
+    // The enrichment page lists the distrusted MBIDs with what they resolved to.
+    let page = json(&d.url("/enrichment?format=json")).await;
+    assert_eq!(page["distrusted_total"], 2);
+    let (status, html) = get(&d.url("/enrichment")).await;
+    assert_eq!(status, 200);
+    let table = &html[html.find("id=\"distrusted\"").unwrap()..];
+    for text in [
+        "Rihanna",
+        "db36a76f-4cdf-43ac-8cd0-5e48092d2bae",
+        "Rhianna",
+        "73e5e69d-3554-40d8-8516-00cb38737a1c",
+        "The Supremes",
+        "nothing: the supplied MBID",
+    ] {
+        assert!(table.contains(text), "{text} in {table}");
+    }
+}

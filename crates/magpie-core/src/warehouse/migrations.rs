@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "question_alerts",
         sql: include_str!("../../migrations/0007_question_alerts.sql"),
     },
+    Migration {
+        version: 8,
+        name: "recheck_supplied_mbids",
+        sql: include_str!("../../migrations/0008_recheck_supplied_mbids.sql"),
+    },
 ];
 
 fn latest_known() -> i64 {

@@ -6,8 +6,9 @@
 //!   seen by imports or polls are queued by [`queue::Queue::refresh`];
 //! - [`spotify`]: `GET /v1/tracks/{id}`, `/v1/artists/{id}`, `/v1/albums/{id}` (the batch
 //!   endpoints are gone), and, when configured, a search for tracks without a URI;
-//! - [`musicbrainz`]: artist MBIDs (by the Spotify URL relation, else a name search with a score
-//!   threshold and a name check), then the lookup with genres, tags, type, country and areas;
+//! - [`musicbrainz`]: artist MBIDs (a supplied one if MusicBrainz names it as played, else by
+//!   the Spotify URL relation, else a name search with a score threshold and a name check),
+//!   then the lookup with genres, tags, aliases, type, country and areas;
 //! - [`geo`]: each artist's country, from MusicBrainz `country` or by walking the area chain up
 //!   to a country; coordinates and regions come from the countries seed in the models;
 //! - [`worker`]: the loop that takes items, calls the service behind a rate limiter, and writes
@@ -29,7 +30,7 @@ pub mod worker;
 use std::fmt;
 use std::str::FromStr;
 
-pub use progress::{Progress, SourceProgress};
+pub use progress::{DistrustedMbid, Progress, SourceProgress};
 pub use queue::Queue;
 pub use worker::{Enricher, RunOptions, RunSummary};
 

@@ -1,7 +1,15 @@
 //! MusicBrainz (`/ws/2/`, JSON): an artist's MBID by the Spotify URL relation
 //! (`/ws/2/url?resource=https://open.spotify.com/artist/{id}&inc=artist-rels`), else by a name
 //! search accepted only above a score threshold and when the name matches; then the lookup
-//! `/ws/2/artist/{mbid}?inc=genres+tags` with genres, tags, type, country, areas, life-span.
+//! `/ws/2/artist/{mbid}?inc=genres+tags+aliases` with genres, tags, type, country, areas,
+//! life-span.
+//!
+//! An MBID the listening source supplied (Last.fm, ListenBrainz) is a claim, not a fact: some
+//! are wrong at the source (Last.fm gives "Rihanna" the MBID of an artist named "Rhianna"). It
+//! is looked up directly and kept only when MusicBrainz's artist of that id is called what was
+//! played (its name or an alias, normalised as the name search compares); otherwise it is
+//! distrusted, the check is kept (`entity = 'mbid_check'`, listed on the enrichment page), and
+//! the artist is resolved as if no MBID had come: by the Spotify URL, else by name.
 //!
 //! Rules of the service: at most one request per second for the whole process (one
 //! [`Limiter`] for every request made here, geography included), a User-Agent naming magpie,
@@ -136,10 +144,29 @@ impl MusicBrainz {
         kept: &mut Vec<Response>,
     ) -> Result<Outcome, Stop> {
         let name = item.label.clone().unwrap_or_else(|| item.key.clone());
-        let mut mbid = item.hints["mbid"].as_str().map(str::to_string);
-        if mbid.is_none()
-            && let Some(spotify_id) = item.hints["spotify_artist_id"].as_str()
-        {
+        // A supplied MBID (Last.fm, ListenBrainz) is a claim: used only when MusicBrainz's
+        // artist of that id is called what was played.
+        let mut claimed = None;
+        let mut distrust = None;
+        if let Some(mbid) = item.hints["mbid"].as_str() {
+            let found = self.look_up(mbid).await?;
+            let check = check_claim(mbid, &name, &item.key, found.as_ref().map(|f| &f.1));
+            let trusted = check.trusted;
+            kept.push(check.response(&item.key));
+            if trusted {
+                let (request, body) = found.expect("a trusted claim was found");
+                kept.push(artist_response(item, request, body));
+                return Ok(Outcome::Done);
+            }
+            distrust = check.reason;
+            claimed = found;
+        }
+        let not_found = |why: String| match &distrust {
+            Some(distrusted) => Outcome::NotFound(format!("{distrusted}; {why}")),
+            None => Outcome::NotFound(why),
+        };
+        let mut mbid = None;
+        if let Some(spotify_id) = item.hints["spotify_artist_id"].as_str() {
             let path = format!(
                 "url?resource={}&inc=artist-rels",
                 urlencode(&format!("https://open.spotify.com/artist/{spotify_id}"))
@@ -161,29 +188,34 @@ impl MusicBrainz {
                 .await?;
             match choose_candidate(&body, &item.key, self.min_score) {
                 Ok(id) => mbid = Some(id),
-                Err(why) => return Ok(Outcome::NotFound(why)),
+                Err(why) => return Ok(not_found(why)),
             }
         }
         let mbid = mbid.expect("set above or returned");
-        let path = format!("artist/{mbid}?inc=genres+tags");
-        let (request, fetched) = self.get(&path).await?;
-        match (fetched.status, fetched.json) {
-            (200, Ok(body)) if body["id"].is_string() => {
-                kept.push(Response {
-                    source: Source::MusicBrainz,
-                    entity: "artist".into(),
-                    key: item.key.clone(),
-                    request,
-                    status: 200,
-                    body,
-                });
+        // Spotify's link may name the claimed artist after all: its answer is at hand.
+        let found = match claimed.filter(|(_, body)| body["id"] == mbid.as_str()) {
+            Some(found) => Some(found),
+            None => self.look_up(&mbid).await?,
+        };
+        match found {
+            Some((request, body)) => {
+                kept.push(artist_response(item, request, body));
                 Ok(Outcome::Done)
             }
+            None => Ok(not_found(format!("MusicBrainz has no artist {mbid}"))),
+        }
+    }
+
+    /// `/ws/2/artist/{mbid}` with genres, tags and aliases: the request and the artist, or
+    /// `None` when MusicBrainz has no such artist.
+    async fn look_up(&mut self, mbid: &str) -> Result<Option<(String, Value)>, Stop> {
+        let path = format!("artist/{mbid}?inc=genres+tags+aliases");
+        let (request, fetched) = self.get(&path).await?;
+        match (fetched.status, fetched.json) {
+            (200, Ok(body)) if body["id"].is_string() => Ok(Some((request, body))),
             (200, Ok(_)) => Err(Stop::Failed("an artist without an `id`".into())),
             (200, Err(why)) => Err(Stop::Failed(why)),
-            (404, _) => Ok(Outcome::NotFound(format!(
-                "MusicBrainz has no artist {mbid}"
-            ))),
+            (404, _) => Ok(None),
             (status, _) => Err(Stop::Failed(format!("MusicBrainz answered HTTP {status}"))),
         }
     }
@@ -211,23 +243,98 @@ pub fn artist_from_url_relations(body: &Value) -> Option<String> {
     })
 }
 
+/// The artist lookup kept for an item (what the models read).
+fn artist_response(item: &Item, request: String, body: Value) -> Response {
+    Response {
+        source: Source::MusicBrainz,
+        entity: "artist".into(),
+        key: item.key.clone(),
+        request,
+        status: 200,
+        body,
+    }
+}
+
+/// Whether a MusicBrainz artist (a lookup or a search result) is called `artist_key`: its
+/// name or one of its aliases, normalised as magpie's artist keys are.
+pub fn is_named(artist: &Value, artist_key: &str) -> bool {
+    let own = artist["name"].as_str().map(normalise);
+    let aliases = artist["aliases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["name"].as_str().map(normalise));
+    own.into_iter().chain(aliases).any(|n| n == artist_key)
+}
+
+/// What the check of a supplied MBID found: kept as a derived response
+/// (`entity = 'mbid_check'`), which the enrichment page lists when `trusted` is false.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimCheck {
+    pub claimed_mbid: String,
+    pub played_name: String,
+    /// MusicBrainz's name for the claimed MBID; `None` when it has no such artist.
+    pub musicbrainz_name: Option<String>,
+    pub trusted: bool,
+    /// Why the claim was not trusted.
+    pub reason: Option<String>,
+}
+
+impl ClaimCheck {
+    fn response(&self, artist_key: &str) -> Response {
+        Response {
+            source: Source::MusicBrainz,
+            entity: "mbid_check".into(),
+            key: artist_key.into(),
+            request: "derived".into(),
+            status: 0,
+            body: serde_json::json!({
+                "claimed_mbid": self.claimed_mbid,
+                "played_name": self.played_name,
+                "musicbrainz_name": self.musicbrainz_name,
+                "trusted": self.trusted,
+                "reason": self.reason,
+            }),
+        }
+    }
+}
+
+/// Check a supplied MBID against what was played: `found` is MusicBrainz's artist of that id
+/// (`None`: no such artist); trusted when its name or an alias normalises to `artist_key`.
+pub fn check_claim(
+    mbid: &str,
+    played: &str,
+    artist_key: &str,
+    found: Option<&Value>,
+) -> ClaimCheck {
+    let musicbrainz_name = found.and_then(|b| b["name"].as_str()).map(str::to_string);
+    let trusted = found.is_some_and(|b| is_named(b, artist_key));
+    let reason = match (&musicbrainz_name, trusted) {
+        (_, true) => None,
+        (Some(theirs), false) => Some(format!(
+            "the supplied MBID {mbid} is MusicBrainz's `{theirs}`, not `{played}`"
+        )),
+        (None, false) => Some(format!(
+            "MusicBrainz has no artist {mbid} (the supplied MBID)"
+        )),
+    };
+    ClaimCheck {
+        claimed_mbid: mbid.to_string(),
+        played_name: played.to_string(),
+        musicbrainz_name,
+        trusted,
+        reason,
+    }
+}
+
 /// The search result to accept: score at least `min_score` and the name (or an alias)
 /// normalising to `artist_key`; of several, the best only when it scores strictly higher.
 pub fn choose_candidate(body: &Value, artist_key: &str, min_score: u64) -> Result<String, String> {
     let empty = Vec::new();
     let artists = body["artists"].as_array().unwrap_or(&empty);
-    let names_match = |a: &Value| {
-        let own = a["name"].as_str().map(normalise);
-        let aliases = a["aliases"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x["name"].as_str().map(normalise));
-        own.into_iter().chain(aliases).any(|n| n == artist_key)
-    };
     let mut fits: Vec<(u64, &str)> = artists
         .iter()
-        .filter(|a| a["score"].as_u64().unwrap_or(0) >= min_score && names_match(a))
+        .filter(|a| a["score"].as_u64().unwrap_or(0) >= min_score && is_named(a, artist_key))
         .filter_map(|a| Some((a["score"].as_u64()?, a["id"].as_str()?)))
         .collect();
     fits.sort_by_key(|f| std::cmp::Reverse(f.0));
@@ -305,6 +412,31 @@ mod tests {
             "a",
             "alias"
         );
+    }
+
+    #[test]
+    fn a_supplied_mbid_is_trusted_when_its_name_or_an_alias_is_the_played_one() {
+        let rhianna = json!({"id": "db36a76f", "name": "Rhianna", "aliases": []});
+        let check = check_claim("db36a76f", "Rihanna", "rihanna", Some(&rhianna));
+        assert!(!check.trusted);
+        assert_eq!(check.musicbrainz_name.as_deref(), Some("Rhianna"));
+        assert_eq!(
+            check.reason.as_deref(),
+            Some("the supplied MBID db36a76f is MusicBrainz's `Rhianna`, not `Rihanna`")
+        );
+        let rihanna = json!({"id": "73e5e69d", "name": "Rihanna",
+            "aliases": [{"name": "Robyn Rihanna Fenty"}]});
+        assert!(check_claim("73e5e69d", "RIHANNA", "rihanna", Some(&rihanna)).trusted);
+        let by_alias = check_claim(
+            "73e5e69d",
+            "Robyn Rihanna Fenty",
+            "robyn rihanna fenty",
+            Some(&rihanna),
+        );
+        assert!(by_alias.trusted && by_alias.reason.is_none());
+        let missing = check_claim("00000000", "Rihanna", "rihanna", None);
+        assert!(!missing.trusted && missing.musicbrainz_name.is_none());
+        assert!(missing.reason.unwrap().contains("has no artist 00000000"));
     }
 
     #[test]

@@ -136,6 +136,12 @@ impl<'c> Queue<'c> {
         responses: &[Response],
         now: DateTime<Utc>,
     ) -> duckdb::Result<()> {
+        if item.source == Source::MusicBrainz
+            && item.entity == "artist"
+            && matches!(outcome, Outcome::Done | Outcome::NotFound(_))
+        {
+            self.supersede_artist(&item.key)?;
+        }
         self.store(responses, now)?;
         let (state, error, attempts, not_before) = match outcome {
             Outcome::Done => ("done", None, item.attempts + 1, None),
@@ -169,6 +175,26 @@ impl<'c> Queue<'c> {
                 item.entity,
                 item.key
             ])?;
+        Ok(())
+    }
+
+    /// A MusicBrainz artist looked up again (its hints changed: another MBID, a Spotify id)
+    /// replaces what the last lookup found: its artist, its MBID check and the country derived
+    /// from them go, and the country is derived again.
+    fn supersede_artist(&self, key: &str) -> duckdb::Result<()> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM raw.enrichment_responses
+                 WHERE entity_key = ? AND ((source = 'musicbrainz' AND entity IN ('artist', 'mbid_check'))
+                                           OR (source = 'geo' AND entity = 'artist'))",
+            )?
+            .execute([key])?;
+        self.conn
+            .prepare_cached(
+                "UPDATE raw.enrichment_queue SET state = 'queued', attempts = 0, not_before = NULL
+                 WHERE source = 'geo' AND entity = 'artist' AND entity_key = ? AND state <> 'queued'",
+            )?
+            .execute([key])?;
         Ok(())
     }
 

@@ -48,21 +48,41 @@ ON CONFLICT (source, entity, entity_key) DO UPDATE SET priority = excluded.prior
 WHERE raw.enrichment_queue.priority <> excluded.priority;
 
 -- MusicBrainz: every artist (magpie's artist key: the normalised name), with a MusicBrainz id
--- when Last.fm gave one and the Spotify artist id when a track lookup found one. An artist not
--- found by name is tried again once a Spotify id is known.
+-- when the source gave one (Last.fm, ListenBrainz: a claim the lookup checks) and the Spotify
+-- artist id when a track lookup found one. Where the key merges several spellings, the MBID is
+-- the most played spelling's (then its most frequent MBID; ties: the smallest), as is the
+-- label (the name searched for). One pass over the plays, weighed per spelling, MBID and
+-- Spotify id (a CTE read twice would be materialised: a copy of every play). An artist not
+-- found is tried again once its hints change; one found is looked up again when the supplied
+-- MBID changes.
 INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, hints, priority, queued_at)
-WITH plays AS (
-    SELECT split_part(e.identity_key, '|', 1) AS artist_key, e.artist_name, e.artist_mbid, t.artist_id AS spotify_artist_id
+WITH combos AS (
+    SELECT
+        split_part(e.identity_key, '|', 1) AS artist_key, e.artist_name, e.artist_mbid,
+        t.artist_id AS spotify_artist_id, count(*) AS n
     FROM raw.listen_events AS e
     LEFT JOIN enrichment_track_links AS t ON t.uri = e.spotify_track_uri
     WHERE e.content_kind = 'track' AND e.duplicate_of IS NULL AND e.identity_key IS NOT NULL
+    GROUP BY ALL
+),
+weighed AS (
+    SELECT
+        *,
+        sum(n) OVER (PARTITION BY artist_key, artist_name) AS spelling_n,
+        sum(n) OVER (PARTITION BY artist_key, artist_name, artist_mbid) AS claim_n,
+        sum(n) OVER (PARTITION BY artist_key, spotify_artist_id) AS spotify_n
+    FROM combos
+    WHERE artist_key <> ''
 )
 SELECT
-    'musicbrainz', 'artist', artist_key, mode(artist_name),
-    json_object('mbid', min(artist_mbid), 'spotify_artist_id', mode(spotify_artist_id)),
-    count(*), $now
-FROM plays
-WHERE artist_key <> ''
+    'musicbrainz', 'artist', artist_key,
+    first(artist_name ORDER BY spelling_n DESC, artist_name),
+    json_object(
+        'mbid', first(artist_mbid ORDER BY spelling_n DESC, claim_n DESC, artist_mbid) FILTER (WHERE artist_mbid IS NOT NULL),
+        'spotify_artist_id', first(spotify_artist_id ORDER BY spotify_n DESC, spotify_artist_id) FILTER (WHERE spotify_artist_id IS NOT NULL)
+    ),
+    sum(n), $now
+FROM weighed
 GROUP BY artist_key
 ON CONFLICT (source, entity, entity_key) DO UPDATE SET
     priority = excluded.priority,
@@ -71,7 +91,11 @@ ON CONFLICT (source, entity, entity_key) DO UPDATE SET
     state = CASE
         WHEN raw.enrichment_queue.state = 'not_found'
             AND CAST(raw.enrichment_queue.hints AS VARCHAR) IS DISTINCT FROM CAST(excluded.hints AS VARCHAR)
-        THEN 'queued' ELSE raw.enrichment_queue.state END
+        THEN 'queued'
+        WHEN raw.enrichment_queue.state = 'done'
+            AND (raw.enrichment_queue.hints ->> '$.mbid') IS DISTINCT FROM (excluded.hints ->> '$.mbid')
+        THEN 'queued'
+        ELSE raw.enrichment_queue.state END
 WHERE raw.enrichment_queue.priority <> excluded.priority
     OR raw.enrichment_queue.label IS DISTINCT FROM excluded.label
     OR CAST(raw.enrichment_queue.hints AS VARCHAR) IS DISTINCT FROM CAST(excluded.hints AS VARCHAR);

@@ -1,11 +1,13 @@
 //! Enrichment progress: per source, found / not found / failed / still to do, the last hour's
 //! pace and the time left at that pace, any wait a service asked for, and the latest items
-//! that failed or were not found, with the reason. Read live from the queue (not cached), so
-//! it moves while `magpie serve` works the queue in the background.
+//! that failed or were not found, with the reason, and the MBIDs a listening source supplied
+//! that MusicBrainz names otherwise (distrusted: the played name, the claimed MBID, MusicBrainz's
+//! name for it, and what the artist was resolved to instead). Read live from the queue (not
+//! cached), so it moves while `magpie serve` works the queue in the background.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
-use magpie_music::enrich::SourceProgress;
+use magpie_music::enrich::{DistrustedMbid, SourceProgress};
 use serde::Serialize;
 
 use super::{PageQuery, context, plain_frame, reply};
@@ -28,6 +30,9 @@ struct Enrichment {
     spotify_ready: bool,
     sources: Vec<Row>,
     problems: Vec<crate::live::EnrichmentProblem>,
+    /// Supplied MBIDs distrusted (most played first) and how many there are in all.
+    distrusted: Vec<DistrustedMbid>,
+    distrusted_total: u64,
 }
 
 pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
@@ -45,6 +50,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
     let max_attempts = app.enrichment_attempts();
     let spotify_ready = app.spotify_metadata_ready();
     let (progress, problems) = app.live().enrichment(max_attempts).await?;
+    let (distrusted, distrusted_total) = (progress.distrusted, progress.distrusted_total);
     let sources = progress
         .sources
         .into_iter()
@@ -70,6 +76,8 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         spotify_ready,
         sources,
         problems,
+        distrusted,
+        distrusted_total,
     };
     let mut table = Table::new(&[
         "source",

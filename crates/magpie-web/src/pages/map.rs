@@ -1,5 +1,7 @@
 //! The world map of artist origins: countries shaded by plays of artists from there; a
-//! country's artists listed when it is clicked.
+//! country's artists listed when it is clicked. Artists whose MusicBrainz area is no single
+//! country (XW Worldwide, XE Europe, SU the Soviet Union ...) are not placed: the page says how
+//! many there are, per area.
 
 use std::collections::HashMap;
 
@@ -30,11 +32,25 @@ struct CountryArtist {
     ms_played: i64,
 }
 
+/// Artists of an area that is no single country (XW, XE, SU ...), in the whole warehouse.
+#[derive(Debug, Clone, Serialize)]
+struct Elsewhere {
+    code: String,
+    name: String,
+    artists: i64,
+}
+
 #[derive(Debug, Default, Serialize)]
 struct MapData {
     countries: Vec<Country>,
     /// Plays of artists whose origin is not known (yet).
     unknown_plays: i64,
+    /// Plays (in the range) of artists whose area is no single country.
+    elsewhere_plays: i64,
+    /// Artists whose area is no single country, per area, most artists first.
+    elsewhere: Vec<Elsewhere>,
+    /// Their number.
+    elsewhere_artists: i64,
     /// Artists with a known origin, in the whole warehouse.
     located_artists: i64,
     selected: Option<String>,
@@ -79,30 +95,49 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
                 ..Default::default()
             };
             let mut stmt = conn.prepare(
-                "SELECT a.country_code, coalesce(l.country_name, a.country_code), sum(x.plays)::BIGINT,
-                        sum(x.ms_played)::BIGINT, count(DISTINCT x.artist_id)
+                "SELECT a.country_code, coalesce(a.country_name, a.country_code), count(*)
+                 FROM marts.dim_artist AS a
+                 WHERE a.country_code IS NOT NULL AND a.location_id IS NULL
+                 GROUP BY 1, 2 ORDER BY 3 DESC, 2",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let area = Elsewhere { code: r.get(0)?, name: r.get(1)?, artists: r.get(2)? };
+                out.elsewhere_artists += area.artists;
+                out.elsewhere.push(area);
+            }
+            // Placed: the artist's country is one of dim_location's.
+            let mut stmt = conn.prepare(
+                "SELECT a.country_code, a.location_id IS NOT NULL, coalesce(a.country_name, a.country_code),
+                        sum(x.plays)::BIGINT, sum(x.ms_played)::BIGINT, count(DISTINCT x.artist_id)
                  FROM marts.agg_daily_artist AS x
                  JOIN marts.dim_artist AS a USING (artist_id)
-                 LEFT JOIN marts.dim_location AS l ON l.country_code = a.country_code
                  WHERE x.listener_id = ? AND x.date_id BETWEEN ? AND ?
-                 GROUP BY 1, 2 ORDER BY 3 DESC NULLS LAST",
+                 GROUP BY 1, 2, 3 ORDER BY 4 DESC NULLS LAST",
             )?;
             let mut rows = stmt.query([listener, from, to])?;
             while let Some(r) = rows.next()? {
                 let code: Option<String> = r.get(0)?;
-                match code {
-                    Some(code) => out.countries.push(Country {
+                match (code, r.get::<_, bool>(1)?) {
+                    (Some(code), true) => out.countries.push(Country {
                         code,
-                        name: r.get(1)?,
-                        plays: r.get(2)?,
-                        ms_played: r.get(3)?,
-                        artists: r.get(4)?,
+                        name: r.get(2)?,
+                        plays: r.get(3)?,
+                        ms_played: r.get(4)?,
+                        artists: r.get(5)?,
                     }),
-                    None => out.unknown_plays += r.get::<_, i64>(2)?,
+                    (Some(_), false) => out.elsewhere_plays += r.get::<_, i64>(3)?,
+                    (None, _) => out.unknown_plays += r.get::<_, i64>(3)?,
                 }
             }
             if let Some(code) = wanted.clone() {
-                out.selected_name = out.countries.iter().find(|c| c.code == code).map(|c| c.name.clone());
+                out.selected_name = out
+                    .countries
+                    .iter()
+                    .map(|c| (&c.code, &c.name))
+                    .chain(out.elsewhere.iter().map(|e| (&e.code, &e.name)))
+                    .find(|(c, _)| **c == code)
+                    .map(|(_, name)| name.clone());
                 let mut stmt = conn.prepare(
                     "SELECT x.artist_id, a.artist_name, sum(x.plays)::BIGINT, sum(x.ms_played)::BIGINT
                      FROM marts.agg_daily_artist AS x JOIN marts.dim_artist AS a USING (artist_id)
