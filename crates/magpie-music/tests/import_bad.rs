@@ -483,3 +483,102 @@ fn absurd_times_in_lastfm_csv() {
         ],
     );
 }
+
+// ---- ListenBrainz, Maloja and Apple Music (issue 26) ----------------------------------------
+
+const LB_LINE: &str = r#"{"inserted_at": 1749780613.9, "listened_at": 1749780612, "track_metadata": {"track_name": "Desert", "artist_name": "OurR", "release_name": "Desert", "additional_info": {"duration_ms": 245000, "submission_client": "listenbrainz web"}}}"#;
+
+#[test]
+fn truncated_listenbrainz_json_line() {
+    let lines = format!(
+        "{LB_LINE}\n{}\n{}",
+        LB_LINE.replace("1749780612", "1749780900"),
+        &LB_LINE[..90]
+    );
+    check_bad(
+        "6.jsonl",
+        lines.as_bytes(),
+        &["line 3", "record 3", "truncated"],
+    );
+    // A broken line in the middle, inside the zip as ListenBrainz delivers it.
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("listenbrainz_rob_1749780844.zip");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file("user.json", opts).unwrap();
+        std::io::Write::write_all(&mut zip, br#"{"user_id":1,"username":"rob"}"#).unwrap();
+        zip.start_file("listens/2025/5.jsonl", opts).unwrap();
+        std::io::Write::write_all(
+            &mut zip,
+            LB_LINE.replace("1749780612", "1747000000").as_bytes(),
+        )
+        .unwrap();
+        zip.start_file("listens/2025/6.jsonl", opts).unwrap();
+        let broken = format!("{LB_LINE}\n{}\n{LB_LINE}\n", &LB_LINE[..90]);
+        std::io::Write::write_all(&mut zip, broken.as_bytes()).unwrap();
+        zip.finish().unwrap();
+    }
+    let wh = warehouse(dir.path());
+    let summary = import(&wh, &[zip_path]);
+    assert_eq!(summary.files.len(), 2, "user.json is passed over quietly");
+    let failed: Vec<String> = summary
+        .files
+        .iter()
+        .filter(|f| !f.is_ok())
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("listenbrainz_rob_1749780844.zip!listens/2025/6.jsonl")
+            && failed[0].contains("line 2"),
+        "{}",
+        failed[0]
+    );
+    assert_eq!(
+        count(&wh, "SELECT count(*) FROM raw.listen_events"),
+        1,
+        "only the good member's listen; nothing of the broken one"
+    );
+}
+
+#[test]
+fn maloja_export_with_a_non_numeric_time() {
+    let export = "{\n   \"maloja\": {\"export_time\": 1748738994},\n   \"scrobbles\": [\n      \
+        {\"time\": 1746434410, \"track\": {\"artists\": [\"Cherish\"], \"title\": \"Yomichi\", \"album\": null, \"length\": null}, \"duration\": null, \"origin\": \"client:default\"},\n      \
+        {\"time\": \"last tuesday\", \"track\": {\"artists\": [\"Cherish\"], \"title\": \"Kokoro\", \"album\": null, \"length\": null}, \"duration\": null, \"origin\": \"client:default\"}\n   ]\n}\n";
+    check_bad(
+        "maloja_export_20250601.json",
+        export.as_bytes(),
+        &["record 2", "line 5", "`time` is \"last tuesday\""],
+    );
+    let negative = export.replacen("\"duration\": null", "\"duration\": -30", 1);
+    check_bad(
+        "maloja_export_20250602.json",
+        negative.as_bytes(),
+        &["record 1", "line 4", "`duration`", "-30000"],
+    );
+}
+
+#[test]
+fn apple_music_csv_with_a_bad_timestamp() {
+    let header = "Artist Name,Content Name,Event End Timestamp,Event Start Timestamp,Event Type,Play Duration Milliseconds,Media Duration In Milliseconds\n";
+    let good =
+        "Queen,Flash,2016-03-02T09:31:21.753Z,2016-03-02T09:30:21.753Z,PLAY_END,60000,169131.0\n";
+    let bad = good.replace("2016-03-02T09:31:21.753Z", "02/03/2016 09:31");
+    check_bad(
+        "Apple Music Play Activity.csv",
+        format!("{header}{good}{bad}").as_bytes(),
+        &[
+            "Apple Music Play Activity CSV",
+            "line 3",
+            "`Event End Timestamp` is \"02/03/2016 09:31\"",
+        ],
+    );
+    let absurd = good.replace("2016-03-02T09:30:21.753Z", "9999-03-02T09:30:21.753Z");
+    check_bad(
+        "Apple Music Play Activity.csv",
+        format!("{header}{good}{absurd}").as_bytes(),
+        &["line 3", "outside the plausible range"],
+    );
+}

@@ -46,7 +46,7 @@ pub enum ImportError {
         source: std::io::Error,
     },
     #[error(
-        "{file}: the file is empty; expected a Spotify streaming-history JSON file or a Last.fm CSV/JSON export"
+        "{file}: the file is empty; expected a Spotify streaming-history JSON file, a Last.fm CSV/JSON export, ListenBrainz listens, a Maloja export or an Apple Music Play Activity CSV"
     )]
     Empty { file: String },
     #[error("{file}: unknown format at {position}: {detail}")]
@@ -63,7 +63,7 @@ pub enum ImportError {
         detail: String,
     },
     #[error(
-        "{file}: the zip archive holds no listening history (looked for Streaming_History_*.json, endsong_*.json, StreamingHistory*.json, *.csv)"
+        "{file}: the zip archive holds no listening history (looked for Streaming_History_*.json, endsong_*.json, StreamingHistory*.json, listens/*.jsonl, *.json, *.csv)"
     )]
     EmptyArchive { file: String },
     #[error("{file}: cannot open the zip archive: {detail}")]

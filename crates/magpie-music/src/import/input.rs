@@ -1,6 +1,7 @@
 //! What `magpie import PATH...` is asked to read: plain files, folders (walked recursively) and
-//! zip archives as Spotify delivers them (`my_spotify_data.zip`), expanded into a list of
-//! inputs, each readable as a stream with its content hashed on the way through.
+//! zip archives as Spotify and ListenBrainz deliver them (`my_spotify_data.zip`,
+//! `listenbrainz_USER_TIME.zip`), expanded into a list of inputs, each readable as a stream with
+//! its content hashed on the way through.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -48,13 +49,14 @@ impl Input {
 }
 
 /// Files in folders and zips that may hold listening history (content decides the format).
+/// ListenBrainz's `user.json` (the account's id and name, beside the listens) is not one.
 fn is_candidate(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let base = lower.rsplit('/').next().unwrap_or(&lower);
-    if base.starts_with('.') || lower.contains("__macosx/") {
+    if base.starts_with('.') || lower.contains("__macosx/") || base == "user.json" {
         return false;
     }
-    base.ends_with(".json") || base.ends_with(".csv")
+    base.ends_with(".json") || base.ends_with(".jsonl") || base.ends_with(".csv")
 }
 
 /// Names that surely are listening history: in a folder or zip these are imported strictly.
@@ -65,6 +67,9 @@ pub fn is_history_name(name: &str) -> bool {
         || base.starts_with("StreamingHistory")
         || base.to_ascii_lowercase().contains("scrobbles")
         || base.to_ascii_lowercase().contains("recenttracks")
+        || base.to_ascii_lowercase().ends_with(".jsonl")
+        || base.to_ascii_lowercase().starts_with("maloja")
+        || base.starts_with("Apple Music Play Activity")
 }
 
 /// Expand the user's paths. Each error is about one path; the others still expand.

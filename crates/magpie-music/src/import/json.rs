@@ -1,6 +1,12 @@
 //! The streaming reading loop of every JSON source, and the dispatch of each record to its
 //! format's converter (one file per format beside this one: [`super::spotify_extended`],
-//! [`super::spotify_basic`], [`super::lastfm_json`], [`super::spotify_api`]).
+//! [`super::spotify_basic`], [`super::lastfm_json`], [`super::spotify_api`],
+//! [`super::listenbrainz`], [`super::maloja`]).
+//!
+//! Layouts: a top-level array of records (Spotify exports, Last.fm pages, the older ListenBrainz
+//! export); one object (a Last.fm or recently-played page); an object with a `scrobbles` array
+//! (Maloja, whose scrobbles are streamed from inside the object); or JSON lines, one
+//! ListenBrainz listen per line.
 //!
 //! The top-level array is walked one element at a time, so memory stays flat however large the
 //! file. The first element decides the layout; every later one must have the same. [`Record`]
@@ -20,6 +26,7 @@ use super::scan::{At, ScanError, Scanner};
 use super::spotify_api::ApiItem;
 use super::spotify_extended::LooseBool;
 use super::time;
+use super::{listenbrainz, maloja};
 use crate::event::{Parsed, SourceFormat};
 
 /// Receives each parsed event; an `Err` stops the reader (the message is kept by the caller).
@@ -45,52 +52,40 @@ pub fn read(
     match scanner.peek_non_ws().map_err(scan_failure)? {
         Some(b'[') => {
             scanner.bump();
-            if scanner.peek_non_ws().map_err(scan_failure)? == Some(b']') {
-                scanner.bump();
-            } else {
-                loop {
-                    let record_no = state.records + 1;
-                    let at = scanner
-                        .read_element()
-                        .map_err(|e| with_record(scan_failure(e), record_no))?;
-                    let record: Record = serde_json::from_slice(&scanner.element)
-                        .map_err(|e| element_failure(&e, at, Some(record_no)))?;
-                    state
-                        .accept(record)
-                        .map_err(|msg| state.failure(msg, at, Some(record_no)))?;
-                    match scanner.peek_non_ws().map_err(scan_failure)? {
-                        Some(b',') => scanner.bump(),
-                        Some(b']') => {
-                            scanner.bump();
-                            break;
-                        }
-                        Some(found) => {
-                            return Err(unexpected(
-                                scanner.at(),
-                                found,
-                                "`,` or `]` after a record",
-                            ));
-                        }
-                        None => return Err(truncated(scanner.at())),
-                    }
-                }
-            }
+            each_element(&mut scanner, |element, at, record_no| {
+                let record: Record = serde_json::from_slice(element)
+                    .map_err(|e| element_failure(&e, at, Some(record_no)))?;
+                state
+                    .accept(record)
+                    .map_err(|msg| state.failure(msg, at, Some(record_no)))
+            })?;
         }
         Some(b'{') => {
-            let at = scanner.read_element().map_err(scan_failure)?;
-            let record: Record = serde_json::from_slice(&scanner.element)
-                .map_err(|e| element_failure(&e, at, None))?;
-            if record.recenttracks.is_none() && record.items.is_none() {
-                return Err(ParseFailure::new(
-                    Position { line: Some(at.line), column: Some(at.column), ..Default::default() },
-                    "a JSON object without `recenttracks` or `items`: expected an array of Spotify records, \
-                     a Last.fm user.getrecenttracks page or a Spotify recently-played page",
-                )
-                .unknown());
+            let at = scanner.at();
+            scanner.start_capture();
+            if !walk_object(&mut scanner, &mut state)? {
+                // Not a Maloja export: the object is one record, as it was read.
+                let object = scanner.take_capture();
+                let record: Record =
+                    serde_json::from_slice(&object).map_err(|e| element_failure(&e, at, None))?;
+                let listen = listenbrainz::is_listen(&record.extra);
+                if record.recenttracks.is_none() && record.items.is_none() && !listen {
+                    return Err(ParseFailure::new(
+                        Position { line: Some(at.line), column: Some(at.column), ..Default::default() },
+                        "a JSON object without `recenttracks`, `items`, `scrobbles` or `listened_at`: \
+                         expected an array of Spotify records, a Last.fm user.getrecenttracks page, \
+                         a Spotify recently-played page, a Maloja export or ListenBrainz listens",
+                    )
+                    .unknown());
+                }
+                let record_no = listen.then_some(1);
+                state
+                    .accept(record)
+                    .map_err(|msg| state.failure(msg, at, record_no))?;
+                if listen {
+                    json_lines(&mut scanner, &mut state)?;
+                }
             }
-            state
-                .accept(record)
-                .map_err(|msg| state.failure(msg, at, None))?;
         }
         Some(found) => return Err(unexpected(scanner.at(), found, "`[` or `{`").unknown()),
         None => return Err(ParseFailure::new(Position::default(), "the file is empty").unknown()),
@@ -109,6 +104,119 @@ pub fn read(
         )
         .unknown()
     })
+}
+
+/// Walk the elements of an array whose `[` was just consumed, through its `]`, handing each to
+/// `accept` with its start and its 1-based number.
+fn each_element<R: BufRead>(
+    scanner: &mut Scanner<R>,
+    mut accept: impl FnMut(&[u8], At, u64) -> Result<(), ParseFailure>,
+) -> Result<(), ParseFailure> {
+    if scanner.peek_non_ws().map_err(scan_failure)? == Some(b']') {
+        scanner.bump();
+        return Ok(());
+    }
+    let mut record_no = 0;
+    loop {
+        record_no += 1;
+        let at = scanner
+            .read_element()
+            .map_err(|e| with_record(scan_failure(e), record_no))?;
+        accept(&scanner.element, at, record_no)?;
+        match scanner.peek_non_ws().map_err(scan_failure)? {
+            Some(b',') => scanner.bump(),
+            Some(b']') => {
+                scanner.bump();
+                return Ok(());
+            }
+            Some(found) => {
+                return Err(unexpected(scanner.at(), found, "`,` or `]` after a record"));
+            }
+            None => return Err(truncated(scanner.at())),
+        }
+    }
+}
+
+/// Walk a top-level object field by field (its `{` is next). A `scrobbles` array makes it a
+/// Maloja export, streamed here scrobble by scrobble: `true`. Otherwise `false`, and the
+/// scanner's capture holds the object's bytes.
+fn walk_object<R: BufRead>(
+    scanner: &mut Scanner<R>,
+    state: &mut State<'_, '_>,
+) -> Result<bool, ParseFailure> {
+    scanner.bump();
+    let mut maloja = false;
+    let mut first = true;
+    loop {
+        match scanner.peek_non_ws().map_err(scan_failure)? {
+            Some(b'}') if first => {
+                scanner.bump();
+                return Ok(maloja);
+            }
+            Some(b'"') => {}
+            Some(found) => return Err(unexpected(scanner.at(), found, "a field name")),
+            None => return Err(truncated(scanner.at())),
+        }
+        first = false;
+        let key_at = scanner.read_value().map_err(scan_failure)?;
+        let key: String = serde_json::from_slice(&scanner.element)
+            .map_err(|e| element_failure(&e, key_at, None))?;
+        match scanner.peek_non_ws().map_err(scan_failure)? {
+            Some(b':') => scanner.bump(),
+            Some(found) => return Err(unexpected(scanner.at(), found, "`:` after a field name")),
+            None => return Err(truncated(scanner.at())),
+        }
+        let value_start = scanner.peek_non_ws().map_err(scan_failure)?;
+        if key == "scrobbles" && value_start == Some(b'[') && !maloja {
+            maloja = true;
+            scanner.take_capture();
+            scanner.bump();
+            each_element(scanner, |element, at, record_no| {
+                state.accept_maloja(element, at, record_no)
+            })?;
+            if state.format.is_none() {
+                // An empty export is still a Maloja export.
+                state.format = Some(SourceFormat::MalojaJson);
+            }
+        } else {
+            scanner.read_value().map_err(scan_failure)?;
+        }
+        match scanner.peek_non_ws().map_err(scan_failure)? {
+            Some(b',') => scanner.bump(),
+            Some(b'}') => {
+                scanner.bump();
+                return Ok(maloja);
+            }
+            Some(found) => return Err(unexpected(scanner.at(), found, "`,` or `}` after a field")),
+            None => return Err(truncated(scanner.at())),
+        }
+    }
+}
+
+/// The lines after the first of a ListenBrainz JSON-lines file, one listen each (blank lines
+/// are passed over). A broken line is named by its line number.
+fn json_lines<R: BufRead>(
+    scanner: &mut Scanner<R>,
+    state: &mut State<'_, '_>,
+) -> Result<(), ParseFailure> {
+    while let Some(at) = scanner.read_line().map_err(scan_failure)? {
+        let line = scanner.element.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let record_no = state.records + 1;
+        let record: Record = serde_json::from_slice(line).map_err(|e| {
+            let mut failure = element_failure(&e, at, Some(record_no));
+            if e.is_eof() {
+                failure.detail = "the line ends in the middle of the JSON (truncated?)".into();
+            }
+            failure
+        })?;
+        state
+            .accept(record)
+            .map_err(|msg| state.failure(msg, at, Some(record_no)))?;
+    }
+    Ok(())
 }
 
 fn with_record(mut f: ParseFailure, record: u64) -> ParseFailure {
@@ -191,9 +299,8 @@ struct State<'s, 'a> {
 }
 
 impl State<'_, '_> {
-    fn accept(&mut self, record: Record) -> Result<(), String> {
-        let position = self.records + 1;
-        let layout = record.layout()?;
+    /// Take `layout` as the file's, or check it is the same as the first record's.
+    fn begin(&mut self, layout: SourceFormat) -> Result<(), String> {
         match self.format {
             None => self.format = Some(layout),
             Some(f) if same_family(f, layout) => {}
@@ -205,6 +312,37 @@ impl State<'_, '_> {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// One scrobble of a Maloja export.
+    fn accept_maloja(
+        &mut self,
+        element: &[u8],
+        at: At,
+        record_no: u64,
+    ) -> Result<(), ParseFailure> {
+        let scrobble: maloja::Scrobble = serde_json::from_slice(element).map_err(|e| {
+            let failure = element_failure(&e, at, Some(record_no));
+            if self.format.is_none() && failure.detail.starts_with("missing field") {
+                // `scrobbles` of some other kind.
+                failure.unknown()
+            } else {
+                failure
+            }
+        })?;
+        self.begin(SourceFormat::MalojaJson)
+            .and_then(|()| scrobble.into_event(record_no, &self.range))
+            .and_then(|parsed| self.emit(parsed))
+            .map_err(|msg| self.failure(msg, at, Some(record_no)))?;
+        self.records = record_no;
+        Ok(())
+    }
+
+    fn accept(&mut self, record: Record) -> Result<(), String> {
+        let position = self.records + 1;
+        let layout = record.layout()?;
+        self.begin(layout)?;
         match layout {
             SourceFormat::LastFmJson => {
                 let page = record.recenttracks.unwrap_or_default();
@@ -224,6 +362,10 @@ impl State<'_, '_> {
                     let parsed = item.into_event(self.events, &self.range)?;
                     self.emit(parsed)?;
                 }
+            }
+            SourceFormat::ListenBrainzJson => {
+                let parsed = listenbrainz::listen(record.extra, position, &self.range)?;
+                self.emit(parsed)?;
             }
             _ => {
                 let parsed = record.into_extended(position, self.is_video, &self.range)?;
@@ -440,12 +582,15 @@ impl Record {
             Ok(SourceFormat::LastFmJson)
         } else if self.items.is_some() && self.api_markers {
             Ok(SourceFormat::SpotifyApiJson)
+        } else if listenbrainz::is_listen(&self.extra) {
+            Ok(SourceFormat::ListenBrainzJson)
         } else {
             let mut keys: Vec<&str> = self.extra.keys().map(String::as_str).collect();
             keys.truncate(8);
             Err(format!(
                 "a record with fields [{}]: expected Spotify extended history (`ts`, `ms_played`, …), \
-                 basic history (`endTime`, `msPlayed`, …) or a Last.fm `recenttracks` page",
+                 basic history (`endTime`, `msPlayed`, …), a Last.fm `recenttracks` page \
+                 or a ListenBrainz listen (`listened_at`, `track_metadata`)",
                 keys.join(", ")
             ))
         }

@@ -5,6 +5,7 @@
 
 use std::io::Read;
 
+use super::csv_reader::{cell, csv_failure};
 use super::error::{ParseFailure, Position};
 use super::json::Sink;
 use super::time;
@@ -102,20 +103,23 @@ impl Columns {
     }
 }
 
-/// Read a Last.fm CSV, sending every scrobble to `sink`.
-pub fn read(reader: impl Read, sink: &mut Sink<'_>) -> Result<(), ParseFailure> {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(reader);
-    let mut record = csv::StringRecord::new();
+/// Read a Last.fm CSV whose first row (a header, or the first scrobble) is `first_row`, sending
+/// every scrobble to `sink`.
+pub fn read<R: Read>(
+    csv: &mut csv::Reader<R>,
+    first_row: csv::StringRecord,
+    sink: &mut Sink<'_>,
+) -> Result<(), ParseFailure> {
+    let mut record = first_row;
     let mut columns: Option<Columns> = None;
     let mut first = true;
     let range = time::Plausible::now();
     loop {
-        let more = csv.read_record(&mut record).map_err(|e| csv_failure(&e))?;
-        if !more {
-            break;
+        if !first {
+            let more = csv.read_record(&mut record).map_err(|e| csv_failure(&e))?;
+            if !more {
+                break;
+            }
         }
         let line = record.position().map_or(0, |p| p.line());
         if first {
@@ -187,20 +191,7 @@ pub fn read(reader: impl Read, sink: &mut Sink<'_>) -> Result<(), ParseFailure> 
         let parsed = scrobble(&record, cols, line, &range)?;
         sink(parsed).map_err(|e| ParseFailure::new(Position::default(), e))?;
     }
-    if columns.is_none() {
-        return Err(ParseFailure::new(
-            Position::default(),
-            "the CSV has no rows",
-        ));
-    }
     Ok(())
-}
-
-fn cell(record: &csv::StringRecord, i: Option<usize>) -> Option<String> {
-    i.and_then(|i| record.get(i))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }
 
 fn scrobble(
@@ -271,35 +262,14 @@ fn scrobble(
     }))
 }
 
-fn csv_failure(e: &csv::Error) -> ParseFailure {
-    let pos = e.position();
-    ParseFailure::new(
-        Position {
-            line: pos.map(|p| p.line()),
-            byte: pos.map(|p| p.byte()),
-            record: pos.map(|p| p.record() + 1),
-            column: None,
-        },
-        match e.kind() {
-            csv::ErrorKind::Utf8 { .. } => {
-                "the text is not UTF-8 (is this a binary file?)".to_string()
-            }
-            _ => e.to_string(),
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::Parsed;
 
     fn parse(text: &str) -> Result<Vec<Parsed>, ParseFailure> {
-        let mut out = Vec::new();
-        read(text.as_bytes(), &mut |p| {
-            out.push(p);
-            Ok(())
-        })?;
+        let (format, out) = crate::import::csv_reader::tests::parse(text)?;
+        assert_eq!(format, crate::event::SourceFormat::LastFmCsv);
         Ok(out)
     }
 

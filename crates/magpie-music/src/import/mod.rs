@@ -5,11 +5,15 @@
 //! staged, deduplicated and committed in one transaction ([`store`]): all of it or none of it.
 //! A failing file is reported with its position and does not stop the others.
 
+mod apple_music;
+mod csv_reader;
 pub mod error;
 pub mod input;
 mod json;
 mod lastfm_csv;
 mod lastfm_json;
+mod listenbrainz;
+mod maloja;
 mod parse;
 mod report;
 mod scan;

@@ -13,7 +13,7 @@ use duckdb::arrow::array::RecordBatch;
 use super::error::{ImportError, Position};
 use super::input::{self, HashingReader, Input};
 use super::stage::BatchBuilder;
-use super::{FileFailure, json, lastfm_csv};
+use super::{FileFailure, csv_reader, json};
 use crate::event::{Parsed, SkipReason, SourceFormat};
 
 /// What the parser sends, per input: `Begin`, any number of `Batch`, then `End`.
@@ -81,15 +81,9 @@ fn read(
     let format = match sniffed {
         Sniffed::Json => json::read(&mut buffered, input.is_video(), &mut sink)
             .map_err(|f| FileFailure::new(f.into_error(&file, "JSON listening history"), None))?,
-        Sniffed::Csv => {
-            lastfm_csv::read(&mut buffered, &mut sink).map_err(|f| {
-                FileFailure::new(
-                    f.into_error(&file, "Last.fm CSV"),
-                    Some(SourceFormat::LastFmCsv),
-                )
-            })?;
-            SourceFormat::LastFmCsv
-        }
+        Sniffed::Csv => csv_reader::read(&mut buffered, &mut sink).map_err(|(f, format)| {
+            FileFailure::new(f.into_error(&file, csv_reader::label(format)), Some(format))
+        })?,
     };
     if let Some(batch) = builder.take_rest() {
         tx.send(Msg::Batch(batch)).map_err(|_| {
@@ -160,7 +154,7 @@ fn sniff(reader: &mut impl BufRead, file: &str) -> Result<Sniffed, ImportError> 
                         byte: Some(offset),
                         ..Default::default()
                     },
-                    detail: "binary data; expected a Spotify streaming-history JSON file, a Spotify zip, or a Last.fm CSV/JSON export".into(),
+                    detail: "binary data; expected a Spotify streaming-history JSON file, a Spotify zip, a Last.fm CSV/JSON export, ListenBrainz listens, a Maloja export or Apple Music's Play Activity CSV".into(),
                 })
             }
             _ => Ok(Sniffed::Csv),
