@@ -307,7 +307,8 @@ pub fn router(app: App) -> Router {
         .max(magpie_music::submit::listenbrainz::MAX_PAYLOAD_SIZE);
     let api = api
         .layer(DefaultBodyLimit::max(api_body))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(api_body));
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(api_body))
+        .layer(from_fn(scrobble::protocol_errors));
     let mut router = Router::new()
         .merge(site)
         .merge(api)

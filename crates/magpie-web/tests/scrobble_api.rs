@@ -216,6 +216,32 @@ async fn listenbrainz_submissions_are_stored_once_and_refusals_store_nothing() {
         vec![1_690_000_600, 1_690_000_300],
         "just after min_ts, newest first"
     );
+    let unknown = get_json(&d, "/1/user/nobody-here/playing-now", None).await;
+    assert_eq!(
+        unknown,
+        json!({"code": 404, "error": "Cannot find user: nobody-here"})
+    );
+    // Over ListenBrainz's payload limit: refused before parsing, still in its shape.
+    // (Only the headers are sent: the server answers from Content-Length without reading on.)
+    let raw = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(d.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /1/submit-listens HTTP/1.1\r\nHost: localhost\r\nAuthorization: Token {token}\r\nContent-Length: 10300000\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            conn.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains("\"code\":413"), "{raw}");
     let r = http
         .get(d.url("/1/user/alice/listens?min_ts=1&max_ts=2"))
         .send()

@@ -252,6 +252,32 @@ fn db(path: &Path, source: duckdb::Error) -> WarehouseError {
     }
 }
 
+/// The listener's id on `conn`, added to `listeners` when the name is new (what
+/// [`Warehouse::listener_id`] does, for code that holds a connection of its own).
+pub fn listener_id_in(conn: &Connection, name: &str) -> duckdb::Result<i32> {
+    let found: Option<i32> = conn
+        .query_row(
+            "SELECT listener_id FROM listeners WHERE name = ?",
+            [name],
+            |r| r.get(0),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            duckdb::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    conn.query_row(
+        "INSERT INTO listeners (listener_id, name)
+         SELECT coalesce(max(listener_id), 0) + 1, ? FROM listeners
+         RETURNING listener_id",
+        [name],
+        |r| r.get(0),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,30 +417,4 @@ mod tests {
         assert!(o.threads >= 1 && o.threads <= 4);
         assert_eq!(o.temp_directory.as_deref(), Some(Path::new("/d/tmp")));
     }
-}
-
-/// The listener's id on `conn`, added to `listeners` when the name is new (what
-/// [`Warehouse::listener_id`] does, for code that holds a connection of its own).
-pub fn listener_id_in(conn: &Connection, name: &str) -> duckdb::Result<i32> {
-    let found: Option<i32> = conn
-        .query_row(
-            "SELECT listener_id FROM listeners WHERE name = ?",
-            [name],
-            |r| r.get(0),
-        )
-        .map(Some)
-        .or_else(|e| match e {
-            duckdb::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
-    if let Some(id) = found {
-        return Ok(id);
-    }
-    conn.query_row(
-        "INSERT INTO listeners (listener_id, name)
-         SELECT coalesce(max(listener_id), 0) + 1, ? FROM listeners
-         RETURNING listener_id",
-        [name],
-        |r| r.get(0),
-    )
 }

@@ -74,6 +74,23 @@ fn failure(json_wanted: bool, e: &ApiError) -> Response {
     )
 }
 
+/// A refusal from the layers in front of the handler (a body over the limit) as a Last.fm
+/// error, so clients can read it.
+pub fn refusal(status: StatusCode) -> Response {
+    let mut response = failure(
+        false,
+        &ApiError::new(
+            ErrorCode::InvalidParameters,
+            format!(
+                "Invalid parameters - {}",
+                status.canonical_reason().unwrap_or("request refused")
+            ),
+        ),
+    );
+    *response.status_mut() = status;
+    response
+}
+
 /// `GET` or `POST /2.0/`: the parameters from the query string and the form body together
 /// (pylast sends `username` in the query and signs it with the rest).
 pub async fn endpoint(State(app): State<App>, RawQuery(query): RawQuery, body: Bytes) -> Response {

@@ -146,6 +146,40 @@ fn may_read(app: &App, headers: &HeaderMap, listener: &str) -> Result<(), Respon
     }
 }
 
+/// ListenBrainz's 404 for a user (listener) that does not exist.
+async fn known_user(app: &App, name: &str) -> Result<(), Response> {
+    let user = name.to_string();
+    match app
+        .scrobbling()
+        .read(move |s| s.listener_exists(&user))
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("Cannot find user: {name}"),
+        )),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// A refusal from the layers in front of the handlers (a body over the limit) in
+/// ListenBrainz's shape, so clients can show its message.
+pub fn refusal(status: StatusCode) -> Response {
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "Payload too large. Payload must be less than {} bytes.",
+            listenbrainz::MAX_PAYLOAD_SIZE
+        )
+    } else {
+        status
+            .canonical_reason()
+            .unwrap_or("Request refused")
+            .to_string()
+    };
+    error(status, message)
+}
+
 /// `GET /1/user/{name}/playing-now`.
 pub async fn playing_now(
     State(app): State<App>,
@@ -153,6 +187,9 @@ pub async fn playing_now(
     Path(name): Path<String>,
 ) -> Response {
     if let Err(r) = may_read(&app, &headers, &name) {
+        return r;
+    }
+    if let Err(r) = known_user(&app, &name).await {
         return r;
     }
     let listens: Vec<Value> = app
@@ -215,6 +252,9 @@ pub async fn listens(
     Query(q): Query<ListensQuery>,
 ) -> Response {
     if let Err(r) = may_read(&app, &headers, &name) {
+        return r;
+    }
+    if let Err(r) = known_user(&app, &name).await {
         return r;
     }
     let args = (|| {

@@ -19,6 +19,30 @@ use magpie_music::submit::{Provenance, SubmitError, Submitted, Submitter};
 
 use crate::WebError;
 
+/// Around the submission APIs: an error answered before a handler ran (a body over the limit,
+/// a timeout) is given in the protocol's own shape, not as plain text.
+pub async fn protocol_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let lastfm = request.uri().path().starts_with("/2.0");
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    if lastfm {
+        lastfm::refusal(status)
+    } else {
+        listenbrainz::refusal(status)
+    }
+}
+
 /// How long a Last.fm request token waits for the admin's approval.
 const REQUEST_TOKEN_LIFE: Duration = Duration::from_secs(3600);
 
