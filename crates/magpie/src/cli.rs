@@ -22,7 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Import listening history: Spotify exports (zip, folder or JSON files) and Last.fm CSV/JSON
+    /// Import listening history: Spotify exports (zip, folder or JSON files), Last.fm CSV/JSON,
+    /// ListenBrainz and Maloja exports, Apple Music Play Activity CSV
     Import(ImportArgs),
     /// Build the star schema: seeds, models in dependency order, then data tests
     Build(BuildArgs),

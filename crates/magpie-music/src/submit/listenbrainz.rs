@@ -4,9 +4,9 @@
 //!
 //! ```
 //! use magpie_music::submit::listenbrainz::{parse, ListenType};
-//! let body = br#"{"listen_type": "single", "payload": [{"listened_at": 1700000000,
+//! let body = r#"{"listen_type": "single", "payload": [{"listened_at": 1700000000,
 //!     "track_metadata": {"artist_name": "Björk", "track_name": "Jóga"}}]}"#;
-//! let sub = parse(body, 1_800_000_000).unwrap();
+//! let sub = parse(body.as_bytes(), 1_800_000_000).unwrap();
 //! assert_eq!(sub.listen_type, ListenType::Single);
 //! assert_eq!(sub.events[0].started_at_us, Some(1_700_000_000_000_000));
 //! ```
