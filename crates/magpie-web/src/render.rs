@@ -222,6 +222,7 @@ const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
 const THEME_JS: &str = include_str!("../assets/theme.js");
 const EXPLORE_JS: &str = include_str!("../assets/explore.js");
+const FAVICON: &str = include_str!("../assets/favicon.svg");
 
 /// `/assets/{file}`: the stylesheet and scripts, cached by browsers for a day.
 pub async fn asset(Path(file): Path<String>) -> Response {
@@ -230,6 +231,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "app.js" => (JS, "text/javascript; charset=utf-8"),
         "theme.js" => (THEME_JS, "text/javascript; charset=utf-8"),
         "explore.js" => (EXPLORE_JS, "text/javascript; charset=utf-8"),
+        "favicon.svg" => (FAVICON, "image/svg+xml"),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     (

@@ -58,8 +58,8 @@ async fn logging_browser(driver: &Driver, profile: &Path) -> Client {
     browser_with(driver, profile, extra).await
 }
 
-/// The console errors (JavaScript errors, refused scripts or styles, failed requests) since
-/// the last read, but for the favicon nobody serves.
+/// The console errors (JavaScript errors, refused scripts or styles, failed requests, the
+/// favicon included) since the last read.
 async fn console_errors(client: &Client) -> Vec<String> {
     let log = client.issue_cmd(BrowserLog).await.expect("the browser log");
     log.as_array()
@@ -67,7 +67,6 @@ async fn console_errors(client: &Client) -> Vec<String> {
         .flatten()
         .filter(|e| e["level"] == "SEVERE")
         .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-        .filter(|m| !m.contains("favicon.ico"))
         .collect()
 }
 

@@ -34,7 +34,8 @@ pub struct GenerateOptions {
     pub plays: u64,
     pub years: u32,
     pub seed: u64,
-    /// The last day of the history (defaults to today).
+    /// The last day of the history (defaults to yesterday in `timezone`, so that no play of
+    /// the demo lies in the future).
     pub end: Option<NaiveDate>,
     /// The listener's time zone: rhythms (mornings, evenings) are local.
     pub timezone: chrono_tz::Tz,
@@ -113,9 +114,12 @@ pub fn generate(options: &GenerateOptions) -> Result<GenerateSummary, DemoError>
     let zipf =
         Zipf::new(artists.len() as f64, 1.07).map_err(|e| DemoError::Invalid(e.to_string()))?;
 
-    let last_day = options
-        .end
-        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let last_day = options.end.unwrap_or_else(|| {
+        chrono::Utc::now()
+            .with_timezone(&options.timezone)
+            .date_naive()
+            - Duration::days(1)
+    });
     let first_day = last_day - Duration::days(i64::from(options.years) * 365 - 1);
     let days = (last_day - first_day).num_days() as usize + 1;
     let per_day = allocate_days(&mut rng, first_day, days, options.plays);

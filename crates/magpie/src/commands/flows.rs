@@ -77,6 +77,7 @@ pub fn runs(config: &Config, args: RunsArgs) -> anyhow::Result<ExitCode> {
     let runs = RunStore::new(&conn).recent(args.flow.as_deref(), args.limit)?;
     if runs.is_empty() {
         println!("no runs yet");
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "{:>6}  {:<15} {:<10} {:<9} {:<20} {:>9}  error",
