@@ -12,33 +12,14 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn magpie(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
-    cmd.current_dir(dir)
-        .env_remove("MAGPIE_DATA_DIR")
-        .env_remove("MAGPIE_CONFIG")
-        .env_remove("DUCKDB_PATH")
-        .env_remove("ENVIRONMENT")
-        .env("LOG_LEVEL", "warn");
-    cmd
-}
+mod common;
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("the command runs");
-    if !out.status.success() {
-        eprintln!(
-            "stdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
+use common::{magpie, run};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/scrobble_clients.py")

@@ -5,39 +5,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-fn magpie(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
-    cmd.current_dir(dir)
-        .env_remove("MAGPIE_DATA_DIR")
-        .env_remove("MAGPIE_CONFIG")
-        .env_remove("DUCKDB_PATH")
-        .env_remove("ENVIRONMENT")
-        .env("LOG_LEVEL", "warn");
-    cmd
-}
+mod common;
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("magpie runs");
-    if !out.status.success() {
-        eprintln!(
-            "stdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{magpie, run, stderr, stdout};
 
 /// A demo warehouse of 3,000 plays over a year in `dir/data`; that folder.
 fn demo_data(dir: &Path) -> String {

@@ -28,6 +28,8 @@ use crate::import::{stage, store};
 pub enum SubmitError {
     #[error("the warehouse refused the submission: {0}")]
     Warehouse(#[from] duckdb::Error),
+    #[error("the submission's task failed: {0}")]
+    Task(String),
 }
 
 /// Where a submission came from.

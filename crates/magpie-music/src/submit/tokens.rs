@@ -105,6 +105,8 @@ pub struct TokenStore {
     api_key: PathBuf,
     /// The token file as last read, and its modification time.
     cached: Mutex<Option<(SystemTime, TokenFile)>>,
+    /// The API key once read or made (it never changes).
+    api: std::sync::OnceLock<ApiKey>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -153,6 +155,7 @@ impl TokenStore {
             tokens: dir.join("listen-tokens.json"),
             api_key: dir.join("lastfm-api.json"),
             cached: Mutex::new(None),
+            api: std::sync::OnceLock::new(),
         }
     }
 
@@ -268,8 +271,16 @@ impl TokenStore {
             .map(|t| t.info))
     }
 
-    /// The Last.fm API key and secret, made on first use.
+    /// The Last.fm API key and secret, made on first use (read from disk once).
     pub fn api_key(&self) -> Result<ApiKey, TokenError> {
+        if let Some(key) = self.api.get() {
+            return Ok(key.clone());
+        }
+        let key = self.read_or_make_api_key()?;
+        Ok(self.api.get_or_init(|| key).clone())
+    }
+
+    fn read_or_make_api_key(&self) -> Result<ApiKey, TokenError> {
         if let Ok(bytes) = std::fs::read(&self.api_key)
             && let Ok(key) = serde_json::from_slice::<ApiKey>(&bytes)
         {

@@ -91,13 +91,7 @@ impl Scrobbling {
             submitter.submit(&listener, format, &events, &provenance, &body)
         })
         .await
-        .unwrap_or_else(|e| {
-            Err(SubmitError::Warehouse(
-                duckdb::Error::ToSqlConversionFailure(
-                    format!("the submission task failed: {e}").into(),
-                ),
-            ))
-        });
+        .unwrap_or_else(|e| Err(SubmitError::Task(e.to_string())));
         metrics::histogram!("magpie_submission_seconds", "format" => format.as_str())
             .record(started.elapsed().as_secs_f64());
         if let Ok(s) = &done {
