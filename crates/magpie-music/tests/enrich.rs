@@ -46,6 +46,10 @@ const RIHANNA_MBID: &str = "73e5e69d-3554-40d8-8516-00cb38737a1c";
 // Two spellings of one artist key with an MBID each: the less played one's is the smaller.
 const BEYONCE_MBID: &str = "859d0860-d480-4efd-970c-c05d5f1776b8";
 const BEYONCE_OTHER_MBID: &str = "11111111-0000-4000-8000-000000000001";
+/// A recording (made up) whose artist credit names one Genesis, where the name search finds
+/// two equal ones.
+const GENESIS_RECORDING: &str = "22222222-0000-4000-8000-000000000002";
+const GENESIS_MBID: &str = "33333333-0000-4000-8000-000000000003";
 
 /// The real payloads the fakes answer with.
 struct Payloads {
@@ -57,6 +61,8 @@ struct Payloads {
     mb_lookup: Value,
     mb_search: Value,
     mb_area: Value,
+    /// A recording of a real search answer (for `/ws/2/recording/{mbid}`).
+    mb_recording: Value,
 }
 
 fn payloads(base: &Path) -> Payloads {
@@ -74,6 +80,7 @@ fn payloads(base: &Path) -> Payloads {
         mb_lookup: read(&format!("{mb}/lookup/MbArtistResult.json")),
         mb_search: read(&format!("{mb}/search/MbArtistResult.json")),
         mb_area: read(&format!("{mb}/lookup/MbAreaResult.json")),
+        mb_recording: read(&format!("{mb}/search/MbRecordingResult.json"))["recordings"][0].clone(),
     }
 }
 
@@ -241,6 +248,38 @@ async fn mb_url(
     json_response(StatusCode::NOT_FOUND, json!({"error": "Not Found"}))
 }
 
+async fn mb_recording(
+    State(fake): State<Arc<Fake>>,
+    UrlPath(mbid): UrlPath<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    fake.record(
+        format!(
+            "/ws/2/recording/{mbid}?inc={}",
+            q.get("inc").cloned().unwrap_or_default()
+        ),
+        &headers,
+    );
+    if mbid != GENESIS_RECORDING {
+        return json_response(StatusCode::NOT_FOUND, json!({"error": "Not Found"}));
+    }
+    // The real recording's shape, crediting Genesis and a guest.
+    let mut body = fake.payloads.mb_recording.clone();
+    body["id"] = json!(mbid);
+    body["title"] = json!("Mama");
+    let mut credit = body["artist-credit"][0].clone();
+    credit["name"] = json!("Genesis");
+    credit["artist"]["id"] = json!(GENESIS_MBID);
+    credit["artist"]["name"] = json!("Genesis");
+    let mut guest = credit.clone();
+    guest["name"] = json!("A Guest");
+    guest["artist"]["id"] = json!("guest-1");
+    guest["artist"]["name"] = json!("A Guest");
+    body["artist-credit"] = json!([guest, credit]);
+    json_response(StatusCode::OK, body)
+}
+
 async fn mb_search(
     State(fake): State<Arc<Fake>>,
     Query(q): Query<HashMap<String, String>>,
@@ -343,6 +382,7 @@ async fn mb_artist(
             body["type"] = json!("Person");
         }
         BEYONCE_OTHER_MBID => body["name"] = json!("Beyonce"),
+        GENESIS_MBID => body["name"] = json!("Genesis"),
         _ => return json_response(StatusCode::NOT_FOUND, json!({"error": "Not Found"})),
     }
     json_response(StatusCode::OK, body)
@@ -437,18 +477,20 @@ fn lastfm_history(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut csv =
         String::from("artist,artist_mbid,album,album_mbid,track,track_mbid,timestamp,datetime\n");
     let mut uts = 1_509_145_403i64;
-    for (artist, mbid, track, n) in [
-        ("Rihanna", RHIANNA_MBID, "Same Ol’ Mistakes", 3),
-        ("Stevie Wonder", SUPREMES_MBID, "Superstition", 2),
-        ("Blackbird Blackbird", BLACKBIRD_MBID, "Hawaii", 2),
-        ("Beyoncé", BEYONCE_MBID, "Halo", 3),
-        ("Beyonce", BEYONCE_OTHER_MBID, "Halo", 1),
+    for (artist, mbid, track, track_mbid, n) in [
+        ("Rihanna", RHIANNA_MBID, "Same Ol’ Mistakes", "", 3),
+        ("Stevie Wonder", SUPREMES_MBID, "Superstition", "", 2),
+        ("Blackbird Blackbird", BLACKBIRD_MBID, "Hawaii", "", 2),
+        ("Beyoncé", BEYONCE_MBID, "Halo", "", 3),
+        ("Beyonce", BEYONCE_OTHER_MBID, "Halo", "", 1),
+        // No artist MBID, but the recording's: its credit settles an ambiguous name.
+        ("Genesis", "", "Mama", GENESIS_RECORDING, 2),
     ] {
         for _ in 0..n {
             uts += 600;
             let when = chrono::DateTime::from_timestamp(uts, 0).unwrap();
             csv.push_str(&format!(
-                "{artist},{mbid},Album,,{track},,{uts},{}\n",
+                "{artist},{mbid},Album,,{track},{track_mbid},{uts},{}\n",
                 when.format("%Y-%m-%d %H:%M:%S")
             ));
         }
@@ -477,6 +519,7 @@ async fn harness_with(
         .route("/ws/2/artist", get(mb_search))
         .route("/ws/2/artist/{mbid}", get(mb_artist))
         .route("/ws/2/area/{id}", get(mb_area))
+        .route("/ws/2/recording/{mbid}", get(mb_recording))
         .with_state(Arc::clone(&fake));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -871,6 +914,19 @@ async fn a_supplied_mbid_is_used_only_when_musicbrainz_names_it_as_played() {
         BEYONCE_MBID
     );
     assert_eq!(h.found("Beyonce").0, BEYONCE_MBID);
+    // "Genesis" is ambiguous by name (two artists score 100), but the plays carried a
+    // recording MBID: its artist credit called "Genesis" is the one, with no name search.
+    assert_eq!(
+        h.found("Genesis"),
+        (GENESIS_MBID.to_string(), "Genesis".to_string())
+    );
+    assert_eq!(
+        h.fake.hits(&format!(
+            "/ws/2/recording/{GENESIS_RECORDING}?inc=artist-credits"
+        )),
+        1
+    );
+    assert_eq!(h.fake.hits("query=artist:\"Genesis\""), 0);
     assert_eq!(
         h.fake.hits(&format!("/ws/2/artist/{BEYONCE_OTHER_MBID}")),
         0

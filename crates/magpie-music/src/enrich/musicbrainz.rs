@@ -1,4 +1,5 @@
-//! MusicBrainz (`/ws/2/`, JSON): an artist's MBID by the Spotify URL relation
+//! MusicBrainz (`/ws/2/`, JSON): an artist's MBID from a supplied one that checks out, else
+//! by a supplied recording's artist credit, else by the Spotify URL relation
 //! (`/ws/2/url?resource=https://open.spotify.com/artist/{id}&inc=artist-rels`), else by a name
 //! search accepted only above a score threshold and when the name matches; then the lookup
 //! `/ws/2/artist/{mbid}?inc=genres+tags+aliases` with genres, tags, type, country, areas,
@@ -166,7 +167,20 @@ impl MusicBrainz {
             None => Outcome::NotFound(why),
         };
         let mut mbid = None;
-        if let Some(spotify_id) = item.hints["spotify_artist_id"].as_str() {
+        // A recording MBID the plays carried: its artist credit that is called what was
+        // played (so it needs no trust of its own).
+        if let Some(recording) = item.hints["recording_mbid"].as_str() {
+            let path = format!("recording/{recording}?inc=artist-credits");
+            let (status, body) = self
+                .cached_get(queue, kept, "recording", recording, &path)
+                .await?;
+            if status == 200 {
+                mbid = credited_artist(&body, &item.key);
+            }
+        }
+        if let Some(spotify_id) = item.hints["spotify_artist_id"].as_str()
+            && mbid.is_none()
+        {
             let path = format!(
                 "url?resource={}&inc=artist-rels",
                 urlencode(&format!("https://open.spotify.com/artist/{spotify_id}"))
@@ -232,6 +246,17 @@ impl MusicBrainz {
             .await
             .map(|(_, body)| body)
     }
+}
+
+/// The artist of a `/ws/2/recording/{mbid}?inc=artist-credits` answer that is called
+/// `artist_key` (a recording may credit several).
+pub fn credited_artist(recording: &Value, artist_key: &str) -> Option<String> {
+    recording["artist-credit"]
+        .as_array()?
+        .iter()
+        .map(|credit| &credit["artist"])
+        .find(|artist| is_named(artist, artist_key))
+        .and_then(|artist| artist["id"].as_str().map(String::from))
 }
 
 /// The artist a `/ws/2/url` answer links to.

@@ -48,8 +48,9 @@ ON CONFLICT (source, entity, entity_key) DO UPDATE SET priority = excluded.prior
 WHERE raw.enrichment_queue.priority <> excluded.priority;
 
 -- MusicBrainz: every artist (magpie's artist key: the normalised name), with a MusicBrainz id
--- when the source gave one (Last.fm, ListenBrainz: a claim the lookup checks) and the Spotify
--- artist id when a track lookup found one. Where the key merges several spellings, the MBID is
+-- when the source gave one (Last.fm, ListenBrainz: a claim the lookup checks), the Spotify
+-- artist id when a track lookup found one, and the most played recording MBID a source gave
+-- (its artist credit names the artist when no artist MBID can be trusted). Where the key merges several spellings, the MBID is
 -- the most played spelling's (then its most frequent MBID; ties: the smallest), as is the
 -- label (the name searched for). One pass over the plays, weighed per spelling, MBID and
 -- Spotify id (a CTE read twice would be materialised: a copy of every play). An artist not
@@ -59,7 +60,7 @@ INSERT INTO raw.enrichment_queue (source, entity, entity_key, label, hints, prio
 WITH combos AS (
     SELECT
         split_part(e.identity_key, '|', 1) AS artist_key, e.artist_name, e.artist_mbid,
-        t.artist_id AS spotify_artist_id, count(*) AS n
+        e.track_mbid, t.artist_id AS spotify_artist_id, count(*) AS n
     FROM raw.listen_events AS e
     LEFT JOIN enrichment_track_links AS t ON t.uri = e.spotify_track_uri
     WHERE e.content_kind = 'track' AND e.duplicate_of IS NULL AND e.identity_key IS NOT NULL
@@ -79,7 +80,8 @@ SELECT
     first(artist_name ORDER BY spelling_n DESC, artist_name),
     json_object(
         'mbid', first(artist_mbid ORDER BY spelling_n DESC, claim_n DESC, artist_mbid) FILTER (WHERE artist_mbid IS NOT NULL),
-        'spotify_artist_id', first(spotify_artist_id ORDER BY spotify_n DESC, spotify_artist_id) FILTER (WHERE spotify_artist_id IS NOT NULL)
+        'spotify_artist_id', first(spotify_artist_id ORDER BY spotify_n DESC, spotify_artist_id) FILTER (WHERE spotify_artist_id IS NOT NULL),
+        'recording_mbid', first(track_mbid ORDER BY n DESC, track_mbid) FILTER (WHERE track_mbid IS NOT NULL)
     ),
     sum(n), $now
 FROM weighed
