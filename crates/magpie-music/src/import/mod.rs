@@ -16,7 +16,7 @@ mod listenbrainz;
 mod maloja;
 mod parse;
 mod report;
-mod scan;
+pub mod scan;
 mod spotify_api;
 mod spotify_basic;
 mod spotify_extended;
@@ -34,6 +34,7 @@ use magpie_core::Warehouse;
 
 pub use error::{ImportError, Position};
 pub use input::Input;
+pub use parse::{ParsedFile, parse_bytes};
 pub use report::{FileReport, ImportSummary, Outcome};
 pub use spotify_api::parse_recently_played;
 

@@ -40,8 +40,12 @@ pub fn parse_input(input: &Input, batch_rows: usize, tx: &SyncSender<Msg>) -> bo
         return false;
     }
     let started = Instant::now();
-    let result = input::with_reader(input, |reader| read(input, batch_rows, reader, tx))
-        .map_err(FileFailure::from)
+    let mut send = |batch| tx.send(Msg::Batch(batch)).is_ok();
+    let (file, is_video) = (input.display(), input.is_video());
+    let result = input::with_reader(input, |reader| {
+        read(&file, is_video, batch_rows, reader, &mut send)
+    })
+    .map_err(FileFailure::from)
         .and_then(|r| r)
         .map(|mut parsed| {
             parsed.elapsed = started.elapsed();
@@ -50,13 +54,47 @@ pub fn parse_input(input: &Input, batch_rows: usize, tx: &SyncSender<Msg>) -> bo
     tx.send(Msg::End(result)).is_ok()
 }
 
+/// Parse one file's content exactly as `magpie import` does, without a warehouse: the format
+/// sniffed, every record read and checked, the Arrow batches the warehouse would be handed.
+/// The error is the one `magpie import` reports (file, position, field). Fuzzing and the
+/// property tests drive the importers through it; `name` is what messages call the file.
+///
+/// ```
+/// let csv = "uts,utc_time,artist,artist_mbid,album,album_mbid,track,track_mbid\n\
+///            1700000000,\"14 Nov 2023, 22:13\",Björk,,Homogenic,,Jóga,\n";
+/// let (parsed, batches) = magpie_music::import::parse_bytes("scrobbles.csv", csv.as_bytes(), 1024)?;
+/// assert_eq!((parsed.events_read, parsed.staged), (1, 1));
+/// assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+/// # Ok::<(), magpie_music::import::ImportError>(())
+/// ```
+pub fn parse_bytes(
+    name: &str,
+    bytes: &[u8],
+    batch_rows: usize,
+) -> Result<(ParsedFile, Vec<RecordBatch>), ImportError> {
+    let mut batches = Vec::new();
+    let mut keep = |batch| {
+        batches.push(batch);
+        true
+    };
+    let mut content = bytes;
+    let mut reader = HashingReader::new(&mut content as &mut dyn Read);
+    let is_video = name.contains("Streaming_History_Video");
+    let parsed = read(name, is_video, batch_rows.max(1), &mut reader, &mut keep)
+        .map_err(|failure| failure.error)?;
+    Ok((parsed, batches))
+}
+
+/// Parse one opened input, handing each full batch to `on_batch` (`false`: stop, the
+/// receiver has gone away).
 fn read(
-    input: &Input,
+    file: &str,
+    is_video: bool,
     batch_rows: usize,
     reader: &mut HashingReader<&mut dyn Read>,
-    tx: &SyncSender<Msg>,
+    on_batch: &mut dyn FnMut(RecordBatch) -> bool,
 ) -> Result<ParsedFile, FileFailure> {
-    let file = input.display();
+    let file = file.to_string();
     let mut buffered = BufReader::with_capacity(256 * 1024, &mut *reader);
     let sniffed = sniff(&mut buffered, &file)?;
     let mut builder = BatchBuilder::with_batch_rows(batch_rows);
@@ -69,9 +107,10 @@ fn read(
                 if !builder.push(&event) {
                     *skipped.entry(SkipReason::NoMetadata).or_default() += 1;
                 }
-                if let Some(batch) = builder.take_full() {
-                    tx.send(Msg::Batch(batch))
-                        .map_err(|_| "the import was stopped".to_string())?;
+                if let Some(batch) = builder.take_full()
+                    && !on_batch(batch)
+                {
+                    return Err("the import was stopped".to_string());
                 }
             }
             Err(reason) => *skipped.entry(reason).or_default() += 1,
@@ -79,16 +118,17 @@ fn read(
         Ok(())
     };
     let format = match sniffed {
-        Sniffed::Json => json::read(&mut buffered, input.is_video(), &mut sink)
+        Sniffed::Json => json::read(&mut buffered, is_video, &mut sink)
             .map_err(|f| FileFailure::new(f.into_error(&file, "JSON listening history"), None))?,
         Sniffed::Csv => csv_reader::read(&mut buffered, &mut sink).map_err(|(f, format)| {
             FileFailure::new(f.into_error(&file, csv_reader::label(format)), Some(format))
         })?,
     };
-    if let Some(batch) = builder.take_rest() {
-        tx.send(Msg::Batch(batch)).map_err(|_| {
-            FileFailure::new(ImportError::Stopped { file: file.clone() }, Some(format))
-        })?;
+    if let Some(batch) = builder.take_rest()
+        && !on_batch(batch)
+    {
+        let stopped = ImportError::Stopped { file: file.clone() };
+        return Err(FileFailure::new(stopped, Some(format)));
     }
     drop(buffered);
     let (sha256, bytes) = reader.finish().map_err(|source| {
