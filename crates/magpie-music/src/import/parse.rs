@@ -46,11 +46,11 @@ pub fn parse_input(input: &Input, batch_rows: usize, tx: &SyncSender<Msg>) -> bo
         read(&file, is_video, batch_rows, reader, &mut send)
     })
     .map_err(FileFailure::from)
-        .and_then(|r| r)
-        .map(|mut parsed| {
-            parsed.elapsed = started.elapsed();
-            parsed
-        });
+    .and_then(|r| r)
+    .map(|mut parsed| {
+        parsed.elapsed = started.elapsed();
+        parsed
+    });
     tx.send(Msg::End(result)).is_ok()
 }
 
