@@ -186,12 +186,16 @@ impl Instrument {
 }
 
 #[derive(Deserialize)]
-struct Notification<T> {
-    params: NotificationParams<T>,
+struct Notification<'a, T> {
+    #[serde(borrow)]
+    params: NotificationParams<'a, T>,
 }
 
 #[derive(Deserialize)]
-struct NotificationParams<T> {
+struct NotificationParams<'a, T> {
+    /// Checked against the channel the byte search found.
+    #[serde(borrow)]
+    channel: Cow<'a, str>,
     data: T,
 }
 
@@ -331,8 +335,9 @@ pub fn parse<'a>(
     let bytes = text.as_bytes();
     if memmem::find(bytes, br#""method":"subscription""#).is_some()
         && let Some(channel) = channel_of(text)
+        && let Some(incoming) = notification(text, channel, local_us, rows)?
     {
-        return notification(text, channel, local_us, rows);
+        return Ok(incoming);
     }
     let envelope: Envelope<'a> = serde_json::from_str(text)?;
     if let Some(id) = envelope.id {
@@ -369,7 +374,8 @@ pub fn parse<'a>(
                     return Err(WireError::Unexpected("escaped channel name".into()));
                 }
             };
-            notification(text, channel, local_us, rows)
+            notification(text, channel, local_us, rows)?
+                .ok_or_else(|| WireError::Unexpected(format!("channel {channel:?} read two ways")))
         }
         other => Err(WireError::Unexpected(format!(
             "method {other:?} without an id"
@@ -377,31 +383,40 @@ pub fn parse<'a>(
     }
 }
 
-/// The channel of a subscription notification, found without parsing the message.
+/// The channel of a subscription notification, found without parsing the message: Deribit
+/// sends `params` with `channel` first. Any other layout is read in full instead, so that a
+/// `channel` member elsewhere (before `params`, say) is never taken for the channel.
 fn channel_of(text: &str) -> Option<&str> {
-    const KEY: &[u8] = br#""channel":""#;
+    const KEY: &[u8] = br#""params":{"channel":""#;
     let start = memmem::find(text.as_bytes(), KEY)? + KEY.len();
     let len = memchr::memchr(b'"', &text.as_bytes()[start..])?;
     let channel = &text[start..start + len];
     (!channel.contains('\\')).then_some(channel)
 }
 
+/// A subscription notification on `channel`, or `Ok(None)` when the message's
+/// `params.channel` is another one (the byte search was misled: the caller reads the message
+/// in full).
 fn notification<'a>(
     text: &'a str,
     channel: &'a str,
     local_us: i64,
     rows: &mut Vec<Tick>,
-) -> Result<Incoming<'a>, WireError> {
+) -> Result<Option<Incoming<'a>>, WireError> {
     let prefix = channel.split('.').next().unwrap_or(channel);
-    match prefix {
+    let incoming = match prefix {
         "ticker" => {
-            let n: Notification<TickerData> = serde_json::from_str(text)?;
-            rows.push(Tick::Ticker(Box::new(ticker_row(n.params.data, local_us))));
-            Ok(Incoming::Data { rows: 1 })
+            let Some(data) = data_of::<TickerData>(text, channel)? else {
+                return Ok(None);
+            };
+            rows.push(Tick::Ticker(Box::new(ticker_row(data, local_us))));
+            Incoming::Data { rows: 1 }
         }
         "quote" => {
-            let n: Notification<QuoteData> = serde_json::from_str(text)?;
-            let d = n.params.data;
+            let Some(data) = data_of::<QuoteData>(text, channel)? else {
+                return Ok(None);
+            };
+            let d = data;
             rows.push(Tick::Quote(QuoteRow {
                 instrument: d.instrument_name.into_owned(),
                 exchange_ms: d.timestamp,
@@ -411,12 +426,14 @@ fn notification<'a>(
                 best_ask_price: d.best_ask_price,
                 best_ask_amount: d.best_ask_amount,
             }));
-            Ok(Incoming::Data { rows: 1 })
+            Incoming::Data { rows: 1 }
         }
         "trades" => {
-            let n: Notification<Vec<TradeData>> = serde_json::from_str(text)?;
-            let count = n.params.data.len();
-            rows.extend(n.params.data.into_iter().map(|t| {
+            let Some(data) = data_of::<Vec<TradeData>>(text, channel)? else {
+                return Ok(None);
+            };
+            let count = data.len();
+            rows.extend(data.into_iter().map(|t| {
                 Tick::Trade(TradeRow {
                     instrument: t.instrument_name.into_owned(),
                     exchange_ms: t.timestamp,
@@ -434,24 +451,35 @@ fn notification<'a>(
                     block_trade_id: t.block_trade_id.map(Cow::into_owned),
                 })
             }));
-            Ok(Incoming::Data { rows: count })
+            Incoming::Data { rows: count }
         }
         "instrument" if channel.starts_with("instrument.state.") => {
-            let n: Notification<InstrumentState> = serde_json::from_str(text)?;
-            Ok(Incoming::InstrumentState {
+            let Some(data) = data_of::<InstrumentState>(text, channel)? else {
+                return Ok(None);
+            };
+            Incoming::InstrumentState {
                 currency: last_part(channel),
-                state: n.params.data,
-            })
+                state: data,
+            }
         }
         "instrument" if channel.starts_with("instrument.creation.") => {
-            let n: Notification<serde_json::Value> = serde_json::from_str(text)?;
-            Ok(Incoming::InstrumentCreated {
+            let Some(data) = data_of::<serde_json::Value>(text, channel)? else {
+                return Ok(None);
+            };
+            Incoming::InstrumentCreated {
                 currency: last_part(channel),
-                instrument: Box::new(Instrument::from_value(n.params.data)?),
-            })
+                instrument: Box::new(Instrument::from_value(data)?),
+            }
         }
-        _ => Ok(Incoming::OtherChannel(channel)),
-    }
+        _ => Incoming::OtherChannel(channel),
+    };
+    Ok(Some(incoming))
+}
+
+/// The `data` of a notification on `channel`, or `None` when its `params.channel` is another.
+fn data_of<'a, T: Deserialize<'a>>(text: &'a str, channel: &str) -> Result<Option<T>, WireError> {
+    let n: Notification<'a, T> = serde_json::from_str(text)?;
+    Ok((n.params.channel == channel).then_some(n.params.data))
 }
 
 /// `instrument.state.option.BTC` → `BTC`.
@@ -577,6 +605,37 @@ mod tests {
             ),
             ("BTC-2", 2.5, "sell")
         );
+    }
+
+    /// Found by tests/fuzz_wire.rs: a `channel` member before `params` was taken for the
+    /// channel, so this quote was stored as a ticker row.
+    #[test]
+    fn regression_a_channel_member_outside_params_is_not_the_channel() {
+        let text = r#"{"channel":"ticker.X.raw","jsonrpc":"2.0","method":"subscription","params":{"channel":"quote.BTC-24SEP21-8000-P","data":{"best_ask_amount":94.7,"best_ask_price":0.0015,"best_bid_amount":153.1,"best_bid_price":0.0005,"instrument_name":"BTC-24SEP21-8000-P","timestamp":1626993722929}}}"#;
+        let mut rows = Vec::new();
+        assert!(matches!(
+            parse(text, 0, &mut rows).unwrap(),
+            Incoming::Data { rows: 1 }
+        ));
+        assert!(
+            matches!(&rows[0], Tick::Quote(q) if q.best_bid_amount == Some(153.1)),
+            "{rows:?}"
+        );
+        // A ticker whose `params` do not start with `channel` is read in full, as a ticker.
+        let reordered = TICKER.replace(
+            r#""params":{"channel":"ticker.ETH-30JUL21-2800-C.100ms","data""#,
+            r#""params":{"data""#,
+        );
+        let reordered = format!(
+            "{},\"channel\":\"ticker.ETH-30JUL21-2800-C.100ms\"}}}}",
+            reordered.strip_suffix("}}").unwrap()
+        );
+        let mut rows = Vec::new();
+        assert!(matches!(
+            parse(&reordered, 0, &mut rows).unwrap(),
+            Incoming::Data { rows: 1 }
+        ));
+        assert!(matches!(&rows[0], Tick::Ticker(_)), "{reordered}");
     }
 
     #[test]
