@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use magpie_market::deribit::fake::{
     self, FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
-    recorded_capture as capture,
 };
+
+mod common;
 
 fn magpie(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
@@ -85,20 +86,9 @@ async fn kill_9_while_writing_leaves_only_readable_files_and_the_next_start_clea
     let Some(instruments) = recorded_instruments() else {
         return;
     };
-    let Some(ws) = capture("DERIBIT.ws.1.0") else {
+    let Some(template) = common::recorded_ticker() else {
         return;
     };
-    let template = fake::notifications_from_capture(&ws)
-        .unwrap()
-        .into_iter()
-        .find(|n| {
-            n["params"]["channel"]
-                .as_str()
-                .unwrap()
-                .starts_with("ticker.")
-        })
-        .unwrap()["params"]["data"]
-        .clone();
     let want = wanted(&instruments);
     let fake = FakeDeribit::start(0, instruments).await.unwrap();
     let dir = tempfile::tempdir().unwrap();

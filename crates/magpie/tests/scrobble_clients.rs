@@ -10,7 +10,7 @@
 //! is set (`.ci/run` sets it and installs them).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{magpie, run};
+use common::{Server, magpie, run};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/scrobble_clients.py")
@@ -48,105 +48,6 @@ fn clients_available() -> bool {
     );
     eprintln!("SKIPPED: {reason} (pip install pylast liblistenbrainz)");
     false
-}
-
-/// `magpie serve` on 127.0.0.1:0 in `data`, its stderr in `log`.
-struct Server {
-    child: Child,
-    address: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path, data: &str, log: &str) -> Server {
-        let log = dir.join(log);
-        let mut child = magpie(dir)
-            .args([
-                "--data-dir",
-                data,
-                "serve",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "0",
-            ])
-            .env("LOG_LEVEL", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let address = loop {
-            line.clear();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                panic!(
-                    "magpie serve ended before serving:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if let Some(rest) = line.strip_prefix("Dashboards on http://") {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stdout.read_to_string(&mut rest);
-        });
-        Server {
-            child,
-            address,
-            log,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    /// SIGTERM and a clean exit.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(
-            exit.success(),
-            "magpie serve exits cleanly on SIGTERM ({exit}):\n{}",
-            self.log_text()
-        );
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// One HTTP/1.1 request on its own connection: (status, body).
-    fn request(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-            self.address,
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
-    }
 }
 
 /// `magpie listener token create --listener NAME --json`, parsed, and kept in `dir/token.json`

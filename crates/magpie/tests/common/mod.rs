@@ -1,10 +1,12 @@
 //! What the binary's end-to-end tests share: the `magpie` command with a clean environment,
-//! running it (its output shown when it fails), and its output as text.
+//! running it (its output shown when it fails), its output as text, and a `magpie serve` on
+//! loopback to send requests to.
 
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The built `magpie` binary, run in `dir`, with no configuration from the environment.
 pub fn magpie(dir: &Path) -> Command {
@@ -37,4 +39,141 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `magpie serve` on 127.0.0.1:0 in `data`, its stderr in `log`.
+pub struct Server {
+    pub child: Child,
+    pub address: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(dir: &Path, data: &str, log: &str) -> Server {
+        Self::start_with(dir, &["--data-dir", data], log)
+    }
+
+    /// `magpie OPTIONS serve` (e.g. `--data-dir` and `--config`), once it serves.
+    pub fn start_with(dir: &Path, options: &[&str], log: &str) -> Server {
+        let log = dir.join(log);
+        let mut child = magpie(dir)
+            .args(options)
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let address = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                panic!(
+                    "magpie serve ended before serving:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if let Some(rest) = line.strip_prefix("Dashboards on http://") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stdout.read_to_string(&mut rest);
+        });
+        Server {
+            child,
+            address,
+            log,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// SIGTERM and a clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(
+            exit.success(),
+            "magpie serve exits cleanly on SIGTERM ({exit}):\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One HTTP/1.1 request on its own connection: (status, body).
+    pub fn request(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            self.address,
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+/// Rows of every mart of the warehouse `conn` reads, by table name.
+pub fn mart_rows(conn: &duckdb::Connection) -> std::collections::BTreeMap<String, i64> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' ORDER BY 1")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    tables
+        .into_iter()
+        .map(|t| {
+            let n = conn
+                .query_row(&format!("SELECT count(*) FROM marts.\"{t}\""), [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            (t, n)
+        })
+        .collect()
+}
+
+/// The `data` of the first `ticker.*` notification of the recorded Deribit session, a template
+/// for generated feeds; `None` when the session is absent (see
+/// `magpie_market::deribit::fake::recorded_capture`, which fails under `REQUIRE_REALDATA`).
+pub fn recorded_ticker() -> Option<serde_json::Value> {
+    use magpie_market::deribit::fake;
+    let ws = fake::recorded_capture("DERIBIT.ws.1.0")?;
+    let ticker = fake::notifications_from_capture(&ws)
+        .unwrap()
+        .into_iter()
+        .find(|n| {
+            n["params"]["channel"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("ticker."))
+        })
+        .expect("a recorded ticker");
+    Some(ticker["params"]["data"].clone())
 }
