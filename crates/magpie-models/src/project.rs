@@ -133,6 +133,16 @@ struct SeedConfig {
     schema: Option<String>,
 }
 
+/// A YAML file's error, naming the file and the line the YAML library gives (its message
+/// leaves out a location at the very start of the file: line 1, column 1).
+fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> ModelsError {
+    let path = path.display();
+    ModelsError::Project(match e.location() {
+        Some(at) => format!("{path}: line {}: {e}", at.line()),
+        None => format!("{path}: {e}"),
+    })
+}
+
 fn under(path: &Path, roots: &[String]) -> bool {
     roots.iter().any(|r| path.starts_with(r))
 }
@@ -153,7 +163,7 @@ impl Project {
             .find(|f| f.path == Path::new("dbt_project.yml"))
             .ok_or_else(|| ModelsError::Project("no dbt_project.yml at the project root".into()))?;
         let config: DbtProjectYml = serde_yaml_ng::from_str(&project_yml.text)
-            .map_err(|e| ModelsError::Project(format!("dbt_project.yml: {e}")))?;
+            .map_err(|e| yaml_error(&project_yml.path, &e))?;
         let model_paths = config.model_paths.unwrap_or_else(|| vec!["models".into()]);
         let seed_paths = config.seed_paths.unwrap_or_else(|| vec!["seeds".into()]);
         let test_paths = config.test_paths.unwrap_or_else(|| vec!["tests".into()]);
@@ -184,8 +194,8 @@ impl Project {
                 {
                     continue;
                 }
-                let doc: SchemaYml = serde_yaml_ng::from_str(&file.text)
-                    .map_err(|e| ModelsError::Project(format!("{}: {e}", file.path.display())))?;
+                let doc: SchemaYml =
+                    serde_yaml_ng::from_str(&file.text).map_err(|e| yaml_error(&file.path, &e))?;
                 for m in doc.models {
                     if !m.tests.is_empty() {
                         return Err(ModelsError::Project(format!(
@@ -287,4 +297,32 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<ProjectFile>) -> Result<(), Mo
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(project_yml: &str, schema_yml: &str) -> Vec<ProjectFile> {
+        vec![
+            ProjectFile {
+                path: "dbt_project.yml".into(),
+                text: project_yml.into(),
+            },
+            ProjectFile {
+                path: "models/schema.yml".into(),
+                text: schema_yml.into(),
+            },
+        ]
+    }
+
+    /// Found by tests/fuzz_models.rs: serde_yaml_ng leaves "at line 1 column 1" out of its
+    /// message, so an error at the file's start named no line.
+    #[test]
+    fn regression_a_yaml_error_names_the_file_and_line_even_at_the_start() {
+        let e = Project::from_files(files("}name: x\n", "")).unwrap_err();
+        assert!(e.to_string().contains("dbt_project.yml: line 1: "), "{e}");
+        let e = Project::from_files(files("name: x\n", "models:\n  - name: [\n")).unwrap_err();
+        assert!(e.to_string().contains("models/schema.yml: line "), "{e}");
+    }
 }

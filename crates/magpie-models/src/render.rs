@@ -62,6 +62,44 @@ struct Capture {
     config: ModelConfig,
 }
 
+/// Why a template did not render: minijinja's message, and the line of the template's own
+/// text. The macros are rendered in front of the template, so minijinja's line counts theirs
+/// too; this one does not.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct RenderError {
+    /// 1-based line of the template; `None` when minijinja gives none, or the error is in the
+    /// macros (the message says so).
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl RenderError {
+    /// `e` from rendering a source whose first `macro_lines` lines are the macros.
+    fn new(e: &Error, macro_lines: usize) -> Self {
+        let what = match e.detail() {
+            Some(detail) => format!("{}: {detail}", e.kind()),
+            None => e.kind().to_string(),
+        };
+        match e.line() {
+            Some(line) if line > macro_lines => Self {
+                line: Some(line - macro_lines),
+                message: what,
+            },
+            Some(line) => Self {
+                line: None,
+                message: format!(
+                    "{what} (in the macros, line {line} of macro-paths' files joined)"
+                ),
+            },
+            None => Self {
+                line: None,
+                message: what,
+            },
+        }
+    }
+}
+
 /// The SQL dbt-utils' `generate_surrogate_key` compiles to on DuckDB.
 pub fn surrogate_key_sql(fields: &[String]) -> String {
     let parts: Vec<String> = fields
@@ -94,13 +132,13 @@ fn strings(value: &Value) -> Result<Vec<String>, Error> {
         .collect()
 }
 
-/// Render `template` (with `macros` prepended) in `ctx`.
+/// Render `template` (with `macros` prepended) in `ctx`. An error's line is the template's.
 pub fn render(
     name: &str,
     template: &str,
     macros: &str,
     ctx: &RenderContext,
-) -> Result<Rendered, Error> {
+) -> Result<Rendered, RenderError> {
     let capture = Arc::new(Mutex::new(Capture::default()));
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -238,12 +276,16 @@ pub fn render(
         ),
     );
 
-    let source = if macros.is_empty() {
-        template.to_string()
+    let prefix = if macros.is_empty() || macros.ends_with('\n') {
+        macros.to_string()
     } else {
-        format!("{macros}{template}")
+        format!("{macros}\n")
     };
-    let sql = env.render_str(&source, ())?;
+    let macro_lines = prefix.matches('\n').count();
+    let source = format!("{prefix}{template}");
+    let sql = env
+        .render_str(&source, ())
+        .map_err(|e| RenderError::new(&e, macro_lines))?;
     let cap = std::mem::take(&mut *capture.lock().expect("capture"));
     Ok(Rendered {
         sql: sql.trim().to_string(),
@@ -330,6 +372,22 @@ mod tests {
         assert!(e.to_string().contains("var('unset')"), "{e}");
         let e = render("m", "{{ config(materialized='snapshot') }}", "", &ctx()).unwrap_err();
         assert!(e.to_string().contains("snapshot"), "{e}");
+    }
+
+    /// Found by tests/fuzz_models.rs: the line of an error counted the macros' lines put
+    /// before the model, so the shipped project's error on line 1 said line 19.
+    #[test]
+    fn regression_an_error_line_is_the_models_not_the_macros() {
+        let macros = "{% macro a() %}\nx\n{% endmacro %}\n{% macro b() %}y{% endmacro %}\n";
+        let e = render("m", "select 1,\n  {{ ref( }}", macros, &ctx()).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e:?}");
+        assert!(!e.message.contains("<string>"), "{e:?}");
+        let e = render("m", "{{ onfig() }}", macros, &ctx()).unwrap_err();
+        assert_eq!(e.line, Some(1), "{e:?}");
+        // An error in the macros is not given a line of the model.
+        let e = render("m", "select 1", "{% macro a( %}\n", &ctx()).unwrap_err();
+        assert_eq!(e.line, None, "{e:?}");
+        assert!(e.message.contains("in the macros"), "{e:?}");
     }
 
     #[test]

@@ -465,11 +465,11 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-fn render_error(path: &std::path::Path, e: &minijinja::Error) -> ModelsError {
-    let mut message = e.to_string();
-    if let Some(line) = e.line() {
-        message = format!("line {line}: {message}");
-    }
+fn render_error(path: &std::path::Path, e: &render::RenderError) -> ModelsError {
+    let message = match e.line {
+        Some(line) => format!("line {line}: {}", e.message),
+        None => e.message.clone(),
+    };
     ModelsError::Render {
         file: path.display().to_string(),
         message,
