@@ -1,12 +1,13 @@
-//! The process and the machine it runs on: magpie's RSS and CPU time, host memory and swap,
-//! and the disk that holds the data folder (via `sysinfo`), with the warnings a small box
-//! needs (swap in use, disk nearly full, RSS over the memory budget). Used by `/metrics`, the
-//! status page and `magpie doctor`.
+//! The process and the machine it runs on: magpie's RSS and CPU time, host memory and swap
+//! (via `sysinfo`), and the filesystem that holds the data folder ([`DiskState`]), with the
+//! warnings a small box needs (swap in use, disk full or nearly full, data folder read-only,
+//! RSS over the memory budget). Used by `/metrics`, the status page and `magpie doctor`;
+//! [`disk_failure`] tells an error that came from a full or read-only disk.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sysinfo::{Disks, ProcessesToUpdate, System};
+use sysinfo::{ProcessesToUpdate, System};
 
 /// A reading.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -18,9 +19,9 @@ pub struct HostStatus {
     pub host_available_bytes: u64,
     pub swap_total_bytes: u64,
     pub swap_used_bytes: u64,
-    /// The disk holding the data folder.
-    pub disk_total_bytes: u64,
-    pub disk_available_bytes: u64,
+    /// The filesystem holding the data folder.
+    #[serde(flatten)]
+    pub disk: DiskState,
     /// Everything under the data folder (warehouse, backups, logs, snapshot).
     pub data_dir_bytes: u64,
     pub warnings: Vec<String>,
@@ -28,6 +29,150 @@ pub struct HostStatus {
 
 /// Disk space below this share counts as nearly full.
 const DISK_LOW: f64 = 0.10;
+
+/// Disk space below this share of the filesystem, and below [`DISK_FULL_BYTES`], counts as
+/// full: the next import, build, backup or market file may not fit.
+const DISK_FULL: f64 = 0.02;
+const DISK_FULL_BYTES: u64 = 100_000_000;
+
+/// The filesystem holding the data folder, measured with `statvfs(3)` on the folder itself
+/// (or its nearest existing parent), so a tmpfs or a volume mounted there is what is measured.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct DiskState {
+    /// The folder measured.
+    #[serde(rename = "disk_path")]
+    pub path: PathBuf,
+    /// 0 when it cannot be measured.
+    #[serde(rename = "disk_total_bytes")]
+    pub total_bytes: u64,
+    /// Free to an unprivileged user (what is left before writes fail with "no space left").
+    #[serde(rename = "disk_available_bytes")]
+    pub available_bytes: u64,
+    /// Mounted read-only.
+    #[serde(rename = "disk_read_only")]
+    pub read_only: bool,
+    /// This process may create files in the folder (`access(2)`: false on a read-only mount
+    /// or without write permission).
+    #[serde(rename = "disk_writable")]
+    pub writable: bool,
+}
+
+impl DiskState {
+    /// Measure the filesystem of `dir` now.
+    pub fn read(dir: &Path) -> Self {
+        let path = dir
+            .ancestors()
+            .find(|p| p.is_dir())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let (total_bytes, available_bytes, read_only, writable) = statvfs(&path);
+        DiskState {
+            path,
+            total_bytes,
+            available_bytes,
+            read_only,
+            writable,
+        }
+    }
+
+    /// Too little space for the next write: below [`DISK_FULL`] of the filesystem and below
+    /// [`DISK_FULL_BYTES`].
+    pub fn full(&self) -> bool {
+        self.total_bytes > 0
+            && (self.available_bytes as f64) < self.total_bytes as f64 * DISK_FULL
+            && self.available_bytes < DISK_FULL_BYTES
+    }
+
+    /// What is wrong with the data folder's disk (read-only, not writable, full), in a
+    /// sentence naming the folder; `None` when nothing is.
+    pub fn problem(&self) -> Option<String> {
+        let dir = self.path.display();
+        if self.read_only {
+            Some(format!(
+                "the data folder {dir} is on a read-only file system: imports, builds, backups and market files fail until it is mounted read-write"
+            ))
+        } else if !self.writable {
+            Some(format!(
+                "magpie may not write in the data folder {dir}: give the user magpie runs write access (Docker: `user:` in the compose file)"
+            ))
+        } else if self.full() {
+            Some(format!(
+                "the disk holding the data folder {dir} is full ({:.1} MB free of {:.1} MB): imports, builds, backups and market files fail until space is freed",
+                self.available_bytes as f64 / 1e6,
+                self.total_bytes as f64 / 1e6
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Total and available bytes, read-only mount, writable by this process.
+#[cfg(unix)]
+// statvfs's field types differ between platforms (u64 on Linux, u32 on some others).
+#[allow(clippy::unnecessary_cast)]
+fn statvfs(path: &Path) -> (u64, u64, bool, bool) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return (0, 0, false, false);
+    };
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a NUL-terminated string and `stat` a buffer of the right type,
+    // which statvfs fills in when it returns 0.
+    let (measured, writable) = unsafe {
+        let measured =
+            (libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) == 0).then(|| stat.assume_init());
+        (measured, libc::access(c_path.as_ptr(), libc::W_OK) == 0)
+    };
+    match measured {
+        Some(s) => {
+            let unit = s.f_frsize as u64;
+            (
+                s.f_blocks as u64 * unit,
+                s.f_bavail as u64 * unit,
+                s.f_flag & libc::ST_RDONLY != 0,
+                writable,
+            )
+        }
+        None => (0, 0, false, writable),
+    }
+}
+
+#[cfg(not(unix))]
+fn statvfs(path: &Path) -> (u64, u64, bool, bool) {
+    let writable = std::fs::metadata(path).is_ok_and(|m| !m.permissions().readonly());
+    (0, 0, false, writable)
+}
+
+/// Why a write failed, when it was the disk: full (or over quota), or read-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFailure {
+    Full,
+    ReadOnly,
+}
+
+/// Whether an error's text (an I/O error, or DuckDB's, which carry the OS's message) says the
+/// disk was full or read-only. DuckDB's "failed to offload data block" under
+/// `max_temp_directory_size` counts as full: that limit is the free space of the disk holding
+/// its temporary folder, though DuckDB calls it running out of memory.
+pub fn disk_failure(message: &str) -> Option<DiskFailure> {
+    const FULL: [&str; 5] = [
+        "no space left on device",
+        "os error 28",
+        "disk quota exceeded",
+        "os error 122",
+        "max_temp_directory_size",
+    ];
+    const READ_ONLY: [&str; 2] = ["read-only file system", "os error 30"];
+    let message = message.to_lowercase();
+    if FULL.iter().any(|m| message.contains(m)) {
+        Some(DiskFailure::Full)
+    } else if READ_ONLY.iter().any(|m| message.contains(m)) {
+        Some(DiskFailure::ReadOnly)
+    } else {
+        None
+    }
+}
 
 impl HostStatus {
     /// Read it now; `budget` is the configured memory budget.
@@ -50,12 +195,6 @@ impl HostStatus {
         }
         let process = pid.and_then(|p| sys.process(p));
         let data_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-        let disks = Disks::new_with_refreshed_list();
-        let disk = disks
-            .list()
-            .iter()
-            .filter(|d| data_dir.starts_with(d.mount_point()))
-            .max_by_key(|d| d.mount_point().as_os_str().len());
         let mut status = HostStatus {
             process_rss_bytes: process.map_or(0, |p| p.memory()),
             process_cpu_seconds: process.map_or(0.0, |p| p.accumulated_cpu_time() as f64 / 1000.0),
@@ -64,8 +203,7 @@ impl HostStatus {
             host_available_bytes: sys.available_memory(),
             swap_total_bytes: sys.total_swap(),
             swap_used_bytes: sys.used_swap(),
-            disk_total_bytes: disk.map_or(0, |d| d.total_space()),
-            disk_available_bytes: disk.map_or(0, |d| d.available_space()),
+            disk: DiskState::read(&data_dir),
             data_dir_bytes: folder_bytes(&data_dir),
             warnings: Vec::new(),
         };
@@ -82,13 +220,15 @@ impl HostStatus {
                 mb(self.swap_used_bytes)
             ));
         }
-        if self.disk_total_bytes > 0
-            && (self.disk_available_bytes as f64) < self.disk_total_bytes as f64 * DISK_LOW
+        if let Some(problem) = self.disk.problem() {
+            out.push(problem);
+        } else if self.disk.total_bytes > 0
+            && (self.disk.available_bytes as f64) < self.disk.total_bytes as f64 * DISK_LOW
         {
             out.push(format!(
                 "the disk holding the data folder is nearly full ({:.0} MB free of {:.0} MB)",
-                mb(self.disk_available_bytes),
-                mb(self.disk_total_bytes)
+                mb(self.disk.available_bytes),
+                mb(self.disk.total_bytes)
             ));
         }
         if self.memory_budget_bytes > 0 && self.process_rss_bytes > self.memory_budget_bytes {
@@ -131,7 +271,7 @@ mod tests {
         assert!(s.process_rss_bytes > 1_000_000, "{s:?}");
         assert!(s.host_memory_bytes > s.process_rss_bytes);
         assert_eq!(s.data_dir_bytes, 5096);
-        assert!(s.disk_total_bytes > 0);
+        assert!(s.disk.total_bytes > 0 && s.disk.writable, "{s:?}");
         assert!(
             s.warnings
                 .iter()
@@ -139,5 +279,58 @@ mod tests {
         );
         let s = HostStatus::read(dir.path(), u64::MAX);
         assert!(!s.warnings.iter().any(|w| w.contains("memory_budget")));
+    }
+
+    #[test]
+    fn tells_disk_failures_from_other_errors() {
+        let full = "TransactionContext Error: Failed to commit: Could not write file \"/d/magpie.duckdb.wal\": No space left on device";
+        assert_eq!(disk_failure(full), Some(DiskFailure::Full));
+        let io = std::io::Error::from_raw_os_error(libc::ENOSPC).to_string();
+        assert_eq!(disk_failure(&io), Some(DiskFailure::Full), "{io}");
+        let ro = std::io::Error::from_raw_os_error(libc::EROFS).to_string();
+        assert_eq!(disk_failure(&ro), Some(DiskFailure::ReadOnly), "{ro}");
+        assert_eq!(
+            disk_failure("Out of Memory Error: failed to allocate"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_full_or_read_only_disk_is_a_problem() {
+        let roomy = DiskState {
+            path: "/data".into(),
+            total_bytes: 10_000_000_000,
+            available_bytes: 2_000_000_000,
+            read_only: false,
+            writable: true,
+        };
+        assert_eq!(roomy.problem(), None);
+        let full = DiskState {
+            available_bytes: 50_000_000,
+            ..roomy.clone()
+        };
+        assert!(
+            full.problem()
+                .unwrap()
+                .contains("/data is full (50.0 MB free")
+        );
+        // A small filesystem is full only near its end; a large one below 100 MB.
+        let small = DiskState {
+            total_bytes: 8_000_000,
+            available_bytes: 1_000_000,
+            ..roomy.clone()
+        };
+        assert_eq!(small.problem(), None);
+        let read_only = DiskState {
+            read_only: true,
+            writable: false,
+            ..roomy
+        };
+        assert!(
+            read_only
+                .problem()
+                .unwrap()
+                .contains("read-only file system")
+        );
     }
 }

@@ -5,13 +5,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use magpie_market::deribit::fake::{
     self, FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
 };
 
 mod common;
+
+use common::{parquet_rows, wait_for};
 
 fn magpie(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
@@ -38,24 +40,6 @@ fn write_config(dir: &Path, url: &str, extra: &str) {
 
 fn files(root: &Path, extension: &str) -> Vec<PathBuf> {
     magpie_market::sink::files::under(root, extension)
-}
-
-/// Rows in a Parquet file, read by a DuckDB of its own (an unreadable file is an error).
-fn parquet_rows(path: &Path) -> Result<i64, duckdb::Error> {
-    let conn = duckdb::Connection::open_in_memory()?;
-    conn.query_row(
-        &format!("SELECT count(*) FROM read_parquet('{}')", path.display()),
-        [],
-        |r| r.get(0),
-    )
-}
-
-async fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn quote_channels(fake: &FakeDeribit) -> usize {

@@ -5,11 +5,16 @@
 //! that the web server and signal handlers hold; they are handled between runs and during one
 //! (a second trigger of the running flow is recorded as skipped, a cancel drops the running
 //! task at its next await).
+//!
+//! A full disk fails the run, not the scheduler: a [`Reserve`] of space beside the warehouse is
+//! given back when a task (or the run's own record) fails for want of space, so the run is
+//! still recorded as Failed with the disk's error.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +26,7 @@ use tokio::sync::mpsc;
 use super::alerts::{AlertEvent, Alerter};
 use super::store::RunStore;
 use super::{Clock, FlowSpec, RunState, TaskContext, TaskResult, TaskRunner};
+use crate::host::{DiskFailure, DiskState, disk_failure};
 
 /// Schedules missed while down: at most this many are looked at (one Late run is made).
 const MISSED_CAP: usize = 100_000;
@@ -71,6 +77,58 @@ impl Handle {
     }
 }
 
+/// Space set aside for recording runs when the disk fills up: a file of [`Reserve::BYTES`]
+/// beside the warehouse (`magpie.duckdb.reserve`), made before each run when the disk has room
+/// for it, removed when a run fails for want of space so that its Failed state, error and log
+/// fit in the warehouse's write-ahead log. (An in-memory warehouse has none.)
+struct Reserve(Option<PathBuf>);
+
+impl Reserve {
+    const BYTES: usize = 1 << 20;
+
+    /// The reserve of the database `conn` writes to.
+    fn of(conn: &Connection) -> Self {
+        let file: Option<String> = conn
+            .query_row(
+                "SELECT path FROM duckdb_databases() WHERE database_name = current_database()",
+                [],
+                |r| r.get(0),
+            )
+            .ok()
+            .flatten();
+        Reserve(
+            file.filter(|f| !f.is_empty())
+                .map(|f| PathBuf::from(format!("{f}.reserve"))),
+        )
+    }
+
+    /// Make the file when it is missing and the disk has room for it twice over. Not zeros,
+    /// which a compressing file system would store in nothing.
+    fn ensure(&self) {
+        let Some(path) = &self.0 else { return };
+        let room = path
+            .parent()
+            .map_or(0, |dir| DiskState::read(dir).available_bytes);
+        if path.exists() || room < 2 * Self::BYTES as u64 {
+            return;
+        }
+        let bytes: Vec<u8> = (0..Self::BYTES).map(|i| (i * 7919 % 251) as u8).collect();
+        if std::fs::write(path, bytes).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Give the space back when `error` says the disk is full.
+    fn release_for(&self, error: &str) {
+        if disk_failure(error) == Some(DiskFailure::Full)
+            && let Some(path) = &self.0
+            && std::fs::remove_file(path).is_ok()
+        {
+            tracing::warn!(path = %path.display(), "the disk is full: released the space set aside to record the failed run");
+        }
+    }
+}
+
 /// A run waiting to start.
 #[derive(Debug, Clone)]
 struct Trigger {
@@ -94,6 +152,7 @@ pub struct Scheduler<'c, C: Clock, R: TaskRunner> {
     next: RefCell<BTreeMap<String, DateTime<Utc>>>,
     paused: RefCell<BTreeMap<String, bool>>,
     running: RefCell<Option<(i64, String)>>,
+    reserve: Reserve,
 }
 
 impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
@@ -122,6 +181,7 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             next: RefCell::new(BTreeMap::new()),
             paused: RefCell::new(BTreeMap::new()),
             running: RefCell::new(None),
+            reserve: Reserve::of(conn),
         };
         scheduler.publish();
         (scheduler, handle)
@@ -417,6 +477,7 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
         };
         let store = self.store();
         let started = self.clock.now();
+        self.reserve.ensure();
         store.set_state(trigger.run_id, RunState::Running, started)?;
         tracing::info!(run_id = trigger.run_id, flow = %flow.name, "flow run started");
         *self.running.borrow_mut() = Some((trigger.run_id, flow.name.clone()));
@@ -432,7 +493,16 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             let control = {
                 let mut rx = self.rx.lock().await;
                 tokio::select! {
-                    result = &mut work => break result?,
+                    result = &mut work => match result {
+                        Ok(outcome) => break outcome,
+                        // Recording a task failed for want of space: the run fails with that.
+                        Err(e) if disk_failure(&e.to_string()).is_some() => {
+                            let error = e.to_string();
+                            self.reserve.release_for(&error);
+                            break (RunState::Failed, Some(format!("recording the run: {error}")));
+                        }
+                        Err(e) => return Err(e),
+                    },
                     control = rx.recv() => control,
                 }
             };
@@ -445,10 +515,11 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
             }
         };
         let now = self.clock.now();
-        if state == RunState::Cancelled {
+        if state != RunState::Completed {
+            // A cancelled task, or one whose end could not be recorded, ends with the run.
             self.conn.execute(
-                "UPDATE meta.task_runs SET state = 'Cancelled', ended_at = ? WHERE run_id = ? AND state IN ('Running', 'Retrying')",
-                duckdb::params![now.naive_utc(), trigger.run_id],
+                "UPDATE meta.task_runs SET state = ?, ended_at = ? WHERE run_id = ? AND state IN ('Running', 'Retrying')",
+                duckdb::params![state.as_str(), now.naive_utc(), trigger.run_id],
             )?;
         }
         store.finish(trigger.run_id, state, error.as_deref(), now)?;
@@ -494,6 +565,9 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
                 store.task_started(run_id, task, position, attempt, self.clock.now())?;
                 let ctx = TaskContext::new(run_id, params.clone());
                 let result = self.attempt(run_id, flow, task, changed, &ctx).await;
+                if let Err(error) = &result {
+                    self.reserve.release_for(error);
+                }
                 let now = self.clock.now();
                 for (level, line) in ctx.take_lines() {
                     store.log(run_id, level, Some(task), &line, now)?;

@@ -55,9 +55,22 @@ pub enum WarehouseError {
         path: PathBuf,
         source: duckdb::Error,
     },
+    #[error(
+        "no space left on device for a checkpoint of {path}: it may need {} MB and {} MB are free; the changes are kept in its write-ahead log",
+        needed.div_ceil(1_000_000),
+        available / 1_000_000
+    )]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     #[error("{0}")]
     Other(String),
 }
+
+/// Room a checkpoint needs beyond the WAL's size (DuckDB's metadata and free-list blocks).
+const CHECKPOINT_MARGIN: u64 = 1 << 20;
 
 /// How to open the warehouse.
 #[derive(Debug, Clone)]
@@ -181,7 +194,22 @@ impl Warehouse {
     }
 
     /// Write everything to the database file and truncate the WAL.
+    ///
+    /// Not when the disk has less room than the WAL holds (what the checkpoint may have to
+    /// write): a checkpoint that runs out of space invalidates the database for the rest of
+    /// the process (DuckDB's rule), so nothing more, not even a failed run, could be recorded.
+    /// The changes stay in the WAL, which the next open or checkpoint writes out.
     pub fn checkpoint(&self) -> Result<(), WarehouseError> {
+        let wal = std::fs::metadata(format!("{}.wal", self.path.display())).map_or(0, |m| m.len());
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let available = crate::host::DiskState::read(dir).available_bytes;
+        if wal > 0 && available < wal + CHECKPOINT_MARGIN {
+            return Err(WarehouseError::NoSpace {
+                path: self.path.clone(),
+                needed: wal + CHECKPOINT_MARGIN,
+                available,
+            });
+        }
         self.conn
             .execute_batch("CHECKPOINT")
             .map_err(|e| db(&self.path, e))

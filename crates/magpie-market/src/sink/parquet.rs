@@ -407,8 +407,16 @@ impl ParquetSink {
         };
         file.buffer.push(tick);
         file.rows += 1;
-        if file.buffer.len() >= self.settings.flush_rows {
-            Self::encode(file)?;
+        if file.buffer.len() >= self.settings.flush_rows
+            && let Err(e) = Self::encode(file)
+        {
+            // A failed write (a full disk) leaves the writer unusable and the file's bytes in
+            // doubt: the file goes, with its rows, and the partition's next row starts a new
+            // one (so writing resumes as soon as there is room).
+            let tmp = file.tmp.clone();
+            let _ = std::fs::remove_file(&tmp);
+            self.files.retain(|_, f| f.tmp != tmp);
+            return Err(e);
         }
         Ok(())
     }
@@ -430,9 +438,12 @@ impl ParquetSink {
             schema(partition.dataset),
             Some(self.properties.clone()),
         )
-        .map_err(|source| SinkError::Parquet {
-            path: tmp.display().to_string(),
-            source,
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            SinkError::Parquet {
+                path: tmp.display().to_string(),
+                source,
+            }
         })?;
         Ok(OpenFile {
             dataset: partition.dataset,
@@ -550,9 +561,13 @@ fn finish(mut file: OpenFile) -> Result<WrittenFile, SinkError> {
             });
         }
     };
-    inner.sync_data().map_err(io(&tmp))?;
+    // A file that cannot be made durable or renamed is not left behind either.
+    let durable = inner.sync_data().map_err(io(&tmp));
     drop(inner);
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    if let Err(e) = durable.and_then(|()| std::fs::rename(&tmp, &path).map_err(io(&path))) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     Ok(WrittenFile {
         dataset,

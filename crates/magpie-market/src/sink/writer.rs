@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::SinkError;
 use super::parquet::{ParquetSink, WrittenFile};
 use crate::rows::{Dataset, Tick, currency_of};
 
@@ -45,6 +46,33 @@ impl WriterStats {
     }
 }
 
+/// Write failures are logged at most this often: on a full disk every write fails, and the
+/// log would say so thousands of times a second.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Counts write failures, and logs the first and then one every [`FAILURE_LOG_EVERY`] with how
+/// many there were since the last.
+#[derive(Default)]
+struct Failures {
+    logged: Option<Instant>,
+    since: u64,
+}
+
+impl Failures {
+    fn record(&mut self, stats: &WriterStats, what: &str, error: &SinkError) {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        self.since += 1;
+        if self
+            .logged
+            .is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY)
+        {
+            tracing::error!(error = %error, failures = self.since, "{what}");
+            self.logged = Some(Instant::now());
+            self.since = 0;
+        }
+    }
+}
+
 /// Run the writer on this thread until every sender is gone, then close all files.
 /// `published` hears of every finished file.
 pub fn run(
@@ -73,6 +101,7 @@ pub fn run(
     let mut lag: HashMap<String, Lag> = HashMap::new();
     let mut counts = [0u64; 3];
     let mut batch: Vec<Tick> = Vec::with_capacity(1024);
+    let mut failures = Failures::default();
     loop {
         let received = runtime.block_on(async {
             tokio::time::timeout(
@@ -102,8 +131,7 @@ pub fn run(
                 }
             }
             if let Err(e) = sink.push(tick) {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "cannot write market data");
+                failures.record(&stats, "cannot write market data", &e);
             }
         }
         if closed {
@@ -127,10 +155,7 @@ pub fn run(
             }
             match sink.poll(today()) {
                 Ok(files) => publish(files),
-                Err(e) => {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, "cannot finish a Parquet file");
-                }
+                Err(e) => failures.record(&stats, "cannot finish a Parquet file", &e),
             }
             stats.open_files.store(sink.open_files(), Ordering::Relaxed);
             if last_retention.elapsed() >= Duration::from_secs(3600) {

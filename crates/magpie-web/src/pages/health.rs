@@ -72,8 +72,9 @@ pub async fn metrics(State(app): State<App>) -> Response {
 }
 
 /// Gauges read at scrape time: the process and host (see `magpie_core::host`; the data
-/// folder's size is walked at most every few minutes, not per scrape), DuckDB's memory and
-/// file, and the enrichment queue.
+/// folder's size is walked at most every few minutes, not per scrape), the data folder's
+/// filesystem (free and total bytes, writable and full as 0/1), DuckDB's memory and file, and
+/// the enrichment queue.
 async fn refresh_gauges(app: &App) {
     use metrics::gauge;
     if let Ok(host) = app.host_status().await {
@@ -82,7 +83,10 @@ async fn refresh_gauges(app: &App) {
         gauge!("magpie_memory_budget_bytes").set(host.memory_budget_bytes as f64);
         gauge!("magpie_host_memory_available_bytes").set(host.host_available_bytes as f64);
         gauge!("magpie_host_swap_used_bytes").set(host.swap_used_bytes as f64);
-        gauge!("magpie_data_disk_available_bytes").set(host.disk_available_bytes as f64);
+        gauge!("magpie_data_disk_available_bytes").set(host.disk.available_bytes as f64);
+        gauge!("magpie_data_disk_total_bytes").set(host.disk.total_bytes as f64);
+        gauge!("magpie_data_disk_writable").set(f64::from(u8::from(host.disk.writable)));
+        gauge!("magpie_data_disk_full").set(f64::from(u8::from(host.disk.full())));
         gauge!("magpie_data_dir_bytes").set(host.data_dir_bytes as f64);
     }
     if let Ok(figures) = app.live().figures().await {

@@ -1,6 +1,6 @@
 //! The box magpie runs on: its RSS against the memory budget, DuckDB's memory and warehouse
 //! size, host memory and swap, the data folder's disk, with warnings when swap is used, the
-//! disk is nearly full or magpie is over its budget.
+//! disk is full, nearly full or read-only, or magpie is over its budget.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -55,7 +55,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         ("host_memory", data.host.host_memory_bytes as i64),
         ("host_available", data.host.host_available_bytes as i64),
         ("swap_used", data.host.swap_used_bytes as i64),
-        ("disk_available", data.host.disk_available_bytes as i64),
+        ("disk_available", data.host.disk.available_bytes as i64),
     ] {
         table.push(vec![name.to_string(), value.to_string()]);
     }

@@ -95,6 +95,11 @@ pub fn build_quietly(
         .conn()
         .execute_batch("RESET checkpoint_threshold")?;
     let report = report?;
+    if !report.ok() {
+        // The failed nodes are the news; the checkpoint waits for a good build (a build that
+        // failed on a full disk would only have it fail too).
+        return Ok(report);
+    }
     // Without vacuum tasks: a table built in parallel ends in one partly filled row group per
     // DuckDB thread, and the checkpoint's vacuum would rewrite (decompress and compress again)
     // those groups to merge them: ~0.8 s at 350k plays, to save one row group a table. Rebuilt

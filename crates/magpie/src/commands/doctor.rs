@@ -90,10 +90,17 @@ fn data_folder(config: &Config, r: &mut Report) {
         );
         return;
     }
+    // A full or read-only disk is said as such, not as a permission to give.
+    if let Some(problem) = magpie_core::host::DiskState::read(dir).problem() {
+        r.add(Level::Fail, "data folder", problem);
+        return;
+    }
     let probe = dir.join(".magpie-doctor-probe");
-    match std::fs::write(&probe, b"ok") {
+    let written = std::fs::write(&probe, b"ok");
+    // Also when the write failed: the file may have been created, empty.
+    let _ = std::fs::remove_file(&probe);
+    match written {
         Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
             r.add(Level::Ok, "data folder", format!("{} is writable", dir.display()));
         }
         Err(e) => r.add(
@@ -356,7 +363,7 @@ fn market(config: &Config, r: &mut Report) {
         return;
     }
     let per_day = bytes / days.len() as u64;
-    let free = magpie_core::host::HostStatus::read(&config.data_dir, 0).disk_available_bytes;
+    let free = magpie_core::host::DiskState::read(&config.data_dir).available_bytes;
     let needed = per_day.saturating_mul(u64::from(market.retention_days));
     let summary = format!(
         "{} files, {} MB over {} days (~{} MB a day) in {}{}",
@@ -399,7 +406,7 @@ fn host(config: &Config, r: &mut Report) {
             mb(status.host_available_bytes),
             mb(status.host_memory_bytes),
             mb(status.swap_used_bytes),
-            mb(status.disk_available_bytes)
+            mb(status.disk.available_bytes)
         ),
     );
     if config.memory_budget.as_u64() > status.host_memory_bytes / 2 {
@@ -412,9 +419,11 @@ fn host(config: &Config, r: &mut Report) {
             ),
         );
     }
+    let disk_problem = status.disk.problem();
     for warning in status.warnings {
-        // This process is not the server: its own RSS says nothing.
-        if !warning.contains("memory_budget") {
+        // This process is not the server: its own RSS says nothing; a disk problem is the
+        // data folder's failed check already.
+        if !warning.contains("memory_budget") && Some(&warning) != disk_problem.as_ref() {
             r.add(Level::Warn, "host", warning);
         }
     }

@@ -64,12 +64,13 @@ pub fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|e| format!(": {e}"))
             .unwrap_or_default()
     );
+    if state != RunState::Completed {
+        // Said above, and on record. No checkpoint: after a run that failed on a full disk it
+        // would fail too (the changes stay in the write-ahead log until the next one).
+        return Ok(ExitCode::FAILURE);
+    }
     warehouse.checkpoint()?;
-    Ok(if state == RunState::Completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn runs(config: &Config, args: RunsArgs) -> anyhow::Result<ExitCode> {

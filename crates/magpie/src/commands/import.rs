@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use magpie_core::Config;
-use magpie_music::import::{ImportOptions, ImportSummary, Importer, Progress};
+use magpie_core::host::disk_failure;
+use magpie_music::import::{ImportOptions, ImportSummary, Importer, Outcome, Progress};
 
 use crate::cli::ImportArgs;
 
@@ -18,6 +19,15 @@ pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let summary = import_with_progress(&warehouse, options, &args.paths)?;
     warehouse.checkpoint()?;
     println!("{summary}");
+    // Files a full or read-only disk refused end the import in an error saying so (see
+    // `explain_disk_failure`): the same command imports them once there is room, skipping
+    // the files already in.
+    if let Some(refused) = summary.files.iter().find_map(|f| match &f.outcome {
+        Outcome::Failed(e) if disk_failure(&e.to_string()).is_some() => Some(e),
+        _ => None,
+    }) {
+        anyhow::bail!("{refused}");
+    }
     Ok(if summary.all_ok() {
         ExitCode::SUCCESS
     } else {

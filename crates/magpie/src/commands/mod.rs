@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.duckdb_path = None;
     }
     magpie_core::logging::init(&config.log, &config.data_dir);
-    match cli.command {
+    let result = match cli.command {
         Command::Import(args) => import::run(&config, args),
         Command::Build(args) => build::run(&config, args),
         Command::Sql(args) => sql::run(&config, args),
@@ -73,7 +73,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", toml::to_string_pretty(&redacted(&config))?);
             Ok(ExitCode::SUCCESS)
         }
-    }
+    };
+    result.map_err(|e| explain_disk_failure(e, &config))
+}
+
+/// An error that came from a full or read-only disk, said first in plain words with the data
+/// folder's filesystem as it is now (DuckDB's own message can read "Out of Memory" or end in
+/// "Unknown error code"); other errors as they are.
+fn explain_disk_failure(error: anyhow::Error, config: &Config) -> anyhow::Error {
+    use magpie_core::host::{DiskFailure, DiskState, disk_failure};
+    let Some(failure) = disk_failure(&format!("{error:#}")) else {
+        return error;
+    };
+    let disk = DiskState::read(&config.data_dir);
+    let dir = config.data_dir.display();
+    let said = match failure {
+        DiskFailure::Full => format!(
+            "no space left on device (the data folder {dir} has {:.1} MB free of {:.1} MB now): free some space, then run it again",
+            disk.available_bytes as f64 / 1e6,
+            disk.total_bytes as f64 / 1e6
+        ),
+        DiskFailure::ReadOnly if disk.read_only => format!(
+            "the data folder {dir} is on a read-only file system: mount it read-write, then run it again"
+        ),
+        DiskFailure::ReadOnly => {
+            "a read-only file system refused the write: mount it read-write, then run it again"
+                .to_string()
+        }
+    };
+    error.context(said)
 }
 
 fn redacted(config: &Config) -> Config {

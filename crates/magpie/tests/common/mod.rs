@@ -177,3 +177,25 @@ pub fn recorded_ticker() -> Option<serde_json::Value> {
         .expect("a recorded ticker");
     Some(ticker["params"]["data"].clone())
 }
+
+/// Rows in a Parquet file, read by a DuckDB of its own (an unreadable file is an error).
+pub fn parquet_rows(path: &Path) -> Result<i64, duckdb::Error> {
+    let conn = duckdb::Connection::open_in_memory()?;
+    conn.query_row(
+        &format!("SELECT count(*) FROM read_parquet('{}')", path.display()),
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Poll `done` every 50 ms until it holds; fail after `seconds`.
+pub async fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
