@@ -102,7 +102,7 @@ impl Columns {
         let (Some(title), Some(_)) = (title, find(START).or_else(|| find(END))) else {
             return Err(ParseFailure::new(
                 Position {
-                    line: Some(1),
+                    line: Some(header.position().map_or(1, csv::Position::line)),
                     ..Default::default()
                 },
                 format!(

@@ -3,7 +3,7 @@
 //! Last.fm scrobble export ([`super::lastfm_csv`], with a header or without one). Also the
 //! helpers both use.
 
-use std::io::Read;
+use std::io::BufRead;
 
 use super::error::{ParseFailure, Position};
 use super::json::Sink;
@@ -12,24 +12,46 @@ use crate::event::SourceFormat;
 
 /// Read a CSV export, sending every event to `sink`. Returns the layout found; a failure comes
 /// with the layout it was read as.
+///
+/// Rows end at `\n` (a CRLF row's `\r` ends its last cell, and every cell is trimmed), unless the
+/// file's first block has no `\n` but a `\r` (old Mac line ends). With the csv crate's CRLF
+/// terminator, the `\n` of a CRLF pair is only read with the next row, after that row's position
+/// was taken, so every line number after the first was one short.
 pub fn read(
-    reader: impl Read,
+    mut reader: impl BufRead,
     sink: &mut Sink<'_>,
 ) -> Result<SourceFormat, (ParseFailure, SourceFormat)> {
+    // An I/O error here is met again, and reported, by the first read.
+    let cr_only = reader
+        .fill_buf()
+        .is_ok_and(|b| !b.contains(&b'\n') && b.contains(&b'\r'));
+    let terminator = if cr_only {
+        csv::Terminator::CRLF
+    } else {
+        csv::Terminator::Any(b'\n')
+    };
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .terminator(terminator)
         .from_reader(reader);
     let mut first = csv::StringRecord::new();
     let lastfm = |f| (f, SourceFormat::LastFmCsv);
-    let more = csv
-        .read_record(&mut first)
-        .map_err(|e| lastfm(csv_failure(&e)))?;
-    if !more {
-        return Err(lastfm(ParseFailure::new(
-            Position::default(),
-            "the CSV has no rows",
-        )));
+    // The first row that is not blank (the file's leading blank lines are read here, so that
+    // the line numbers count them).
+    loop {
+        let more = csv
+            .read_record(&mut first)
+            .map_err(|e| lastfm(csv_failure(&e)))?;
+        if !more {
+            return Err(lastfm(ParseFailure::new(
+                Position::default(),
+                "the CSV has no rows",
+            )));
+        }
+        if !(first.len() == 1 && first[0].trim().is_empty()) {
+            break;
+        }
     }
     if apple_music::is_header(&first) {
         apple_music::read(&mut csv, &first, sink).map_err(|f| (f, SourceFormat::AppleMusicCsv))?;

@@ -104,10 +104,12 @@ pub struct ParseFailure {
 }
 
 impl ParseFailure {
+    /// A failure at `position`. The detail is made one line (see [`one_line`]): it often quotes a
+    /// value from the file, which may hold line breaks or be megabytes long.
     pub fn new(position: Position, detail: impl Into<String>) -> Self {
         Self {
             position,
-            detail: detail.into(),
+            detail: one_line(detail.into()),
             unknown_format: false,
         }
     }
@@ -134,6 +136,38 @@ impl ParseFailure {
             }
         }
     }
+}
+
+/// The longest detail kept whole, in characters.
+const MAX_DETAIL_CHARS: usize = 600;
+
+/// `detail` as one line of reasonable length: control characters (line breaks inside a quoted
+/// CSV cell or JSON string) and Unicode line and paragraph separators written as escapes, and
+/// a detail longer than [`MAX_DETAIL_CHARS`] cut in the middle (a quoted value runs on; what
+/// was expected comes last).
+fn one_line(detail: String) -> String {
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    let detail = if detail.contains(breaks) {
+        detail
+            .chars()
+            .map(|c| {
+                if breaks(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        detail
+    };
+    let chars = detail.chars().count();
+    if chars <= MAX_DETAIL_CHARS {
+        return detail;
+    }
+    let head: String = detail.chars().take(MAX_DETAIL_CHARS * 2 / 3).collect();
+    let tail: String = detail.chars().skip(chars - MAX_DETAIL_CHARS / 3).collect();
+    format!("{head} […] {tail}")
 }
 
 /// Path of a file for messages: a plain path, or `archive.zip!member` inside a zip.

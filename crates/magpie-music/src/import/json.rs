@@ -54,7 +54,7 @@ pub fn read(
             scanner.bump();
             each_element(&mut scanner, |element, at, record_no| {
                 let record: Record = serde_json::from_slice(element)
-                    .map_err(|e| element_failure(&e, at, Some(record_no)))?;
+                    .map_err(|e| element_failure(&e, element, at, Some(record_no)))?;
                 state
                     .accept(record)
                     .map_err(|msg| state.failure(msg, at, Some(record_no)))
@@ -66,8 +66,8 @@ pub fn read(
             if !walk_object(&mut scanner, &mut state)? {
                 // Not a Maloja export: the object is one record, as it was read.
                 let object = scanner.take_capture();
-                let record: Record =
-                    serde_json::from_slice(&object).map_err(|e| element_failure(&e, at, None))?;
+                let record: Record = serde_json::from_slice(&object)
+                    .map_err(|e| element_failure(&e, &object, at, None))?;
                 let listen = listenbrainz::is_listen(&record.extra);
                 if record.recenttracks.is_none() && record.items.is_none() && !listen {
                     return Err(ParseFailure::new(
@@ -160,7 +160,7 @@ fn walk_object<R: BufRead>(
         first = false;
         let key_at = scanner.read_value().map_err(scan_failure)?;
         let key: String = serde_json::from_slice(&scanner.element)
-            .map_err(|e| element_failure(&e, key_at, None))?;
+            .map_err(|e| element_failure(&e, &scanner.element, key_at, None))?;
         match scanner.peek_non_ws().map_err(scan_failure)? {
             Some(b':') => scanner.bump(),
             Some(found) => return Err(unexpected(scanner.at(), found, "`:` after a field name")),
@@ -204,9 +204,15 @@ fn json_lines<R: BufRead>(
         if line.is_empty() {
             continue;
         }
+        // Columns count from the line's first byte, before the blank space trimmed off.
+        let at = At {
+            column: at.column
+                + (scanner.element.len() - scanner.element.trim_ascii_start().len()) as u64,
+            ..at
+        };
         let record_no = state.records + 1;
         let record: Record = serde_json::from_slice(line).map_err(|e| {
-            let mut failure = element_failure(&e, at, Some(record_no));
+            let mut failure = element_failure(&e, line, at, Some(record_no));
             if e.is_eof() {
                 failure.detail = "the line ends in the middle of the JSON (truncated?)".into();
             }
@@ -258,19 +264,32 @@ fn scan_failure(e: ScanError) -> ParseFailure {
     }
 }
 
-/// A serde error inside one element, placed in the file.
-fn element_failure(e: &serde_json::Error, start: At, record: Option<u64>) -> ParseFailure {
-    let line = start.line + e.line() as u64 - 1;
-    let column = if e.line() <= 1 {
-        start.column + e.column() as u64 - 1
-    } else {
-        e.column() as u64
-    };
+/// A serde error inside one element (`element`, whose first byte is at `start` in the file),
+/// placed in the file. serde_json counts lines and columns from 1 within the element, but puts
+/// an error at a line break (a control character in a string, say) in column 0 of the next
+/// line: that is the break itself, one past the end of the line before.
+fn element_failure(
+    e: &serde_json::Error,
+    element: &[u8],
+    start: At,
+    record: Option<u64>,
+) -> ParseFailure {
+    let (mut line, mut column) = (e.line().max(1) as u64, e.column() as u64);
+    if column == 0 && line > 1 {
+        line -= 1;
+        let text = element.split(|b| *b == b'\n').nth(line as usize - 1);
+        column = text.map_or(0, |t| t.len() as u64) + 1;
+    }
+    let column = column.max(1);
     ParseFailure::new(
         Position {
             record,
-            line: Some(line),
-            column: Some(column),
+            line: Some(start.line + line - 1),
+            column: Some(if line == 1 {
+                start.column + column - 1
+            } else {
+                column
+            }),
             byte: None,
         },
         strip_location(e),
@@ -323,7 +342,7 @@ impl State<'_, '_> {
         record_no: u64,
     ) -> Result<(), ParseFailure> {
         let scrobble: maloja::Scrobble = serde_json::from_slice(element).map_err(|e| {
-            let failure = element_failure(&e, at, Some(record_no));
+            let failure = element_failure(&e, element, at, Some(record_no));
             if self.format.is_none() && failure.detail.starts_with("missing field") {
                 // `scrobbles` of some other kind.
                 failure.unknown()

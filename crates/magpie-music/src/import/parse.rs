@@ -157,7 +157,9 @@ enum Sniffed {
 }
 
 /// Look at the first bytes: JSON (`[` or `{`) or text for the CSV reader; refuse empty and
-/// binary files. Leading whitespace and a UTF-8 byte-order mark are consumed.
+/// binary files. A UTF-8 byte-order mark is consumed. Leading whitespace is looked past but
+/// left for the reader, so that the lines it counts (and names in errors) are the file's own;
+/// only blank space longer than the read buffer is consumed.
 fn sniff(reader: &mut impl BufRead, file: &str) -> Result<Sniffed, ImportError> {
     let unreadable = |source| ImportError::Unreadable {
         file: file.to_string(),
@@ -182,16 +184,14 @@ fn sniff(reader: &mut impl BufRead, file: &str) -> Result<Sniffed, ImportError> 
             offset += skip as u64;
             continue;
         }
-        reader.consume(skip);
-        offset += skip as u64;
-        let buf = reader.fill_buf().map_err(unreadable)?;
-        return match buf[0] {
+        let content = &buf[skip..];
+        return match content[0] {
             b'[' | b'{' => Ok(Sniffed::Json),
-            _ if buf.iter().take(4096).any(|b| *b == 0) || buf.starts_with(b"PK\x03\x04") => {
+            _ if content.iter().take(4096).any(|b| *b == 0) || content.starts_with(b"PK\x03\x04") => {
                 Err(ImportError::UnknownFormat {
                     file: file.to_string(),
                     position: Position {
-                        byte: Some(offset),
+                        byte: Some(offset + skip as u64),
                         ..Default::default()
                     },
                     detail: "binary data; expected a Spotify streaming-history JSON file, a Spotify zip, a Last.fm CSV/JSON export, ListenBrainz listens, a Maloja export or Apple Music's Play Activity CSV".into(),

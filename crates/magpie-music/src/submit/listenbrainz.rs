@@ -277,10 +277,17 @@ fn additional_info(info: &Map<String, Value>, event: &mut ListenEvent) -> Result
         .and_then(|a| a.first())
         .and_then(Value::as_str)
         .map(str::to_string);
+    // The track's length: `duration_ms`, else `duration` (seconds) in milliseconds, kept when
+    // it is more than 0 and under a day. Seconds too many to be milliseconds in an i64 are no
+    // length (unchecked, 18446744073709552 s would wrap around to 384 ms).
     event.track_duration_ms = info
         .get("duration_ms")
         .and_then(as_int)
-        .or_else(|| info.get("duration").and_then(as_int).map(|s| s * 1000))
+        .or_else(|| {
+            info.get("duration")
+                .and_then(as_int)
+                .and_then(|s| s.checked_mul(1000))
+        })
         .filter(|ms| *ms > 0 && *ms < 24 * 3_600_000);
     event.spotify_track_uri = s("spotify_id").and_then(|id| spotify_track_uri(&id));
     event.platform = s("media_player").or_else(|| s("music_service_name"));

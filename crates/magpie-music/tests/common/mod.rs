@@ -71,3 +71,16 @@ pub fn all_raw_text(wh: &Warehouse) -> String {
     }
     out
 }
+
+/// The property tests' settings: `default_cases` cases per property, unless `PROPTEST_CASES`
+/// says how many (a long fuzzing run).
+pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    proptest::test_runner::Config {
+        cases,
+        ..Default::default()
+    }
+}
