@@ -538,16 +538,7 @@ fn bytesize_kb(kb: u64) -> bytesize::ByteSize {
 #[tokio::test]
 async fn fifty_dropped_requests_leave_every_page_answering() {
     let d = common::demo();
-    let pages = [
-        "/",
-        "/top/artists",
-        "/top/tracks",
-        "/top/albums",
-        "/timeline",
-        "/patterns",
-        "/genres",
-        "/map",
-    ];
+    let pages = common::PAGES;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(3))
         .build()

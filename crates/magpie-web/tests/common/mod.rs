@@ -183,6 +183,18 @@ pub fn serve_app(app: App, warehouse: Warehouse, dir: tempfile::TempDir) -> Serv
     }
 }
 
+/// The main pages with a range control.
+pub const PAGES: [&str; 8] = [
+    "/",
+    "/top/artists",
+    "/top/tracks",
+    "/top/albums",
+    "/timeline",
+    "/patterns",
+    "/genres",
+    "/map",
+];
+
 /// The shared demo (20,000 plays over three years), built once per test binary.
 pub fn demo() -> &'static Served {
     static DEMO: OnceLock<Served> = OnceLock::new();
