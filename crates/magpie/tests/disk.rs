@@ -337,7 +337,7 @@ fn a_flow_run_whose_build_fills_the_disk_is_failed_and_the_next_run_completes() 
     let Some(disk) = tmpfs("96m") else { return };
     let work = work_folder("");
     let work = work.path();
-    export(work, 20_000);
+    export(work, 80_000);
     // What an uninterrupted run builds, on the ordinary disk.
     let reference = work.join("reference");
     assert!(
@@ -361,8 +361,10 @@ fn a_flow_run_whose_build_fills_the_disk_is_failed_and_the_next_run_completes() 
     );
     let events = scalar(work, &data, "SELECT count(*) FROM raw.listen_events");
     // Room for the space set aside to record the run (1 MiB) and a few models, not for the
-    // marts.
-    disk.leave_free(4_000_000);
+    // marts: the disk is full when the build fails, and the run is recorded in that space
+    // (without it, the run was left Running).
+    disk.leave_free(3_500_000);
+    let reserve = data.join("magpie.duckdb.reserve");
     let out = magpie_in(work, &data, &["run", "daily-etl"])
         .output()
         .unwrap();
@@ -398,6 +400,7 @@ fn a_flow_run_whose_build_fills_the_disk_is_failed_and_the_next_run_completes() 
         scalar(work, &data, "SELECT count(*) FROM raw.listen_events"),
         events
     );
+    assert!(!reserve.exists(), "given back to record the run");
 
     disk.remount("size=160m");
     let out = run(&mut magpie_in(work, &data, &["run", "daily-etl"]));
@@ -412,6 +415,7 @@ fn a_flow_run_whose_build_fills_the_disk_is_failed_and_the_next_run_completes() 
         mart_counts(&data.join("snapshot/magpie-readonly.duckdb")),
         want
     );
+    assert!(reserve.exists(), "set aside again");
 }
 
 #[test]
