@@ -115,17 +115,27 @@ impl Kills {
         }
     }
 
-    /// One round: `round` kills and checks, returning (lost, doubled) against the reference,
-    /// or what went wrong.
-    fn round(&mut self, n: usize, round: impl FnOnce(&mut Round) -> Result<(i64, i64), String>) {
+    /// Round `n`: `round` kills and checks in the data folder `root/roundN` it is given,
+    /// returning (lost, doubled) against the reference, or what went wrong. The folder of a
+    /// round that survived is removed (many rounds would fill the disk).
+    fn round(
+        &mut self,
+        n: usize,
+        root: &Path,
+        round: impl FnOnce(&mut Round, String) -> Result<(i64, i64), String>,
+    ) {
         let mut kill = Round {
             rng: &mut self.rng,
             mid_run: false,
         };
-        let outcome = round(&mut kill);
+        let data = format!("round{n}");
+        let outcome = round(&mut kill, data.clone());
         self.mid_run += usize::from(kill.mid_run);
         match outcome {
-            Ok((0, 0)) => self.survived += 1,
+            Ok((0, 0)) => {
+                self.survived += 1;
+                std::fs::remove_dir_all(root.join(data)).unwrap();
+            }
             Ok((lost, doubled)) => {
                 self.lost += lost;
                 self.doubled += doubled;
@@ -333,10 +343,14 @@ fn import_of_a_multi_file_export() {
     let export = demo_export(root);
     let took = imported(root, &export, "reference");
     let want = listens(&reader(root, "reference"));
+    assert_eq!(
+        want["default"],
+        (45_000, 45_000, 45_000),
+        "every play imported"
+    );
     let mut kills = Kills::new("import");
     for n in 0..rounds() {
-        kills.round(n, |kill| {
-            let data = format!("round{n}");
+        kills.round(n, root, |kill, data| {
             kill.interrupt(
                 magpie(root).args(["--data-dir", &data, "import", export.to_str().unwrap()]),
                 took,
@@ -384,9 +398,8 @@ fn build() {
     assert!(want["fact_plays"] > 40_000, "{want:?}");
     let mut kills = Kills::new("build");
     for n in 0..rounds() {
-        kills.round(n, |kill| {
+        kills.round(n, root, |kill, data| {
             // Even rounds kill the first build, odd ones a rebuild over whole marts.
-            let data = format!("round{n}");
             let rebuild = n % 2 == 1;
             copy_dir(
                 &root.join(if rebuild { "reference" } else { "imported" }),
@@ -552,8 +565,7 @@ fn spotify_poll_against_a_fake_spotify() {
     );
     let mut kills = Kills::new("spotify poll");
     for n in 0..rounds() {
-        kills.round(n, |kill| {
-            let data = format!("round{n}");
+        kills.round(n, root, |kill, data| {
             spotify_listeners(root, &data, &fake);
             kill.interrupt(&mut poll(&data), took);
             opens_with_its_schema(root, &["--data-dir", &data])?;
@@ -644,8 +656,7 @@ fn listenbrainz_submissions_to_serve() {
 
     let mut kills = Kills::new("listenbrainz submission");
     for n in 0..rounds() {
-        kills.round(n, |kill| {
-            let data = format!("round{n}");
+        kills.round(n, root, |kill, data| {
             copy_dir(&root.join("base"), &root.join(&data));
             let server = Server::start(root, &data, &format!("{data}.log"));
             let client = {
@@ -881,8 +892,7 @@ fn market_run_during_a_replay() {
 
     let mut kills = Kills::new("market run");
     for n in 0..rounds() {
-        kills.round(n, |kill| {
-            let data = format!("round{n}");
+        kills.round(n, root, |kill, data| {
             market.config(root, &data);
             let mut child = market.run(root, &data);
             let first = next_start();
@@ -939,6 +949,23 @@ fn backups_whole(
     Ok((lost, doubled))
 }
 
+/// The read-only snapshot `magpie serve` publishes, when there is one: it opens and holds the
+/// reference's listens (its marts may be those of before the first build).
+fn snapshot_whole(dir: &Path, data: &str, want: &Listens) -> Result<(i64, i64), String> {
+    let path = dir.join(data).join("snapshot/magpie-readonly.duckdb");
+    if !path.exists() {
+        return Ok((0, 0));
+    }
+    let conn = magpie_core::Warehouse::open_read_only(&path)
+        .map_err(|e| format!("the snapshot does not open: {e}"))?;
+    Ok(difference(want, &listens(&conn)))
+}
+
+/// Half-written copies left in `data/backups` (`*.partial`).
+fn partial_backups(dir: &Path, data: &str) -> Vec<PathBuf> {
+    magpie_market::sink::files::under(&dir.join(data).join("backups"), "partial")
+}
+
 /// The listens and marts of the uninterrupted run in `data`, whose backup is whole.
 fn reference_with_its_backup(dir: &Path, data: &str) -> (Listens, BTreeMap<String, i64>) {
     let conn = reader(dir, data);
@@ -971,8 +998,7 @@ fn backup() {
 
     let mut kills = Kills::new("backup");
     for n in 0..rounds() {
-        kills.round(n, |kill| {
-            let data = format!("round{n}");
+        kills.round(n, root, |kill, data| {
             copy_dir(&root.join("built"), &root.join(&data));
             kill.interrupt(magpie(root).args(["--data-dir", &data, "backup"]), took);
             opens_with_its_schema(root, &["--data-dir", &data])?;
@@ -983,6 +1009,12 @@ fn backup() {
             let (lost, doubled) = backups_whole(root, &data, &want, &want_marts)?;
             let backups = magpie_core::warehouse::backup::list(&root.join(&data).join("backups"))
                 .map_err(|e| e.to_string())?;
+            let partial = partial_backups(root, &data);
+            if !partial.is_empty() {
+                return Err(format!(
+                    "half-written copies left after the rerun: {partial:?}"
+                ));
+            }
             if backups.len() != 1 {
                 return Err(format!("{} backups after the rerun", backups.len()));
             }
@@ -1056,8 +1088,7 @@ fn serve_during_a_scheduled_daily_etl() {
 
     let mut kills = Kills::new("serve daily-etl");
     for n in 0..rounds() {
-        kills.round(n, |kill| {
-            let data = format!("round{n}");
+        kills.round(n, root, |kill, data| {
             copy_dir(&root.join("imported"), &root.join(&data));
             let Server { mut child, .. } = serve(&data, &format!("{data}.log"));
             kill.kill(&mut child, took);
@@ -1072,6 +1103,7 @@ fn serve_during_a_scheduled_daily_etl() {
                 "SELECT count(*) FROM meta.flow_runs WHERE flow = 'daily-etl' AND state IN ('Running', 'Retrying')",
             )? != ["0"];
             let after_kill = backups_whole(root, &data, &want, &want_marts)?;
+            let snapshot_after_kill = snapshot_whole(root, &data, &want)?;
             let server = serve(&data, &format!("{data}-again.log"));
             daily_etl_completed(&server)?;
             server.stop();
@@ -1081,9 +1113,10 @@ fn serve_during_a_scheduled_daily_etl() {
             let (ml, md) = marts_against(&marts(&conn), &want_marts)?;
             drop(conn);
             let (bl, bd) = backups_whole(root, &data, &want, &want_marts)?;
+            let (sl, sd) = snapshot_whole(root, &data, &want)?;
             Ok((
-                after_kill.0 + lost + ml + bl,
-                after_kill.1 + doubled + md + bd,
+                after_kill.0 + snapshot_after_kill.0 + lost + ml + bl + sl,
+                after_kill.1 + snapshot_after_kill.1 + doubled + md + bd + sd,
             ))
         });
     }
