@@ -30,7 +30,7 @@ use std::io::Read;
 
 use serde_json::{Map, Value};
 
-use super::csv_reader::{cell, csv_failure};
+use super::csv_reader::{cell, csv_failure, line_of};
 use super::error::{ParseFailure, Position};
 use super::json::Sink;
 use super::time;
@@ -95,14 +95,15 @@ struct Columns {
 }
 
 impl Columns {
-    fn from_header(header: &csv::StringRecord) -> Result<Self, ParseFailure> {
+    /// The columns of `header`, the row on `line`.
+    fn from_header(header: &csv::StringRecord, line: u64) -> Result<Self, ParseFailure> {
         let names: Vec<&str> = header.iter().map(clean).collect();
         let find = |name: &str| names.iter().position(|n| *n == name);
         let title = find("Song Name").or_else(|| find("Content Name"));
         let (Some(title), Some(_)) = (title, find(START).or_else(|| find(END))) else {
             return Err(ParseFailure::new(
                 Position {
-                    line: Some(header.position().map_or(1, csv::Position::line)),
+                    line: Some(line),
                     ..Default::default()
                 },
                 format!(
@@ -143,11 +144,11 @@ pub fn read<R: Read>(
     header: &csv::StringRecord,
     sink: &mut Sink<'_>,
 ) -> Result<(), ParseFailure> {
-    let cols = Columns::from_header(header)?;
+    let cols = Columns::from_header(header, line_of(csv, header))?;
     let range = time::Plausible::now();
     let mut record = csv::StringRecord::new();
     while csv.read_record(&mut record).map_err(|e| csv_failure(&e))? {
-        let line = record.position().map_or(0, |p| p.line());
+        let line = line_of(csv, &record);
         if record.len() == 1 && record[0].trim().is_empty() {
             continue;
         }

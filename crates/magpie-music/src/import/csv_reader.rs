@@ -3,7 +3,7 @@
 //! Last.fm scrobble export ([`super::lastfm_csv`], with a header or without one). Also the
 //! helpers both use.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use super::error::{ParseFailure, Position};
 use super::json::Sink;
@@ -30,11 +30,12 @@ pub fn read(
     } else {
         csv::Terminator::Any(b'\n')
     };
+    // Every row ends with a line break, the last one too (see [`line_of`]).
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .terminator(terminator)
-        .from_reader(reader);
+        .from_reader(reader.chain(&b"\n"[..]));
     let mut first = csv::StringRecord::new();
     let lastfm = |f| (f, SourceFormat::LastFmCsv);
     // The first row that is not blank (the file's leading blank lines are read here, so that
@@ -68,6 +69,21 @@ pub fn label(format: SourceFormat) -> &'static str {
         SourceFormat::AppleMusicCsv => "Apple Music Play Activity CSV",
         _ => "Last.fm CSV",
     }
+}
+
+/// The line `record` (just read) starts on. The csv crate takes a row's position before the
+/// empty lines it skips ahead of the row, so that undercounts them; the reader's position after
+/// the row does not: the row starts that many lines back, less the line breaks inside its
+/// quoted cells and the one ending it (every row has one: [`read`] adds a final line break).
+pub(super) fn line_of<R: Read>(csv: &csv::Reader<R>, record: &csv::StringRecord) -> u64 {
+    let inside: usize = record
+        .iter()
+        .map(|cell| memchr::memchr_iter(b'\n', cell.as_bytes()).count())
+        .sum();
+    csv.position()
+        .line()
+        .saturating_sub(inside as u64 + 1)
+        .max(1)
 }
 
 /// The trimmed, non-empty text of column `i`.

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use super::csv_reader::{cell, csv_failure};
+use super::csv_reader::{cell, csv_failure, line_of};
 use super::error::{ParseFailure, Position};
 use super::json::Sink;
 use super::time;
@@ -121,7 +121,7 @@ pub fn read<R: Read>(
                 break;
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = line_of(csv, &record);
         if first {
             first = false;
             let cells: Vec<String> = record
