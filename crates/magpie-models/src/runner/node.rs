@@ -164,10 +164,19 @@ fn is_out_of_memory(error: &duckdb::Error) -> bool {
 }
 
 /// DuckDB's first line, without its advice (SET threads, SET memory_limit) that a magpie user
-/// cannot follow, and what the user can do instead.
+/// cannot follow, and what the user can do instead. DuckDB says "Out of Memory" too when what
+/// did not fit in memory found no room on disk either (its `max_temp_directory_size` is the
+/// free space of the disk holding its temporary folder): that is said as a full disk.
 fn out_of_memory_message(conn: &Connection, error: &duckdb::Error, kind: &str) -> String {
     let text = error.to_string();
     let first = text.lines().next().unwrap_or_default();
+    if magpie_core::host::disk_failure(&text).is_some() {
+        return format!(
+            "{first}\nNo space left on device for what this {kind} spills to DuckDB's temporary \
+             folder: free space on the data folder's disk (or raise `memory_budget`, so that \
+             less is spilled)."
+        );
+    }
     let limit: String = conn
         .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
         .unwrap_or_else(|_| "its limit".into());
@@ -225,6 +234,20 @@ mod tests {
         );
         assert!(message.contains("raise `memory_budget`"), "{message}");
         assert!(!message.contains("SET threads"), "{message}");
+        // Spilling to a disk that is full (here: DuckDB's limit on it) is said as such.
+        let temp = tempfile::tempdir().unwrap();
+        let full = conn
+            .execute_batch(&format!(
+                "SET memory_limit = '16MB'; SET temp_directory = '{}'; SET max_temp_directory_size = '1MB'; \
+                 SELECT count(*) FROM (SELECT range::VARCHAR || repeat('x', 100) AS s FROM range(2000000) ORDER BY s)",
+                temp.path().display()
+            ))
+            .unwrap_err();
+        let message = out_of_memory_message(&conn, &full, "model");
+        assert!(
+            message.contains("No space left on device for what this model spills"),
+            "{message}"
+        );
     }
 
     #[test]
