@@ -20,11 +20,17 @@ fn scratch() -> &'static std::path::Path {
 fuzz_target!(|data: &[u8]| {
     // The input is the file, then optionally a NUL and one environment value.
     let (file, env) = match data.iter().position(|&b| b == 0) {
-        Some(at) => (&data[..at], Some(String::from_utf8_lossy(&data[at + 1..]).into_owned())),
+        Some(at) => (
+            &data[..at],
+            Some(String::from_utf8_lossy(&data[at + 1..]).into_owned()),
+        ),
         None => (data, None),
     };
     std::fs::write(scratch(), file).expect("writing the scratch config");
-    let mut vars = vec![("MAGPIE_DATA_DIR".to_string(), "/tmp/magpie-fuzz-data".to_string())];
+    let mut vars = vec![(
+        "MAGPIE_DATA_DIR".to_string(),
+        "/tmp/magpie-fuzz-data".to_string(),
+    )];
     if let Some(value) = env {
         vars.push(("MAGPIE_SERVER__PORT".into(), value.clone()));
         vars.push(("MAGPIE_MEMORY_BUDGET".into(), value));
@@ -37,7 +43,8 @@ fuzz_target!(|data: &[u8]| {
     match Config::load(&sources) {
         Ok(config) => assert!(config.validate().is_ok(), "a loaded config is valid"),
         Err(ConfigError::File { path, message }) => {
-            assert_eq!(path, scratch());
+            // Shown relative to the working folder, as people type it.
+            assert!(path.ends_with("magpie.toml"), "{}", path.display());
             assert!(!message.is_empty());
         }
         Err(ConfigError::Invalid { key, message }) => {

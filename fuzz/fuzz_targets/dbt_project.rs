@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use libfuzzer_sys::fuzz_target;
 use magpie_models::project::{Project, ProjectFile};
 
-const PROJECT: &str = "name: fuzz\nversion: '1.0'\nconfig-version: 2\nprofile: fuzz\nmodel-paths: [models]\n";
+const PROJECT: &str =
+    "name: fuzz\nversion: '1.0'\nconfig-version: 2\nprofile: fuzz\nmodel-paths: [models]\n";
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -17,16 +18,27 @@ fuzz_target!(|data: &[u8]| {
     let properties = parts.next();
     let project = parts.next().unwrap_or(PROJECT);
     let mut files = vec![
-        ProjectFile { path: PathBuf::from("dbt_project.yml"), text: project.to_string() },
-        ProjectFile { path: PathBuf::from("models/fuzzed.sql"), text: sql.to_string() },
+        ProjectFile {
+            path: PathBuf::from("dbt_project.yml"),
+            text: project.to_string(),
+        },
+        ProjectFile {
+            path: PathBuf::from("models/fuzzed.sql"),
+            text: sql.to_string(),
+        },
     ];
     if let Some(yaml) = properties {
-        files.push(ProjectFile { path: PathBuf::from("models/schema.yml"), text: yaml.to_string() });
+        files.push(ProjectFile {
+            path: PathBuf::from("models/schema.yml"),
+            text: yaml.to_string(),
+        });
     }
     if let Err(error) = Project::from_files(files) {
         let message = error.to_string();
         assert!(
-            ["dbt_project.yml", "fuzzed.sql", "schema.yml", "models"].iter().any(|f| message.contains(f)),
+            ["dbt_project.yml", "fuzzed.sql", "schema.yml", "models"]
+                .iter()
+                .any(|f| message.contains(f)),
             "the error names the file: {message}"
         );
     }

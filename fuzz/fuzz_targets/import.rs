@@ -18,15 +18,29 @@ fuzz_target!(|data: &[u8]| {
     match parse_bytes(name, content, batch_rows) {
         Ok((parsed, batches)) => {
             let skipped: u64 = parsed.skipped.values().sum();
-            assert_eq!(parsed.events_read, parsed.staged + skipped, "every record is staged or skipped");
+            assert_eq!(
+                parsed.events_read,
+                parsed.staged + skipped,
+                "every record is staged or skipped"
+            );
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            assert_eq!(rows as u64, parsed.staged, "the batches hold what was staged");
+            assert_eq!(
+                rows as u64, parsed.staged,
+                "the batches hold what was staged"
+            );
             assert!(batches.iter().all(|b| b.num_rows() <= batch_rows));
-            assert_eq!(parsed.bytes, content.len() as u64, "the whole file is hashed");
+            assert_eq!(
+                parsed.bytes,
+                content.len() as u64,
+                "the whole file is hashed"
+            );
         }
         Err(error) => {
             let message = error.to_string();
-            assert!(message.starts_with(name), "the error names the file: {message}");
+            assert!(
+                message.starts_with(name),
+                "the error names the file: {message}"
+            );
             assert!(!message.contains('\n'), "one paragraph: {message}");
         }
     }

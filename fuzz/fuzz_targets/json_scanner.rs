@@ -41,8 +41,15 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(ScanError::Truncated(at) | ScanError::Unexpected { at, .. }) => {
-            assert!(!matches!(whole, Ok(Value::Array(_))), "serde_json read it as an array");
-            assert!(at.line <= lines, "line {} past the input's {lines}", at.line);
+            assert!(
+                !matches!(whole, Ok(Value::Array(_))),
+                "serde_json read it as an array"
+            );
+            assert!(
+                at.line <= lines,
+                "line {} past the input's {lines}",
+                at.line
+            );
         }
         Err(ScanError::Io(error)) => panic!("reading a slice failed: {error}"),
     }

@@ -16,13 +16,19 @@ fuzz_target!(|data: &[u8]| {
                 .expect("a question written back loads");
             assert_eq!(again.to_file(), question.to_file());
         }
-        Err(error) => assert!(error.to_string().contains("questions/fuzzed.sql"), "{error}"),
+        Err(error) => assert!(
+            error.to_string().contains("questions/fuzzed.sql"),
+            "{error}"
+        ),
     }
     match Dashboard::parse("fuzzed", "dashboards/fuzzed.yml", text) {
         Ok(dashboard) => {
             Dashboard::parse("fuzzed", "dashboards/fuzzed.yml", &dashboard.to_yaml())
                 .expect("a dashboard written back loads");
         }
-        Err(error) => assert!(error.to_string().contains("dashboards/fuzzed.yml"), "{error}"),
+        Err(error) => assert!(
+            error.to_string().contains("dashboards/fuzzed.yml"),
+            "{error}"
+        ),
     }
 });
