@@ -6,7 +6,7 @@
 //! (a second trigger of the running flow is recorded as skipped, a cancel drops the running
 //! task at its next await).
 //!
-//! A full disk fails the run, not the scheduler: a [`Reserve`] of space beside the warehouse is
+//! A full disk fails the run, not the scheduler: a reserve of space beside the warehouse is
 //! given back when a task (or the run's own record) fails for want of space, so the run is
 //! still recorded as Failed with the disk's error.
 

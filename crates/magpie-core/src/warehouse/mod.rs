@@ -202,8 +202,9 @@ impl Warehouse {
     pub fn checkpoint(&self) -> Result<(), WarehouseError> {
         let wal = std::fs::metadata(format!("{}.wal", self.path.display())).map_or(0, |m| m.len());
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let available = crate::host::DiskState::read(dir).available_bytes;
-        if wal > 0 && available < wal + CHECKPOINT_MARGIN {
+        let disk = crate::host::DiskState::read(dir);
+        let available = disk.available_bytes;
+        if wal > 0 && disk.total_bytes > 0 && available < wal + CHECKPOINT_MARGIN {
             return Err(WarehouseError::NoSpace {
                 path: self.path.clone(),
                 needed: wal + CHECKPOINT_MARGIN,
