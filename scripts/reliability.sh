@@ -4,7 +4,7 @@
 #
 #   scripts/reliability.sh            (about an hour on 2 cores)
 #
-# Settings (environment): FUZZ_SECS per cargo-fuzz target (300), PROPTEST_CASES per property
+# Settings (environment): FUZZ_SECS per cargo-fuzz target (300; 0 reuses the last run's), PROPTEST_CASES per property
 # (20000), KILL_ROUNDS per command (30), LOAD_SECS per endpoint (5), LOAD_DATA (a 350,000-play
 # demo warehouse, made when missing). Needs what the harnesses need: nightly Rust and
 # cargo-fuzz, wrk, curl, python3, root for the disk tests.
@@ -23,10 +23,14 @@ BIN="$CARGO_TARGET_DIR/release/magpie"
 cargo build --release --locked -p magpie
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo), $(uname -m)"
 
-echo "== cargo-fuzz: $FUZZ_SECS s per target"
+# The corpora are kept between runs (they grow); FUZZ_SECS=0 takes the last run's figures.
+FUZZ_WORK="${FUZZ_WORK:-$(dirname "$CARGO_TARGET_DIR")/fuzz}"
 fuzz_status=0
-FUZZ_WORK="$WORK/fuzz-run" scripts/fuzz.sh "$FUZZ_SECS" || fuzz_status=$?
-cp "$WORK/fuzz-run/figures.tsv" "$WORK/fuzz.tsv" 2>/dev/null || true
+if [ "$FUZZ_SECS" != 0 ]; then
+  echo "== cargo-fuzz: $FUZZ_SECS s per target"
+  FUZZ_WORK="$FUZZ_WORK" scripts/fuzz.sh "$FUZZ_SECS" || fuzz_status=$?
+fi
+cp "$FUZZ_WORK/figures.tsv" "$WORK/fuzz.tsv" 2>/dev/null || true
 
 echo "== property tests: $CASES cases per property"
 : >"$WORK/props.tsv"
