@@ -1051,7 +1051,8 @@ proptest! {
     /// An error's line moves exactly as the text does: CRLF line ends change no line number,
     /// blank lines before the content add their number. (Left out: the errors the csv crate
     /// itself reports, text that is not UTF-8, in a CSV with empty lines. It places them at the
-    /// first of the empty lines it skipped before the row; a known limitation.)
+    /// first of the empty lines it skipped before the row; a known limitation. And a broken
+    /// `\u` escape may be placed a line earlier with CRLF, see below.)
     #[test]
     fn error_lines_follow_the_text(
         seed in any::<Index>(),
@@ -1069,7 +1070,9 @@ proptest! {
         let csv = !matches!(text.first(), Some(b'[' | b'{'));
         let empty_lines = lf.starts_with(b"\n") || lf.windows(2).any(|w| w == b"\n\n");
         let result = check(&seed.name, &lf, 8192);
-        let csv_crate_error = matches!(&result, Err(e) if e.to_string().contains("not UTF-8"));
+        let message = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        let csv_crate_error = message.contains("not UTF-8");
+        let hex_escape = message.contains("escape") || message.contains("unicode code point");
         let Some((record, Some(line))) = error_lines(result) else {
             return Ok(());
         };
@@ -1079,11 +1082,12 @@ proptest! {
         }
         let mut crlf = lf.clone();
         apply(&mut crlf, &Mutation::Crlf);
-        prop_assert_eq!(
-            error_lines(check(&seed.name, &crlf, 8192)),
-            Some((record, Some(line))),
-            "CRLF line ends"
-        );
+        let crlf = error_lines(check(&seed.name, &crlf, 8192));
+        // serde_json places a bad `\uXXXX` escape after the four bytes it read as its digits;
+        // when those run over a line break, a `\r\n` holds them a line earlier.
+        if !(hex_escape && crlf == Some((record, Some(line - 1)))) {
+            prop_assert_eq!(crlf, Some((record, Some(line))), "CRLF line ends");
+        }
         // After a byte-order mark, which must come first.
         let bom = if lf.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
         let mut shifted = lf.clone();
