@@ -970,6 +970,20 @@ fn other(e: config::ConfigError) -> ConfigError {
     ConfigError::Other(e.to_string())
 }
 
+/// A key as config-rs names it, with the dot it leaves out after an array index
+/// (`alerts.webhooks[0]url` is `alerts.webhooks[0].url`).
+fn key_name(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']' && chars.peek().is_some_and(|n| !matches!(n, '.' | '[')) {
+            out.push('.');
+        }
+    }
+    out
+}
+
 /// Turn config-rs errors into one line that names the key.
 fn describe(e: config::ConfigError, file: Option<&Path>) -> ConfigError {
     match e {
@@ -978,19 +992,34 @@ fn describe(e: config::ConfigError, file: Option<&Path>) -> ConfigError {
             unexpected,
             expected,
             ..
-        } => invalid(&key, format!("expected {expected}, found {unexpected}")),
+        } => invalid(
+            &key_name(&key),
+            format!("expected {expected}, found {unexpected}"),
+        ),
+        // A required key left out (a webhook's `url`).
+        config::ConfigError::NotFound(key) => invalid(&key_name(&key), "missing: it is required"),
         config::ConfigError::Foreign(inner) if file.is_some() => ConfigError::File {
             path: file.unwrap_or(Path::new("")).to_path_buf(),
             message: inner.to_string(),
         },
+        // The file as it was given: config-rs's `uri` is relative to the working directory
+        // (`../../tmp/magpie.toml` for `/tmp/magpie.toml`).
         config::ConfigError::FileParse { uri, cause } => ConfigError::File {
-            path: PathBuf::from(uri.unwrap_or_default()),
+            path: file.map_or_else(|| PathBuf::from(uri.unwrap_or_default()), Path::to_path_buf),
             message: cause.to_string(),
         },
+        // A value refused while deserialising (a duration that is not one): config-rs knows
+        // the key.
+        config::ConfigError::At {
+            error,
+            key: Some(key),
+            ..
+        } => invalid(&key_name(&key), error.to_string()),
+        config::ConfigError::At { error, .. } => describe(*error, file),
         config::ConfigError::Message(message) => match message.split_once(" for key `") {
             Some((what, rest)) => {
                 let key = rest.split('`').next().unwrap_or(rest);
-                invalid(key, what.to_string())
+                invalid(&key_name(key), what.to_string())
             }
             None => ConfigError::Other(message),
         },
@@ -1071,6 +1100,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`models.threads`"), "{err}");
+    }
+
+    /// Found by tests/fuzz_config.rs: a value refused as it is deserialised came out as a
+    /// bare message (`config: invalid value ... for key ...`), and a TOML syntax error named
+    /// the file by a path relative to the working directory.
+    #[test]
+    fn regression_refused_values_name_the_key_and_syntax_errors_the_file() {
+        let err = load(&[("MAGPIE_EXPLORE__TIMEOUT", " ")]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "explore.timeout"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("magpie.toml");
+        let load_file = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&ConfigSources {
+                file: Some(path.clone()),
+                env: Some(HashMap::new()),
+                overrides: vec![],
+            })
+            .unwrap_err()
+        };
+        let err = load_file("d");
+        assert!(
+            matches!(&err, ConfigError::File { path: p, .. } if *p == path),
+            "{err}"
+        );
+        // A webhook without its url, and one whose format is not one: named with the dot
+        // config-rs leaves out after the index.
+        for (hook, key) in [
+            ("format = \"generic\"", "alerts.webhooks[0].url"),
+            (
+                "url = \"https://x\"\nformat = \"nope\"",
+                "alerts.webhooks[0].format",
+            ),
+        ] {
+            let err = load_file(&format!("[[alerts.webhooks]]\n{hook}\n"));
+            assert!(
+                matches!(&err, ConfigError::Invalid { key: k, .. } if k == key),
+                "{err}"
+            );
+        }
     }
 
     #[test]
