@@ -160,6 +160,10 @@ fn check_sql(sql: &str) -> Result<(), String> {
 impl Dashboard {
     /// Parse a dashboard file. `slug` is the file's stem, `path` names it in errors.
     pub fn parse(slug: &str, path: &str, text: &str) -> Result<Dashboard, FileError> {
+        Self::read(slug, path, text).map_err(|e| e.within(text))
+    }
+
+    fn read(slug: &str, path: &str, text: &str) -> Result<Dashboard, FileError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if text.lines().all(is_blank_or_comment) {
             let message = "the file is empty: a dashboard needs at least a `title:`".to_string();
@@ -571,6 +575,14 @@ cards:
             assert_eq!(err.line, line, "{text}\n{err}");
             assert!(err.message.contains(needle), "{text}\n{err}");
         }
+    }
+
+    /// Found by tests/fuzz_files.rs: YAML cut short without a final line break was reported
+    /// on the line after the file's last.
+    #[test]
+    fn regression_an_error_is_on_a_line_of_the_file() {
+        let err = parse("title: t\ncards:\n  - title: x\n    s").unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
     }
 
     #[test]

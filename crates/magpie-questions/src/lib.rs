@@ -46,6 +46,17 @@ pub struct FileError {
     pub message: String,
 }
 
+impl FileError {
+    /// The error with its line at most `text`'s last (one more than its line breaks: `\n`,
+    /// `\r\n` or a lone `\r`, as YAML counts them). YAML, and a header with no SQL after it,
+    /// point at the line after a text that does not end with a line break.
+    pub(crate) fn within(mut self, text: &str) -> FileError {
+        let last = text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 1;
+        self.line = self.line.min(last);
+        self
+    }
+}
+
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum QuestionsError {

@@ -70,6 +70,10 @@ pub struct Header {
 impl Question {
     /// Parse a question file. `slug` is the file's stem, `path` names it in errors.
     pub fn parse(slug: &str, path: &str, text: &str) -> Result<Question, FileError> {
+        Self::read(slug, path, text).map_err(|e| e.within(text))
+    }
+
+    fn read(slug: &str, path: &str, text: &str) -> Result<Question, FileError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let parts = split_file(text);
         let header = parse_header(path, &parts.header)?;
@@ -397,6 +401,15 @@ GROUP BY 1 ORDER BY 2 DESC LIMIT 20
         let err = parse("-- Just a comment about this query\nSELECT 1").unwrap_err();
         assert_eq!(err.line, 1, "{err}");
         assert!(err.message.starts_with("header: "), "{err}");
+    }
+
+    /// Found by tests/fuzz_files.rs: a file that does not end with a line break was told of
+    /// an error on the line after its last.
+    #[test]
+    fn regression_an_error_is_on_a_line_of_the_file() {
+        let err = parse("-- title:").unwrap_err();
+        assert_eq!(err.line, 1, "{err}");
+        assert_eq!(parse("-- title:\n").unwrap_err().line, 2);
     }
 
     #[test]
