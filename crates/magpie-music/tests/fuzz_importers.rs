@@ -1147,10 +1147,11 @@ fn regression_an_error_at_a_line_break_is_at_the_end_of_its_line() {
 
 /// Found by `error_lines_follow_the_text`: blank lines before the content were consumed while
 /// sniffing the format, so every line number in an error was short by their number; in a CSV,
-/// a row after empty lines was placed on the first of them.
+/// a row after empty lines was placed on the first of them (and a row whose quote is left open
+/// at the end, a line too early).
 #[test]
 fn regression_leading_blank_lines_count_in_error_lines() {
-    let cases: [(&str, &[u8], u64); 4] = [
+    let cases: [(&str, &[u8], u64); 5] = [
         (
             "scrobbles.csv",
             b"\n  \nartist,track,uts\nMuse,Uprising,last tuesday\n",
@@ -1160,6 +1161,11 @@ fn regression_leading_blank_lines_count_in_error_lines() {
             "scrobbles.csv",
             b"\n\nartist,track,uts\n\r\n\nMuse,\"Up\nrising\",last tuesday",
             6,
+        ),
+        (
+            "Apple Music Play Activity.csv",
+            b" \nGenre,\"Event Start Timestamp",
+            2,
         ),
         (
             "Streaming_History_Audio_2024_0.json",

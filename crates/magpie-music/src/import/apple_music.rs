@@ -30,7 +30,7 @@ use std::io::Read;
 
 use serde_json::{Map, Value};
 
-use super::csv_reader::{cell, csv_failure, line_of};
+use super::csv_reader::{Source, cell, csv_failure, line_of};
 use super::error::{ParseFailure, Position};
 use super::json::Sink;
 use super::time;
@@ -140,7 +140,7 @@ impl Columns {
 
 /// Read the rows after the header `header`, sending every play (or skip) to `sink`.
 pub fn read<R: Read>(
-    csv: &mut csv::Reader<R>,
+    csv: &mut csv::Reader<Source<R>>,
     header: &csv::StringRecord,
     sink: &mut Sink<'_>,
 ) -> Result<(), ParseFailure> {

@@ -30,12 +30,11 @@ pub fn read(
     } else {
         csv::Terminator::Any(b'\n')
     };
-    // Every row ends with a line break, the last one too (see [`line_of`]).
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .terminator(terminator)
-        .from_reader(reader.chain(&b"\n"[..]));
+        .from_reader(Source::new(reader));
     let mut first = csv::StringRecord::new();
     let lastfm = |f| (f, SourceFormat::LastFmCsv);
     // The first row that is not blank (the file's leading blank lines are read here, so that
@@ -71,18 +70,49 @@ pub fn label(format: SourceFormat) -> &'static str {
     }
 }
 
+/// The file as the csv reader reads it: with a line break added at its end, so that every row
+/// ends with one (see [`line_of`]), and the bytes handed out counted.
+pub(super) struct Source<R> {
+    inner: std::io::Chain<R, &'static [u8]>,
+    read: u64,
+    /// A read found nothing more.
+    done: bool,
+}
+
+impl<R: Read> Source<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner: inner.chain(&b"\n"[..]),
+            read: 0,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        self.done |= n == 0 && !buf.is_empty();
+        Ok(n)
+    }
+}
+
 /// The line `record` (just read) starts on. The csv crate takes a row's position before the
 /// empty lines it skips ahead of the row, so that undercounts them; the reader's position after
 /// the row does not: the row starts that many lines back, less the line breaks inside its
-/// quoted cells and the one ending it (every row has one: [`read`] adds a final line break).
-pub(super) fn line_of<R: Read>(csv: &csv::Reader<R>, record: &csv::StringRecord) -> u64 {
+/// quoted cells and the one ending it. Every row has one ([`Source`] adds a final line break),
+/// except a row whose quote is left open at the end of the file: its last cell took that break.
+pub(super) fn line_of<R: Read>(csv: &csv::Reader<Source<R>>, record: &csv::StringRecord) -> u64 {
     let inside: usize = record
         .iter()
         .map(|cell| memchr::memchr_iter(b'\n', cell.as_bytes()).count())
         .sum();
+    let source = csv.get_ref();
+    let open_at_end = source.done && csv.position().byte() == source.read;
     csv.position()
         .line()
-        .saturating_sub(inside as u64 + 1)
+        .saturating_sub(inside as u64 + u64::from(!open_at_end))
         .max(1)
 }
 

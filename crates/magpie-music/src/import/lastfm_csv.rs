@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use super::csv_reader::{cell, csv_failure, line_of};
+use super::csv_reader::{Source, cell, csv_failure, line_of};
 use super::error::{ParseFailure, Position};
 use super::json::Sink;
 use super::time;
@@ -106,7 +106,7 @@ impl Columns {
 /// Read a Last.fm CSV whose first row (a header, or the first scrobble) is `first_row`, sending
 /// every scrobble to `sink`.
 pub fn read<R: Read>(
-    csv: &mut csv::Reader<R>,
+    csv: &mut csv::Reader<Source<R>>,
     first_row: csv::StringRecord,
     sink: &mut Sink<'_>,
 ) -> Result<(), ParseFailure> {
