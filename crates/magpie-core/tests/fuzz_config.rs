@@ -129,6 +129,20 @@ fn seed() -> &'static (String, BTreeSet<String>) {
         let value: toml::Table = toml::from_str(&text).expect("and reads back");
         let mut keys = BTreeSet::new();
         walk(&value, "", &mut keys);
+        // Every flow has the keys one of them is given here (`every` or `cron`, not both).
+        let flows = ["spotify_ingest", "enrich", "daily_etl", "question_alerts"];
+        let fields: Vec<String> = keys
+            .iter()
+            .filter_map(|k| {
+                k.strip_prefix("flows.")?
+                    .split_once('.')
+                    .map(|(_, f)| f.to_string())
+            })
+            .collect();
+        for flow in flows {
+            keys.insert(format!("flows.{flow}"));
+            keys.extend(fields.iter().map(|f| format!("flows.{flow}.{f}")));
+        }
         (text, keys)
     })
 }

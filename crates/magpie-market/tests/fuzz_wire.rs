@@ -34,7 +34,6 @@ fn config() -> ProptestConfig {
         .unwrap_or(DEFAULT_CASES);
     ProptestConfig {
         cases,
-        failure_persistence: None,
         ..ProptestConfig::default()
     }
 }

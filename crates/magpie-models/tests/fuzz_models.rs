@@ -222,9 +222,10 @@ fn load_and_plan(files: Vec<ProjectFile>) -> Result<(), ModelsError> {
     Ok(())
 }
 
-/// The line of the YAML library's error reading `text` as any YAML (syntax, duplicate keys).
+/// The line of the YAML library's error reading `text` whatever its types (a syntax error;
+/// `None` inside when the library gives no line, e.g. for a second document).
 fn yaml_syntax_error_line(text: &str) -> Option<Option<usize>> {
-    serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+    serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text)
         .err()
         .map(|e| e.location().map(|l| l.line()))
 }
@@ -264,8 +265,8 @@ proptest! {
         if let ModelsError::Project(_) = e {
             let named = path.display().to_string();
             prop_assert!(message.contains(&named), "{message:?} does not name {named}");
-            // serde_yaml_ng reads as it parses: a field of the wrong type (or a syntax error
-            // after a duplicate key, which a map field takes) can be the error, at its line.
+            // serde_yaml_ng reads as it parses: a field of the wrong type before the syntax
+            // error can be the error, at its own line.
             if let Some(Some(_)) = yaml_syntax_error_line(&text) {
                 prop_assert!(line_of(&message).is_some(), "{message:?} gives no line\n{text}");
             }
