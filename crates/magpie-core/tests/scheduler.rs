@@ -636,3 +636,51 @@ fn old_runs_of_a_flow_are_forgotten_beyond_the_newest_kept() {
     assert_eq!(count("SELECT count(*) FROM meta.run_logs"), 2);
     assert_eq!(store.recent(Some("quiet"), 10).unwrap().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_history_that_cannot_be_written_pauses_the_scheduler_until_it_can() {
+    // The run table goes away for 45 minutes (as on a full or read-only disk, every write of
+    // the history fails): the scheduler logs, waits, and its schedules resume afterwards.
+    let (_d, wh) = warehouse();
+    let runner = Runner::default();
+    let every = Schedule::every(Duration::from_secs(1800), chrono::DateTime::UNIX_EPOCH).unwrap();
+    let (s, _handle) = Scheduler::new(
+        vec![flow("ingest", &["poll"], Some(every), 0)],
+        wh.conn(),
+        TokioClock::starting_at(start()),
+        &runner,
+        Alerter::new(vec![]),
+    );
+    let outage = async {
+        tokio::time::sleep(Duration::from_secs(40 * 60)).await;
+        wh.conn()
+            .execute_batch("ALTER TABLE meta.flow_runs RENAME TO flow_runs_away")
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(45 * 60)).await;
+        wh.conn()
+            .execute_batch("ALTER TABLE meta.flow_runs_away RENAME TO flow_runs")
+            .unwrap();
+    };
+    let (result, ()) = tokio::join!(
+        s.run_until(tokio::time::sleep(Duration::from_secs(3 * 3600 + 60))),
+        outage
+    );
+    result.expect("the scheduler outlives a run history it cannot write");
+    let slots: Vec<String> = RunStore::new(wh.conn())
+        .recent(Some("ingest"), 100)
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|r| r.state == "Completed")
+        .map(|r| r.scheduled_for.unwrap().format("%H:%M").to_string())
+        .collect();
+    assert_eq!(slots[0], "10:30", "before the outage: {slots:?}");
+    for slot in ["12:00", "12:30", "13:00"] {
+        assert!(
+            slots.iter().any(|s| s == slot),
+            "{slot} ran after it: {slots:?}"
+        );
+    }
+    let distinct: std::collections::BTreeSet<&String> = slots.iter().collect();
+    assert_eq!(distinct.len(), slots.len(), "no slot ran twice: {slots:?}");
+}

@@ -28,6 +28,9 @@ use super::store::RunStore;
 use super::{Clock, FlowSpec, RunState, TaskContext, TaskResult, TaskRunner};
 use crate::host::{DiskFailure, DiskState, disk_failure};
 
+/// How long the scheduler waits before trying again when its run history cannot be written.
+pub const STORE_RETRY: Duration = Duration::from_secs(60);
+
 /// Schedules missed while down: at most this many are looked at (one Late run is made).
 const MISSED_CAP: usize = 100_000;
 
@@ -406,6 +409,11 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
     }
 
     /// Run until `stop` completes (shutdown), then return after the current task's next await.
+    ///
+    /// Only the recovery at start is fatal. When the run history cannot be written later (a
+    /// full or read-only disk), the error is logged, the run in hand is marked Failed if that
+    /// can be written, and the scheduler tries again after [`STORE_RETRY`]: scheduled flows
+    /// resume by themselves once the disk has room.
     pub async fn run_until(
         &self,
         stop: impl std::future::Future<Output = ()>,
@@ -413,46 +421,78 @@ impl<'c, C: Clock, R: TaskRunner> Scheduler<'c, C, R> {
         self.recover().await?;
         tokio::pin!(stop);
         loop {
-            self.enqueue_due()?;
-            self.publish();
-            let next = self.queue.borrow_mut().pop_front();
-            if let Some(trigger) = next {
-                let run_id = trigger.run_id;
-                tokio::select! {
-                    biased;
-                    () = &mut stop => {
-                        // Best effort: at shutdown the warehouse may be being interrupted; a run
-                        // left Running is marked Crashed at the next start instead.
-                        if let Err(e) = self.store().finish(run_id, RunState::Cancelled, Some("magpie was stopped"), self.clock.now()) {
-                            tracing::warn!(run_id, error = %e, "could not record the stopped run");
-                        }
-                        return Ok(());
-                    }
-                    result = self.execute(trigger) => { result?; }
-                }
-                continue;
-            }
-            let wake = self
-                .next
-                .borrow()
-                .iter()
-                .filter(|(f, _)| !self.paused.borrow().get(*f).copied().unwrap_or(false))
-                .map(|(_, at)| *at)
-                .min()
-                .unwrap_or_else(|| self.clock.now() + chrono::Duration::hours(24));
-            let message = {
-                let mut rx = self.rx.lock().await;
-                tokio::select! {
-                    biased;
-                    () = &mut stop => return Ok(()),
-                    message = rx.recv() => message,
-                    () = self.clock.sleep_until(wake) => None,
-                }
+            let error = match self.turn(stop.as_mut()).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => continue,
+                Err(e) => e.to_string(),
             };
-            if let Some(control) = message {
-                self.handle(control)?;
+            let running = self.running.borrow_mut().take();
+            if let Some((run_id, flow)) = running {
+                let note = format!("recording the run: {error}");
+                let _ =
+                    self.store()
+                        .finish(run_id, RunState::Failed, Some(&note), self.clock.now());
+                tracing::error!(run_id, flow = %flow, "a run ended without its record");
+            }
+            self.reserve.release_for(&error);
+            tracing::error!(error = %error, retry_in = ?STORE_RETRY, "the scheduler could not write its run history");
+            metrics::counter!("magpie_scheduler_store_errors_total").increment(1);
+            let retry =
+                self.clock.now() + chrono::Duration::from_std(STORE_RETRY).unwrap_or_default();
+            tokio::select! {
+                biased;
+                () = &mut stop => return Ok(()),
+                () = self.clock.sleep_until(retry) => {}
             }
         }
+    }
+
+    /// One turn of the loop: start what is due, or wait for the next schedule or a control
+    /// message. `true` once `stop` has completed.
+    async fn turn<F: std::future::Future<Output = ()>>(
+        &self,
+        mut stop: std::pin::Pin<&mut F>,
+    ) -> duckdb::Result<bool> {
+        self.enqueue_due()?;
+        self.publish();
+        let next = self.queue.borrow_mut().pop_front();
+        if let Some(trigger) = next {
+            let run_id = trigger.run_id;
+            tokio::select! {
+                biased;
+                () = &mut stop => {
+                    // Best effort: at shutdown the warehouse may be being interrupted; a run
+                    // left Running is marked Crashed at the next start instead.
+                    if let Err(e) = self.store().finish(run_id, RunState::Cancelled, Some("magpie was stopped"), self.clock.now()) {
+                        tracing::warn!(run_id, error = %e, "could not record the stopped run");
+                    }
+                    return Ok(true);
+                }
+                result = self.execute(trigger) => { result?; }
+            }
+            return Ok(false);
+        }
+        let wake = self
+            .next
+            .borrow()
+            .iter()
+            .filter(|(f, _)| !self.paused.borrow().get(*f).copied().unwrap_or(false))
+            .map(|(_, at)| *at)
+            .min()
+            .unwrap_or_else(|| self.clock.now() + chrono::Duration::hours(24));
+        let message = {
+            let mut rx = self.rx.lock().await;
+            tokio::select! {
+                biased;
+                () = &mut stop => return Ok(true),
+                message = rx.recv() => message,
+                () = self.clock.sleep_until(wake) => None,
+            }
+        };
+        if let Some(control) = message {
+            self.handle(control)?;
+        }
+        Ok(false)
     }
 
     /// Run `flow` once now, in the foreground (`magpie run`); its final state.
