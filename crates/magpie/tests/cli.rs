@@ -242,19 +242,7 @@ fn configuration_errors_name_the_key() {
 fn killed_import_leaves_a_warehouse_that_resumes_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let plays = 80_000u64;
-    let out = run(magpie(dir.path()).args([
-        "demo",
-        "generate",
-        "--plays",
-        &plays.to_string(),
-        "--years",
-        "2",
-        "--end",
-        "2026-01-31",
-        "--out",
-        "export",
-    ]));
-    assert!(out.status.success());
+    common::demo_export(dir.path(), plays, 2, "export");
 
     // Start an import and kill it right after the first file commits: it dies mid-way through
     // the next one.

@@ -183,19 +183,7 @@ fn demo_on(disk: &Tmpfs, plays: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// A demo Spotify export of `plays` plays in several files under `work/export`.
 fn export(work: &Path, plays: u32) {
-    let out = run(magpie(work).args([
-        "demo",
-        "generate",
-        "--plays",
-        &plays.to_string(),
-        "--years",
-        "2",
-        "--end",
-        "2026-01-31",
-        "--out",
-        "export",
-    ]));
-    assert!(out.status.success());
+    common::demo_export(work, plays.into(), 2, "export");
 }
 
 /// One number from `magpie sql`.
@@ -496,15 +484,7 @@ async fn the_market_collector_on_a_full_disk_leaves_only_whole_files_and_goes_on
     // Then the disk has little room left, and a stream far bigger than that arrives.
     disk.leave_free(2_000_000);
     let start = chrono::Utc::now().timestamp_millis();
-    let asked = fake.blast_feeds(3_000_000, 0, |names, count| {
-        fake::generate_feed(
-            names,
-            count.min(50_000),
-            &template,
-            start,
-            names.len() as u64,
-        )
-    });
+    let asked = common::blast_generated(&fake, 3_000_000, &template, start);
     assert_eq!(asked, 2);
     wait_for("the disk full", 60, || disk.available() < 64 * 1024).await;
     // A few file intervals on a full disk.

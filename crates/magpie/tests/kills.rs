@@ -308,20 +308,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A multi-file Spotify extended-history export made by `magpie demo generate` in `dir/export`.
 fn demo_export(dir: &Path) -> PathBuf {
-    let out = run(magpie(dir).args([
-        "demo",
-        "generate",
-        "--plays",
-        "45000",
-        "--years",
-        "3",
-        "--end",
-        "2026-01-31",
-        "--out",
-        "export",
-    ]));
-    assert!(out.status.success());
-    let export = dir.join("export");
+    let export = common::demo_export(dir, 45_000, 3, "export");
     let files = std::fs::read_dir(&export).unwrap().count();
     assert!(files >= 3, "a multi-file export: {files} files");
     export

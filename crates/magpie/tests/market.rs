@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use magpie_market::deribit::fake::{
-    self, FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
+    FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
 };
 
 mod common;
@@ -89,15 +89,7 @@ async fn kill_9_while_writing_leaves_only_readable_files_and_the_next_start_clea
     // A continuous stream; files are closed every second, so some are finished and some
     // open (under temporary names) when the process is killed.
     let start = chrono::Utc::now().timestamp_millis();
-    let asked = fake.blast_feeds(2_000_000, 0, |names, count| {
-        fake::generate_feed(
-            names,
-            count.min(50_000),
-            &template,
-            start,
-            names.len() as u64,
-        )
-    });
+    let asked = common::blast_generated(&fake, 2_000_000, &template, start);
     assert_eq!(asked, 2);
     let root = dir.path().join("data/market");
     wait_for("finished files", 30, || files(&root, "parquet").len() >= 4).await;

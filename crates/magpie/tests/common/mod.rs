@@ -138,6 +138,44 @@ impl Server {
     }
 }
 
+/// `magpie demo generate`: `plays` plays over `years` years ending 2026-01-31, as Spotify
+/// export files in `work/out`.
+pub fn demo_export(work: &Path, plays: u64, years: u32, out: &str) -> PathBuf {
+    let result = run(magpie(work).args([
+        "demo",
+        "generate",
+        "--plays",
+        &plays.to_string(),
+        "--years",
+        &years.to_string(),
+        "--end",
+        "2026-01-31",
+        "--out",
+        out,
+    ]));
+    assert!(result.status.success(), "{}", stderr(&result));
+    work.join(out)
+}
+
+/// Have the fake Deribit stream `total` generated messages per connection, as fast as it can,
+/// in chunks of 50,000 from `template` (a recorded ticker); the connections asked.
+pub fn blast_generated(
+    fake: &magpie_market::deribit::fake::FakeDeribit,
+    total: usize,
+    template: &serde_json::Value,
+    start_ms: i64,
+) -> usize {
+    fake.blast_feeds(total, 0, |names, count| {
+        magpie_market::deribit::fake::generate_feed(
+            names,
+            count.min(50_000),
+            template,
+            start_ms,
+            names.len() as u64,
+        )
+    })
+}
+
 /// Rows of every mart of the warehouse `conn` reads, by table name.
 pub fn mart_rows(conn: &duckdb::Connection) -> std::collections::BTreeMap<String, i64> {
     let tables: Vec<String> = conn
