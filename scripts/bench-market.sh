@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/magpie-ci/target}"
 CAPTURE="${CAPTURE:-$ROOT/../shared/realdata/deribit/cryptofeed_2021-07-22}"
 MESSAGES="${1:-500000}"
 RATE="${RATE:-0}"   # messages a second per connection; 0 = as fast as magpie reads
-cargo build --release --quiet -p magpie -p magpie-market --example fake_deribit
+cargo build --release --quiet -p magpie -p magpie-fakes --example fake_deribit
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d)"; echo "work folder $WORK" >&2
 trap 'kill $FAKE $MAGPIE 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT

@@ -1,4 +1,4 @@
-{{ config(materialized='table', schema='marts') }}
+{{ config(materialized='incremental', unique_key='event_id', incremental_strategy='delete+insert', schema='marts') }}
 -- One row per counted play, keyed by event_id (the raw event's id: unique, and an integer,
 -- where a hashed surrogate key would add a 32-character string per play to write and read).
 -- session_id is an integer for the same reason: listener_id * 10^9 + the listener's session
@@ -6,6 +6,11 @@
 -- played_at is the UTC time the play ended; played_at_local the same in the listener's time
 -- zone; ms_played its duration (estimated where the source does not give it: see
 -- ms_played_estimated).
+-- Incremental: the plays int_plays wrote in this build (new ones, and those whose track
+-- identity changed) and every play of a session int_sessions numbered again (its session_id
+-- may have changed), replaced by event_id. Plays are never removed short of a full refresh,
+-- and magpie rebuilds this model in full when the artists' enrichment, the time zone or a
+-- seed changes (what else its rows are made of).
 
 -- Local time: the zone's offsets as periods [valid_from, valid_to), listed under every year
 -- they touch, so each play finds its period by an equi-join on its year (a hash join, which
@@ -23,11 +28,27 @@ period_years as (
     from periods
 ),
 
+{% if is_incremental() %}
+renumbered as (
+    select listener_id, min(first_ended_at) as renumbered_from
+    from {{ ref('int_sessions') }}
+    where invocation_id = '{{ invocation_id }}'
+    group by listener_id
+),
+
+changed as (
+    select p.*
+    from {{ ref('int_plays') }} as p
+    left join renumbered as r using (listener_id)
+    where p.invocation_id = '{{ invocation_id }}' or p.ended_at >= r.renumbered_from
+),
+{% endif %}
+
 plays as (
     select
         p.*,
         p.ended_at + to_seconds(coalesce(z.utc_offset_seconds, 0)) as ended_at_local
-    from {{ ref('int_plays') }} as p
+    from {% if is_incremental() %}changed{% else %}{{ ref('int_plays') }}{% endif %} as p
     left join period_years as z
         on z.year = year(p.ended_at)
         and p.ended_at >= z.valid_from

@@ -1,5 +1,7 @@
 -- Every counted, non-duplicate music event of at least var('min_play_ms') from the Spotify
 -- sources is exactly one fact row (and no fact row comes from elsewhere). Returns mismatches.
+-- Events above var('event_watermark') are the next build's (see int_plays).
+{% set upto = var('event_watermark', none) %}
 with expected as (
     select event_id
     from {{ source('raw', 'listen_events') }}
@@ -8,6 +10,7 @@ with expected as (
       and source_kind in ('spotify_extended', 'spotify_basic')
       and ms_played >= {{ var('min_play_ms') }}
       {% if not var('include_incognito') %}and not coalesce(incognito_mode, false){% endif %}
+      {% if upto is not none %}and event_id <= {{ upto }}{% endif %}
 ),
 
 actual as (

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use magpie_core::config::MarketConfig;
 use magpie_core::{OpenOptions, Warehouse};
-use magpie_market::deribit::fake::{
-    self, FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
+use magpie_fakes::deribit::{
+    self as fake, FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
     recorded_capture as capture,
 };
 use magpie_market::{Collector, MarketHandle, Summary, Timings};
@@ -920,11 +920,11 @@ async fn out_of_request_credits_10028_retries_more_slowly() {
     // then on its connection paced its requests at least twice as far apart.
     let gap = Duration::from_secs_f64(1.0 / rig.config.subscribes_per_second);
     let requests = rig.fake.requests();
-    let refused: Vec<&magpie_market::deribit::fake::Request> =
+    let refused: Vec<&magpie_fakes::deribit::Request> =
         requests.iter().filter(|r| r.refused).collect();
     assert_eq!(refused.len(), 3);
     for refusal in refused {
-        let later: Vec<&magpie_market::deribit::fake::Request> = requests
+        let later: Vec<&magpie_fakes::deribit::Request> = requests
             .iter()
             .filter(|r| {
                 r.connection == refusal.connection

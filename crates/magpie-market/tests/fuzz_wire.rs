@@ -16,8 +16,8 @@
 
 use std::sync::OnceLock;
 
+use magpie_fakes::deribit::recorded_capture;
 use magpie_market::deribit::capture::{self, Record};
-use magpie_market::deribit::fake::recorded_capture;
 use magpie_market::deribit::wire::{self, Incoming, Instrument, WireError};
 use magpie_market::rows::{QuoteRow, Tick, TickerRow, TradeRow};
 use proptest::prelude::*;
@@ -73,7 +73,7 @@ fn seeds() -> Option<&'static Seeds> {
                 .flat_map(|m| derive_quote_and_trade(&m["params"]["data"]))
                 .collect();
             messages.extend(derived);
-            let instruments = magpie_market::deribit::fake::instruments_from_capture(&rest)
+            let instruments = magpie_fakes::deribit::instruments_from_capture(&rest)
                 .expect("the recorded instruments are readable");
             Some(Seeds {
                 messages,

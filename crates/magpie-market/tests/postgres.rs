@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use magpie_core::config::{MarketConfig, Secret};
 use magpie_core::{OpenOptions, Warehouse};
-use magpie_market::deribit::fake::{self, FakeDeribit, recorded_btc_eth_instruments};
+use magpie_fakes::deribit::{self as fake, FakeDeribit, recorded_btc_eth_instruments};
 use magpie_market::rows::{QuoteRow, Tick, TickerRow, TradeRow};
 use magpie_market::sink::parquet::{ParquetSettings, ParquetSink};
 use magpie_market::sink::postgres::{Loaded, PostgresError, PostgresLoader};

@@ -4,7 +4,8 @@
 //! singular tests, macros); models are SQL templates rendered with minijinja ([`render`]),
 //! ordered by their `ref()`s ([`dag`]), run as soon as what they read is built, several at
 //! once and longest chain first ([`schedule`], [`runner`]), materialised as views, tables or
-//! incremental tables ([`materialize`]) and checked by generic and singular data tests
+//! incremental tables ([`materialize`], rebuilt in full when what they are built from changed:
+//! [`state`]) and checked by generic and singular data tests
 //! ([`datatests`]).
 
 pub mod dag;
@@ -16,6 +17,7 @@ pub mod render;
 pub mod runner;
 pub mod schedule;
 pub mod seeds;
+pub mod state;
 pub mod timezone;
 
 /// Errors of the models runner.

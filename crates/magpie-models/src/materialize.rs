@@ -60,13 +60,16 @@ pub fn materialize(
                 }
             });
             if strategy == "delete+insert" && !config.unique_key.is_empty() {
+                // A semi-join, as dbt's `key IN (SELECT key ...)`: a key shared by many new
+                // rows (a listener's sessions) deletes each old row once, where a join would
+                // pair every old row with every new one.
                 let matches: Vec<String> = config
                     .unique_key
                     .iter()
-                    .map(|k| format!("{relation}.\"{k}\" IS NOT DISTINCT FROM n.\"{k}\""))
+                    .map(|k| format!("{relation}.\"{k}\" = n.\"{k}\""))
                     .collect();
                 conn.execute_batch(&format!(
-                    "DELETE FROM {relation} USING temp.magpie_incremental n WHERE {}",
+                    "DELETE FROM {relation} WHERE EXISTS (SELECT 1 FROM temp.magpie_incremental n WHERE {})",
                     matches.join(" AND ")
                 ))?;
             } else if strategy != "append" && strategy != "delete+insert" {

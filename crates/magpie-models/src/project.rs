@@ -63,6 +63,21 @@ pub struct SourceDef {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SourceTable {
     pub name: String,
+    /// dbt's free-form `meta`; magpie reads `append_only: true` (rows are only ever added,
+    /// never changed or removed), which lets incremental models read the table's new rows
+    /// instead of rebuilding whenever it changes (see [`crate::state`]).
+    #[serde(default)]
+    pub meta: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl SourceTable {
+    /// Whether `meta: {append_only: true}` is set.
+    pub fn append_only(&self) -> bool {
+        self.meta
+            .get("append_only")
+            .and_then(serde_yaml_ng::Value::as_bool)
+            == Some(true)
+    }
 }
 
 /// What schema.yml says about a model.

@@ -51,6 +51,9 @@ pub struct RenderContext {
     pub this: Option<String>,
     /// Whether `is_incremental()` is true for this render.
     pub incremental: bool,
+    /// dbt's `invocation_id`: the same for every model of one build, new for the next (magpie
+    /// uses the build's run id).
+    pub invocation_id: String,
     /// In discovery mode unknown refs do not fail (the DAG reports them with file names).
     pub discovery: bool,
 }
@@ -227,10 +230,12 @@ pub fn render(
         let vars = ctx.vars.clone();
         env.add_function(
             "var",
-            move |name: String, default: Option<Value>| -> Result<Value, Error> {
+            // `var('x', none)` has a default (none), `var('x')` has none: a second argument
+            // counts whatever its value.
+            move |name: String, default: minijinja::value::Rest<Value>| -> Result<Value, Error> {
                 match vars.get(&name) {
                     Some(v) => Ok(Value::from_serialize(v)),
-                    None => default.ok_or_else(|| {
+                    None => default.0.first().cloned().ok_or_else(|| {
                         Error::new(
                             ErrorKind::InvalidOperation,
                             format!(
@@ -265,6 +270,7 @@ pub fn render(
         },
     );
     env.add_global("dbt_utils", Value::from_object(DbtUtils));
+    env.add_global("invocation_id", Value::from(ctx.invocation_id.clone()));
     env.add_global(
         "this",
         Value::from(ctx.this.clone().unwrap_or_else(|| quote(name))),
@@ -334,6 +340,20 @@ mod tests {
         c.source_schemas.insert("raw".into(), "raw".into());
         c.vars.insert("min_ms".into(), serde_json::json!(30000));
         c
+    }
+
+    #[test]
+    fn a_var_defaults_to_none_when_given_none() {
+        let r = render(
+            "m",
+            "{{ var('unset', none) is none }} {{ var('unset', 3) }}",
+            "",
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(r.sql, "True 3");
+        let e = render("m", "{{ var('unset') }}", "", &ctx()).unwrap_err();
+        assert!(e.message.contains("var('unset') is not set"), "{e:?}");
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod routes;
 pub mod scrobble;
 pub mod security;
 mod server;
+pub mod warm;
 
 pub use error::WebError;
 pub use listen::serve;

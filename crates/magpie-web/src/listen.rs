@@ -28,7 +28,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WebError> {
     let limits = app.limits().clone();
+    let published = app.published();
     let router = crate::routes::router(app);
+    let warmer = tokio::spawn(crate::warm::run(router.clone(), published));
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -72,6 +74,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    warmer.abort();
     if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
         .is_err()

@@ -96,6 +96,8 @@ struct Inner {
     inflight: Mutex<HashMap<(u64, String), Arc<Computing>>>,
     /// The ListenBrainz and Last.fm submission APIs' tokens, writer and now-playing reports.
     scrobbling: crate::scrobble::Scrobbling,
+    /// Told when a new snapshot is published, for [`crate::warm`].
+    published: Arc<tokio::sync::Notify>,
 }
 
 /// A result being computed once for everyone who asks for it meanwhile.
@@ -181,6 +183,7 @@ impl App {
                 ),
                 inflight: Mutex::new(HashMap::new()),
                 scrobbling: crate::scrobble::Scrobbling::new(config, warehouse)?,
+                published: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
@@ -195,7 +198,13 @@ impl App {
             *current = shown;
         }
         self.inner.cache.clear();
+        self.inner.published.notify_one();
         Ok(())
+    }
+
+    /// Told whenever a new snapshot is published (the cache warmer waits on it).
+    pub fn published(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.published)
     }
 
     /// Publish `warehouse`'s snapshot and move the pages to it (what a build's last step

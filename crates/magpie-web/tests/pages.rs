@@ -896,3 +896,36 @@ async fn supplied_mbids_and_areas_without_a_country_reach_the_marts_and_pages() 
         assert!(table.contains(text), "{text} in {table}");
     }
 }
+
+/// After a new snapshot, the main pages' default views are computed before anyone asks: the
+/// cache fills without a request, and a visitor then adds nothing to it (every result was there).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_snapshot_warms_the_main_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = common::demo_warehouse(dir.path(), 3_000);
+    let served = common::serve(wh, dir);
+    // A build publishing its snapshot, as the scheduler's does.
+    let s = &served;
+    tokio::task::block_in_place(|| s.execute("SELECT 1"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut warmed = 0;
+    while std::time::Instant::now() < deadline {
+        let before = served.app.cache().len();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        warmed = served.app.cache().len();
+        if warmed > 0 && warmed == before {
+            break;
+        }
+    }
+    assert!(warmed >= common::PAGES.len(), "{warmed} results cached");
+    let client = reqwest::Client::new();
+    for page in common::PAGES {
+        let response = client.get(served.url(page)).send().await.unwrap();
+        assert!(response.status().is_success(), "{page}");
+        assert_eq!(
+            served.app.cache().len(),
+            warmed,
+            "{page} computed a result the warm-up had not"
+        );
+    }
+}

@@ -71,6 +71,12 @@ pub enum Command {
     Admin(AdminCommand),
     /// Show the effective configuration (secrets hidden) after validating it
     Config,
+    /// Exit 0 if a running `magpie serve` answers /health (the container's health check)
+    Health {
+        /// The address to ask [default: http://127.0.0.1:<server.port>/health]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Check the configuration, data folder, secrets, warehouse, Spotify, MusicBrainz, memory
     /// and disk, and say what to fix
     Doctor {

@@ -437,7 +437,7 @@ fn a_backup_that_does_not_fit_leaves_no_backup_and_the_next_one_is_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_market_collector_on_a_full_disk_leaves_only_whole_files_and_goes_on() {
-    use magpie_market::deribit::fake::{self, FakeDeribit};
+    use magpie_fakes::deribit::{self as fake, FakeDeribit};
     let Some(instruments) = fake::recorded_btc_eth_instruments() else {
         return;
     };

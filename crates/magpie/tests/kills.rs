@@ -722,7 +722,7 @@ fn parquet_figures(root: &Path, since_ms: i64) -> Result<(i64, i64), String> {
 /// lists: a replay of a generated feed, paced to last a couple of seconds.
 struct Market {
     rt: tokio::runtime::Runtime,
-    fake: magpie_market::deribit::fake::FakeDeribit,
+    fake: magpie_fakes::deribit::FakeDeribit,
     template: serde_json::Value,
     want_channels: usize,
 }
@@ -733,7 +733,7 @@ const REPLAY_PER_SECOND: usize = 2000;
 
 impl Market {
     fn start() -> Option<Market> {
-        use magpie_market::deribit::fake;
+        use magpie_fakes::deribit as fake;
         let instruments = fake::recorded_btc_eth_instruments()?;
         let template = common::recorded_ticker()?;
         // 20 options per currency and the perpetuals: every channel is subscribed in a moment.
@@ -810,7 +810,7 @@ impl Market {
     /// Replay a feed whose exchange times start at `start_ms` on every connection; the
     /// messages sent in all and the blasts to wait for.
     fn replay(&self, start_ms: i64) -> (usize, u64) {
-        use magpie_market::deribit::fake;
+        use magpie_fakes::deribit as fake;
         let _guard = self.rt.enter();
         let before = self.fake.blasts_done();
         let asked = self

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use magpie_market::deribit::fake::{
-    FakeDeribit, recorded_btc_eth_instruments as recorded_instruments,
-};
+use magpie_fakes::deribit::{FakeDeribit, recorded_btc_eth_instruments as recorded_instruments};
 
 mod common;
 

@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "recheck_supplied_mbids",
         sql: include_str!("../../migrations/0008_recheck_supplied_mbids.sql"),
     },
+    Migration {
+        version: 9,
+        name: "incremental_state",
+        sql: include_str!("../../migrations/0009_incremental_state.sql"),
+    },
 ];
 
 fn latest_known() -> i64 {

@@ -69,6 +69,16 @@ pub enum WarehouseError {
     Other(String),
 }
 
+/// The gate between transactions that add listening events (they hold it shared) and a build
+/// reading the highest event id (it holds it alone, for that one query): every id up to that
+/// watermark is then committed, so an incremental model that has read up to it has missed
+/// none. (Ids come from a sequence when an insert runs; a transaction that took lower ids may
+/// commit after one that took higher ones.) One per process, as the warehouse is.
+pub fn ingest_gate() -> &'static std::sync::RwLock<()> {
+    static GATE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+    &GATE
+}
+
 /// Room a checkpoint needs beyond the WAL's size (DuckDB's metadata and free-list blocks).
 const CHECKPOINT_MARGIN: u64 = 1 << 20;
 

@@ -1,8 +1,7 @@
 //! Deribit: the JSON-RPC wire format ([`wire`]), one websocket connection ([`connection`]),
-//! cryptofeed's capture files ([`capture`]) and a fake server that speaks the same protocol
-//! for tests and benchmarks ([`fake`]).
+//! and cryptofeed's capture files ([`capture`]). The fake server that speaks the same protocol
+//! for tests and benchmarks lives in the dev-only crate `magpie-fakes`.
 
 pub mod capture;
 pub mod connection;
-pub mod fake;
 pub mod wire;

@@ -35,6 +35,9 @@ pub struct BuildOptions {
     pub full_refresh: bool,
     /// Extra or overriding `var()` values.
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// `var()` values for this run only (a watermark): rendered like `vars`, but no part of
+    /// what an incremental model is built from, so a new value does not rebuild it in full.
+    pub run_vars: BTreeMap<String, serde_json::Value>,
     /// Run data tests after the models (on by default in `magpie build`).
     pub run_tests: bool,
     /// Where seed CSVs are written for DuckDB to read.
@@ -95,6 +98,9 @@ pub struct NodeResult {
     pub rows: Option<u64>,
     pub duration: Duration,
     pub materialized: Option<Materialized>,
+    /// An incremental model that ran its `is_incremental()` branch (false when it was built
+    /// from scratch).
+    pub incremental: bool,
 }
 
 /// The whole build.
@@ -135,12 +141,14 @@ impl<'a> Runner<'a> {
         let mut ctx = self.base_context(vars, &BTreeMap::new());
         ctx.discovery = true;
         let mut configs = BTreeMap::new();
+        let mut sources = BTreeMap::new();
         let mut edges = Vec::new();
         for model in &self.project.models {
             let rendered = render::render(&model.name, &model.sql, &self.project.macros, &ctx)
                 .map_err(|e| render_error(&model.path, &e))?;
             edges.push((model.name.clone(), model.path.clone(), dedup(rendered.refs)));
             configs.insert(model.name.clone(), rendered.config);
+            sources.insert(model.name.clone(), rendered.sources);
         }
         // Seeds are nodes too: models `ref()` them.
         for seed in &self.project.seeds {
@@ -166,6 +174,7 @@ impl<'a> Runner<'a> {
             dag,
             configs,
             relations,
+            sources,
         })
     }
 
@@ -193,6 +202,7 @@ impl<'a> Runner<'a> {
             this: None,
             incremental: false,
             discovery: false,
+            invocation_id: String::new(),
         }
     }
 
@@ -226,7 +236,10 @@ impl<'a> Runner<'a> {
                 Ok(())
             };
 
-        let ctx = self.base_context(&options.vars, &plan.relations);
+        let mut all_vars = options.vars.clone();
+        all_vars.extend(options.run_vars.clone());
+        let mut ctx = self.base_context(&all_vars, &plan.relations);
+        ctx.invocation_id = run_id.to_string();
         let seeds = &self.project.seeds;
         let is_seed = |name: &str| seeds.iter().any(|s| s.name == name);
         let models: Vec<&String> = order
@@ -312,33 +325,60 @@ impl<'a> Runner<'a> {
             .map(|_| self.conn.try_clone())
             .collect::<Result<Vec<_>, _>>()?;
         let existing = crate::materialize::existing_relations(self.conn)?;
+        let mut fingerprint_vars = self.project.vars.clone();
+        fingerprint_vars.extend(options.vars.clone());
+        let fingerprints =
+            crate::state::fingerprints(self.conn, self.project, &plan, &fingerprint_vars)?;
+        let rebuild = crate::state::to_rebuild(
+            &plan,
+            &order,
+            &fingerprints,
+            &crate::state::recorded(self.conn),
+            options.full_refresh,
+        );
+        // Every incremental model this build runs, and every one below them, is rebuilt in full
+        // next time unless it succeeds now (see `state::forget`).
+        let mut unsure: BTreeSet<String> = BTreeSet::new();
+        for model in models
+            .iter()
+            .filter(|m| fingerprints.contains_key(m.as_str()))
+        {
+            unsure.insert(model.to_string());
+            unsure.extend(
+                plan.dag
+                    .descendants(model)
+                    .into_iter()
+                    .filter(|d| fingerprints.contains_key(d)),
+            );
+        }
+        crate::state::forget(self.conn, &unsure)?;
         let inputs = node::ModelInputs {
             project: self.project,
             plan: &plan,
             context: &ctx,
             existing: &existing,
-            full_refresh: options.full_refresh,
+            rebuild: &rebuild,
         };
         let work = |conn: &Connection, node: usize, alone: bool| {
             if let Some(seed) = seeds.get(node) {
                 match crate::seeds::load(conn, seed, &options.temp_dir) {
                     Ok(rows) => Attempt::Finished {
-                        result: (Status::Success, Some(rows)),
+                        result: (Status::Success, Some(rows), false),
                         succeeded: true,
                     },
                     Err(e) => Attempt::Finished {
-                        result: (Status::Error(e.to_string()), None),
+                        result: (Status::Error(e.to_string()), None, false),
                         succeeded: false,
                     },
                 }
             } else if let Some(name) = models.get(node - seeds.len()) {
                 match node::build_model(conn, &inputs, name, alone) {
-                    ModelAttempt::Built(rows) => Attempt::Finished {
-                        result: (Status::Success, rows),
+                    ModelAttempt::Built { rows, incremental } => Attempt::Finished {
+                        result: (Status::Success, rows, incremental),
                         succeeded: true,
                     },
                     ModelAttempt::Failed(message) => Attempt::Finished {
-                        result: (Status::Error(message), None),
+                        result: (Status::Error(message), None, false),
                         succeeded: false,
                     },
                     ModelAttempt::OutOfMemory => Attempt::AgainAlone,
@@ -347,7 +387,7 @@ impl<'a> Runner<'a> {
                 let (name, _, sql) = &tests[node - seeds.len() - models.len()];
                 match node::run_test(conn, name, sql, alone) {
                     TestAttempt::Ran(status) => Attempt::Finished {
-                        result: (status, None),
+                        result: (status, None, false),
                         succeeded: true,
                     },
                     TestAttempt::OutOfMemory => Attempt::AgainAlone,
@@ -358,10 +398,15 @@ impl<'a> Runner<'a> {
             let result = match event {
                 Event::Finished {
                     node,
-                    result: (status, rows),
+                    result: (status, rows, incremental),
                     took,
                 } => {
                     let (kind, name) = names[node];
+                    if let (NodeKind::Model, Status::Success, Some(fingerprint)) =
+                        (kind, &status, fingerprints.get(name))
+                    {
+                        crate::state::record(self.conn, name, fingerprint)?;
+                    }
                     NodeResult {
                         kind,
                         name: name.to_string(),
@@ -369,6 +414,7 @@ impl<'a> Runner<'a> {
                         rows,
                         duration: took,
                         materialized: materialized(kind, name, &plan),
+                        incremental,
                     }
                 }
                 Event::Skipped { node } => {
@@ -457,6 +503,8 @@ pub struct Plan {
     pub dag: Dag,
     pub configs: BTreeMap<String, ModelConfig>,
     pub relations: BTreeMap<String, String>,
+    /// The sources each model reads, as (source, table).
+    pub sources: BTreeMap<String, Vec<(String, String)>>,
 }
 
 fn dedup(mut v: Vec<String>) -> Vec<String> {
@@ -488,5 +536,6 @@ fn skipped(kind: NodeKind, name: &str, plan: &Plan) -> NodeResult {
         rows: None,
         duration: Duration::ZERO,
         materialized: materialized(kind, name, plan),
+        incremental: false,
     }
 }

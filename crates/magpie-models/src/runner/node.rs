@@ -4,7 +4,7 @@
 //! thread fits where two do not, and nodes running beside it share the limit) before it
 //! counts as failed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use duckdb::Connection;
 
@@ -16,7 +16,11 @@ use crate::render::{self, RenderContext};
 
 /// How an attempt at a model ended.
 pub(crate) enum ModelAttempt {
-    Built(Option<u64>),
+    Built {
+        rows: Option<u64>,
+        /// Whether the model ran its `is_incremental()` branch.
+        incremental: bool,
+    },
     Failed(String),
     OutOfMemory,
 }
@@ -36,7 +40,8 @@ pub(crate) struct ModelInputs<'a> {
     /// Relation kinds by (schema, name) before the build (only a model's own build changes
     /// its relation).
     pub existing: &'a HashMap<(String, String), String>,
-    pub full_refresh: bool,
+    /// Incremental models to build from scratch ([`crate::state::to_rebuild`]).
+    pub rebuild: &'a BTreeSet<String>,
 }
 
 /// Build model `name`; `alone` means nothing else runs and DuckDB is to use one thread.
@@ -51,7 +56,7 @@ pub(crate) fn build_model(
         plan,
         context: base,
         existing,
-        full_refresh,
+        rebuild,
     } = *inputs;
     let model = project.model(name).expect("planned models exist");
     let failed = |message: String| {
@@ -69,7 +74,7 @@ pub(crate) fn build_model(
     let existing = existing.get(&(schema.clone(), name.to_string())).cloned();
     let incremental = cfg.materialized == render::Materialized::Incremental
         && existing.as_deref() == Some("BASE TABLE")
-        && !full_refresh;
+        && !rebuild.contains(name);
     let mut ctx = base.clone();
     ctx.this = Some(relation.clone());
     ctx.incremental = incremental;
@@ -88,7 +93,7 @@ pub(crate) fn build_model(
         )
     };
     match run_node(conn, "model", name, alone, build) {
-        Run::Done(rows) => ModelAttempt::Built(rows),
+        Run::Done(rows) => ModelAttempt::Built { rows, incremental },
         Run::OutOfMemory => ModelAttempt::OutOfMemory,
         Run::Failed(message) => failed(message),
     }

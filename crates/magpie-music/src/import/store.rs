@@ -42,6 +42,11 @@ pub fn commit(
     staged: u64,
     b: &BatchInfo<'_>,
 ) -> duckdb::Result<(i64, StoreCounts)> {
+    // New events take their ids inside this transaction: a build waits for it to end before
+    // it reads the highest id (its watermark), so no id below that is still uncommitted.
+    let _ingest = magpie_core::warehouse::ingest_gate()
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     conn.execute_batch("BEGIN TRANSACTION")?;
     match commit_inner(conn, staged, b) {
         Ok(done) => {

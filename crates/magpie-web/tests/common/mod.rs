@@ -183,17 +183,9 @@ pub fn serve_app(app: App, warehouse: Warehouse, dir: tempfile::TempDir) -> Serv
     }
 }
 
-/// The main pages with a range control.
-pub const PAGES: [&str; 8] = [
-    "/",
-    "/top/artists",
-    "/top/tracks",
-    "/top/albums",
-    "/timeline",
-    "/patterns",
-    "/genres",
-    "/map",
-];
+/// The main pages with a range control (the ones the cache warmer computes after a build).
+#[allow(unused_imports)] // not every test binary uses it
+pub use magpie_web::warm::PAGES;
 
 /// The shared demo (20,000 plays over three years), built once per test binary.
 pub fn demo() -> &'static Served {

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use magpie_core::{Config, Warehouse};
 use magpie_models::project::Project;
+use magpie_models::render::Materialized;
 use magpie_models::runner::{BuildOptions, BuildReport, NodeKind, NodeResult, Runner, Status};
 
 use crate::cli::BuildArgs;
@@ -64,7 +65,19 @@ pub fn build(
     Ok(report)
 }
 
-/// "21 ok, 0 error, 0 skipped": counts of `kind` nodes per status, each under a display word.
+/// The highest listening event id with every id below it committed: what the incremental
+/// models read up to in this build (`var('event_watermark')`), the rest waiting for the next.
+fn event_watermark(warehouse: &Warehouse) -> anyhow::Result<i64> {
+    let _alone = magpie_core::warehouse::ingest_gate()
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(warehouse.conn().query_row(
+        "SELECT coalesce(max(event_id), 0) FROM raw.listen_events",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// Build the configured project, telling `progress` of each node (the scheduler logs them).
 pub fn build_quietly(
     config: &Config,
@@ -80,9 +93,15 @@ pub fn build_quietly(
     let runner = Runner::new(warehouse.conn(), &project);
     // The callers say what to build; how many nodes at once is configuration.
     let (threads, one_model_at_a_time) = config.build_threads();
+    let mut run_vars = options.run_vars.clone();
+    run_vars.insert(
+        "event_watermark".into(),
+        serde_json::json!(event_watermark(warehouse)?),
+    );
     let options = &BuildOptions {
         threads,
         one_model_at_a_time,
+        run_vars,
         ..options.clone()
     };
     // One checkpoint after the build instead of whenever the WAL crosses DuckDB's threshold
@@ -111,6 +130,7 @@ pub fn build_quietly(
     Ok(report)
 }
 
+/// "21 ok, 0 error, 0 skipped": counts of `kind` nodes per status, each under a display word.
 fn tally(report: &BuildReport, kind: NodeKind, statuses: &[(&str, &str)]) -> String {
     statuses
         .iter()
@@ -128,6 +148,9 @@ fn print_node(n: &NodeResult) {
     };
     let rows = n.rows.map(|r| format!(" {r} rows")).unwrap_or_default();
     let what = match (n.kind, n.materialized) {
+        (NodeKind::Model, Some(Materialized::Incremental)) if !n.incremental => {
+            "model (full refresh)".to_string()
+        }
         (NodeKind::Model, Some(m)) => format!("model ({})", format!("{m:?}").to_lowercase()),
         (kind, _) => kind.as_str().to_string(),
     };

@@ -6,6 +6,7 @@ mod demo;
 mod doctor;
 mod enrich;
 mod flows;
+mod health;
 mod import;
 mod listener;
 mod market;
@@ -69,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { offline } => doctor::run(&config, offline),
+        Command::Health { url } => health::run(&config, url),
         Command::Config => {
             print!("{}", toml::to_string_pretty(&redacted(&config))?);
             Ok(ExitCode::SUCCESS)

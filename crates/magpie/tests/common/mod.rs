@@ -160,13 +160,13 @@ pub fn demo_export(work: &Path, plays: u64, years: u32, out: &str) -> PathBuf {
 /// Have the fake Deribit stream `total` generated messages per connection, as fast as it can,
 /// in chunks of 50,000 from `template` (a recorded ticker); the connections asked.
 pub fn blast_generated(
-    fake: &magpie_market::deribit::fake::FakeDeribit,
+    fake: &magpie_fakes::deribit::FakeDeribit,
     total: usize,
     template: &serde_json::Value,
     start_ms: i64,
 ) -> usize {
     fake.blast_feeds(total, 0, |names, count| {
-        magpie_market::deribit::fake::generate_feed(
+        magpie_fakes::deribit::generate_feed(
             names,
             count.min(50_000),
             template,
@@ -200,9 +200,9 @@ pub fn mart_rows(conn: &duckdb::Connection) -> std::collections::BTreeMap<String
 
 /// The `data` of the first `ticker.*` notification of the recorded Deribit session, a template
 /// for generated feeds; `None` when the session is absent (see
-/// `magpie_market::deribit::fake::recorded_capture`, which fails under `REQUIRE_REALDATA`).
+/// `magpie_fakes::deribit::recorded_capture`, which fails under `REQUIRE_REALDATA`).
 pub fn recorded_ticker() -> Option<serde_json::Value> {
-    use magpie_market::deribit::fake;
+    use magpie_fakes::deribit as fake;
     let ws = fake::recorded_capture("DERIBIT.ws.1.0")?;
     let ticker = fake::notifications_from_capture(&ws)
         .unwrap()

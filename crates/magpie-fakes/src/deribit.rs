@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::capture::{self, Record};
+use magpie_market::deribit::capture::{self, Record};
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -507,8 +507,9 @@ fn answer(
                 .expect("lock")
                 .iter()
                 .filter(|i| {
-                    crate::rows::currency_of(i["instrument_name"].as_str().unwrap_or_default())
-                        == currency
+                    magpie_market::rows::currency_of(
+                        i["instrument_name"].as_str().unwrap_or_default(),
+                    ) == currency
                         && kind.is_none_or(|k| i["kind"].as_str() == Some(k))
                 })
                 .cloned()
@@ -597,8 +598,9 @@ pub fn scale_options(instruments: &[Value], currency: &str, target: usize) -> Ve
         .iter()
         .filter(|i| {
             i["kind"] == "option"
-                && crate::rows::currency_of(i["instrument_name"].as_str().unwrap_or_default())
-                    == currency
+                && magpie_market::rows::currency_of(
+                    i["instrument_name"].as_str().unwrap_or_default(),
+                ) == currency
         })
         .collect();
     let mut out: Vec<Value> = options.iter().map(|v| (*v).clone()).collect();

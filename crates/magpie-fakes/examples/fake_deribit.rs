@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use magpie_market::deribit::fake::{self, FakeDeribit};
+use magpie_fakes::deribit::{self as fake, FakeDeribit};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
