@@ -110,9 +110,16 @@ rm -rf "$WORK/later" "$WORK/full"
 NEW=("$WORK/later/demo-export")
 LASTFM="${REALDATA_DIR:-$(realpath -m ../shared/realdata)}/lastfm/krishkumar/lastfm_scrobbles.csv"
 [ -f "$LASTFM" ] && NEW+=("$LASTFM")
-for copy in magpie dbt; do
-  "$BIN" --data-dir "$WORK/$copy" import "${NEW[@]}" > "$WORK/import-$copy.log"
-done
+"$BIN" --data-dir "$WORK/magpie" import "${NEW[@]}" > "$WORK/import-magpie.log"
+# The same rows into dbt's copy (an import of its own would number the events otherwise: ids
+# come from a sequence in whatever order DuckDB's threads insert a file's rows).
+"$WORK/venv/bin/python" - "$WORK/magpie/magpie.duckdb" "$WORK/dbt/magpie.duckdb" <<'PY'
+import sys, duckdb
+con = duckdb.connect(sys.argv[2])
+con.execute(f"ATTACH '{sys.argv[1]}' AS m (READ_ONLY)")
+for table, key in [("listen_events", "event_id"), ("import_batches", "batch_id")]:
+    con.execute(f"INSERT INTO raw.{table} SELECT * FROM m.raw.{table} WHERE {key} > (SELECT coalesce(max({key}), 0) FROM raw.{table})")
+PY
 "$BIN" --data-dir "$WORK/magpie" build > "$WORK/magpie-incremental.log"
 grep -q "full refresh" "$WORK/magpie-incremental.log" && { echo "magpie rebuilt an incremental model in full" >&2; cat "$WORK/magpie-incremental.log" >&2; exit 1; }
 "$WORK/venv/bin/dbt" build --project-dir models --profiles-dir "$WORK" --target-path "$WORK/dbt-target" --log-path "$WORK" > "$WORK/dbt-incremental.log" \
