@@ -6,6 +6,7 @@
 //! carries, borrowing strings where it can.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use memchr::memmem;
 use serde::Deserialize;
@@ -333,7 +334,10 @@ pub fn parse<'a>(
     rows: &mut Vec<Tick>,
 ) -> Result<Incoming<'a>, WireError> {
     let bytes = text.as_bytes();
-    if memmem::find(bytes, br#""method":"subscription""#).is_some()
+    // Finders built once: `memmem::find` builds one per call (2 % of the collector's CPU).
+    static SUBSCRIPTION: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(br#""method":"subscription""#));
+    if SUBSCRIPTION.find(bytes).is_some()
         && let Some(channel) = channel_of(text)
         && let Some(incoming) = notification(text, channel, local_us, rows)?
     {
@@ -388,7 +392,8 @@ pub fn parse<'a>(
 /// `channel` member elsewhere (before `params`, say) is never taken for the channel.
 fn channel_of(text: &str) -> Option<&str> {
     const KEY: &[u8] = br#""params":{"channel":""#;
-    let start = memmem::find(text.as_bytes(), KEY)? + KEY.len();
+    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(KEY));
+    let start = FINDER.find(text.as_bytes())? + KEY.len();
     let len = memchr::memchr(b'"', &text.as_bytes()[start..])?;
     let channel = &text[start..start + len];
     (!channel.contains('\\')).then_some(channel)

@@ -73,6 +73,12 @@ impl Failures {
     }
 }
 
+/// Rows taken from the queue at once.
+const BATCH: usize = 1024;
+
+/// How long the writer lets the queue fill after draining it.
+const FILL_WAIT: Duration = Duration::from_millis(5);
+
 /// Run the writer on this thread until every sender is gone, then close all files.
 /// `published` hears of every finished file.
 pub fn run(
@@ -100,17 +106,24 @@ pub fn run(
     let mut last_poll = Instant::now();
     let mut lag: HashMap<String, Lag> = HashMap::new();
     let mut counts = [0u64; 3];
-    let mut batch: Vec<Tick> = Vec::with_capacity(1024);
+    let mut batch: Vec<Tick> = Vec::with_capacity(BATCH);
     let mut failures = Failures::default();
     loop {
         let received = runtime.block_on(async {
             tokio::time::timeout(
                 Duration::from_millis(200),
-                ticks.recv_many(&mut batch, 1024),
+                ticks.recv_many(&mut batch, BATCH),
             )
             .await
         });
         let closed = matches!(received, Ok(0));
+        // The queue was drained: give it a few milliseconds to fill before the next receive.
+        // Waiting on an empty queue, the writer was woken for every row the connections sent
+        // (a quarter of the collector's CPU went to waking threads at full speed); this way it
+        // takes them a thousand at a time. Back-pressure is unchanged (the queue is bounded).
+        if matches!(received, Ok(n) if n > 0 && n < BATCH) {
+            std::thread::sleep(FILL_WAIT);
+        }
         for tick in batch.drain(..) {
             counts[tick.dataset() as usize] += 1;
             let delay = (tick.local_us() / 1000 - tick.exchange_ms()).max(0);
