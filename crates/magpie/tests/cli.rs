@@ -897,3 +897,51 @@ fn sigterm_during_a_build_leaves_whole_marts_and_a_warehouse_that_opens() {
             > before.parse::<i64>().unwrap()
     );
 }
+
+/// `magpie health` (the image's health check, which has no curl): 0 when /health answers 200,
+/// non-zero when it answers otherwise or nothing listens.
+#[test]
+fn health_exits_zero_only_when_health_answers_200() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    // One-request servers answering `status`.
+    let serve_once = |status: &'static str| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let n = stream.read(&mut request).unwrap();
+            assert!(String::from_utf8_lossy(&request[..n]).starts_with("GET /health "));
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            )
+            .unwrap();
+        });
+        (url, server)
+    };
+    let (url, server) = serve_once("200 OK");
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "health", "--url", &url]));
+    server.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (url, server) = serve_once("503 Service Unavailable");
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "health", "--url", &url]));
+    server.join().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 503"));
+
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", closed.local_addr().unwrap());
+    drop(closed);
+    let out = run(magpie(dir.path()).args(["--data-dir", data, "health", "--url", &url]));
+    assert!(!out.status.success());
+}
