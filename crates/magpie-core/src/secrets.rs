@@ -211,6 +211,11 @@ fn hash_password(path: &Path, password: &str) -> Result<String, SecretsError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(SecretsError::TooShort);
     }
+    hash_secret(path, password)
+}
+
+/// The argon2id hash of `password` (for a file at `path`, named in errors).
+pub fn hash_secret(path: &Path, password: &str) -> Result<String, SecretsError> {
     let path = path.to_path_buf();
     let salt =
         SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| SecretsError::Invalid {
@@ -235,8 +240,13 @@ pub fn verify_admin_password(data_dir: &Path, password: &str) -> Result<bool, Se
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(source) => return Err(SecretsError::Io { path, source }),
     };
-    let hash = PasswordHash::new(stored.trim()).map_err(|e| SecretsError::Invalid {
-        path: path.clone(),
+    verify_secret(&path, &stored, password)
+}
+
+/// Whether `password` matches the argon2 `hash` kept in the file at `path` (named in errors).
+pub fn verify_secret(path: &Path, hash: &str, password: &str) -> Result<bool, SecretsError> {
+    let hash = PasswordHash::new(hash.trim()).map_err(|e| SecretsError::Invalid {
+        path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     Ok(Argon2::default()

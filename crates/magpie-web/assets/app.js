@@ -64,6 +64,10 @@
     });
   }
 
+  // Listener switcher: choosing a listener shows their pages at once.
+  var who = document.getElementById("listener-switch");
+  if (who) who.addEventListener("change", function () { who.form.submit(); });
+
   // Theme: follows the system until chosen, then remembered.
   var button = document.getElementById("theme");
   if (button) button.addEventListener("click", function () {

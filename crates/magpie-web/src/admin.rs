@@ -63,7 +63,10 @@ pub(crate) fn page<T: Serialize>(
         name: "admin".into(),
     });
     let mut response = render::respond(app.templates(), Format::Html, rendered);
-    *response.status_mut() = status;
+    // A page that failed to render keeps its error status.
+    if response.status().is_success() {
+        *response.status_mut() = status;
+    }
     response
 }
 

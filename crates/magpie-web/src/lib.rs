@@ -38,6 +38,7 @@ mod public;
 pub mod range;
 mod render;
 pub mod routes;
+pub mod scope;
 pub mod scrobble;
 pub mod security;
 mod server;

@@ -44,6 +44,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin_spotify.html",
         include_str!("../templates/admin_spotify.html"),
     ),
+    (
+        "admin_listeners.html",
+        include_str!("../templates/admin_listeners.html"),
+    ),
+    ("me.html", include_str!("../templates/me.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("explore.html", include_str!("../templates/explore.html")),
     (

@@ -7,10 +7,17 @@
 //!   unguessable token, showing only what it was made for).
 //! - **Metrics**: `/metrics`, open, for the admin session or for a bearer token, per
 //!   `server.metrics`.
-//! - **Pages**: read-only pages over the published snapshot and the operational records;
-//!   they need the admin session only with `server.require_login`.
+//! - **Pages**: read-only operational pages (flows, runs, status, market); they need a session
+//!   only with `server.require_login`.
+//! - **Listening**: one listener's pages over the published snapshot, or everyone's: as Pages,
+//!   and the listener must be one the viewer may see, decided once by [`guard::listener_scope`]
+//!   from the session and each listener's visibility ([`crate::scope`]).
+//! - **Household**: pages over every listener's data at once (saved questions and dashboards,
+//!   which run any SQL; the enrichment queue), only for viewers who may see every listener.
+//! - **Member**: a listener's own settings (who sees their pages), behind a layer that requires
+//!   any session (the admin's or a listener's) and its CSRF token.
 //! - **Admin**: admin pages and every state-changing request, behind one layer that requires
-//!   a session and its CSRF token.
+//!   the admin's session and its CSRF token.
 //! - **Api**: the ListenBrainz (`/1/`) and Last.fm (`/2.0/`) submission APIs. Their callers
 //!   are players, not browsers: no cookie is read, so there is nothing for another site to
 //!   forge, and each call carries its credential (a token, or a session key with a signature),
@@ -39,8 +46,17 @@ pub enum Access {
     Public,
     /// `/metrics`: per `server.metrics`.
     Metrics,
-    /// Read-only pages: anyone on the network, or the admin with `server.require_login`.
+    /// Read-only operational pages (flows, runs, status, market): anyone on the network, or
+    /// anyone logged in with `server.require_login`.
     Pages,
+    /// One listener's (or everyone's) listening: as [`Access::Pages`], and the listener must be
+    /// one the viewer may see ([`guard::listener_scope`]).
+    Listening,
+    /// Pages over every listener's data at once (saved questions, dashboards, enrichment):
+    /// only for a viewer who may see every listener ([`guard::whole_household`]).
+    Household,
+    /// A listener's own settings: any session, its CSRF token for anything but GET.
+    Member,
     /// The admin session, and its CSRF token for anything but GET.
     Admin,
     /// A submission API: token or signed session key, no cookies.
@@ -66,7 +82,7 @@ fn route(access: Access, method: Method, path: &'static str, handler: MethodRout
 
 /// Every route magpie serves.
 pub fn table() -> Vec<Route> {
-    use Access::{Admin, Api, Metrics, Pages, Public};
+    use Access::{Admin, Api, Household, Listening, Member, Metrics, Pages, Public};
     let (g, p) = (Method::GET, Method::POST);
     vec![
         route(Public, g.clone(), "/health", get(pages::health::live)),
@@ -83,32 +99,57 @@ pub fn table() -> Vec<Route> {
         route(Public, g.clone(), "/callback", get(admin::callback)),
         route(Public, g.clone(), "/public/{token}", get(public::show)),
         route(Metrics, g.clone(), "/metrics", get(pages::health::metrics)),
-        route(Pages, g.clone(), "/", get(pages::overview::page)),
-        route(Pages, g.clone(), "/top/{kind}", get(pages::top::page)),
-        route(Pages, g.clone(), "/timeline", get(pages::timeline::page)),
-        route(Pages, g.clone(), "/patterns", get(pages::patterns::page)),
-        route(Pages, g.clone(), "/genres", get(pages::genres::page)),
-        route(Pages, g.clone(), "/map", get(pages::map::page)),
-        route(Pages, g.clone(), "/artist/{id}", get(pages::detail::artist)),
-        route(Pages, g.clone(), "/album/{id}", get(pages::detail::album)),
-        route(Pages, g.clone(), "/track/{id}", get(pages::detail::track)),
+        route(Listening, g.clone(), "/", get(pages::overview::page)),
+        route(Listening, g.clone(), "/top/{kind}", get(pages::top::page)),
         route(
-            Pages,
+            Listening,
+            g.clone(),
+            "/timeline",
+            get(pages::timeline::page),
+        ),
+        route(
+            Listening,
+            g.clone(),
+            "/patterns",
+            get(pages::patterns::page),
+        ),
+        route(Listening, g.clone(), "/genres", get(pages::genres::page)),
+        route(Listening, g.clone(), "/map", get(pages::map::page)),
+        route(
+            Listening,
+            g.clone(),
+            "/artist/{id}",
+            get(pages::detail::artist),
+        ),
+        route(
+            Listening,
+            g.clone(),
+            "/album/{id}",
+            get(pages::detail::album),
+        ),
+        route(
+            Listening,
+            g.clone(),
+            "/track/{id}",
+            get(pages::detail::track),
+        ),
+        route(
+            Listening,
             g.clone(),
             "/discoveries",
             get(pages::discoveries::page),
         ),
-        route(Pages, g.clone(), "/streaks", get(pages::streaks::page)),
-        route(Pages, g.clone(), "/year/{year}", get(pages::year::page)),
-        route(Pages, g.clone(), "/year", get(pages::year::latest)),
+        route(Listening, g.clone(), "/streaks", get(pages::streaks::page)),
+        route(Listening, g.clone(), "/year/{year}", get(pages::year::page)),
+        route(Listening, g.clone(), "/year", get(pages::year::latest)),
         route(
-            Pages,
+            Listening,
             g.clone(),
             "/completeness",
             get(pages::completeness::page),
         ),
         route(
-            Pages,
+            Household,
             g.clone(),
             "/enrichment",
             get(pages::enrichment::page),
@@ -123,15 +164,49 @@ pub fn table() -> Vec<Route> {
             "/api/market/status",
             get(pages::market::api_status),
         ),
-        route(Pages, g.clone(), "/questions", get(pages::questions::list)),
-        route(Pages, g.clone(), "/q/{slug}", get(pages::questions::show)),
         route(
-            Pages,
+            Household,
+            g.clone(),
+            "/questions",
+            get(pages::questions::list),
+        ),
+        route(
+            Household,
+            g.clone(),
+            "/q/{slug}",
+            get(pages::questions::show),
+        ),
+        route(
+            Household,
             g.clone(),
             "/dashboards",
             get(pages::dashboards::list),
         ),
-        route(Pages, g.clone(), "/d/{slug}", get(pages::dashboards::show)),
+        route(
+            Household,
+            g.clone(),
+            "/d/{slug}",
+            get(pages::dashboards::show),
+        ),
+        route(Member, g.clone(), "/me", get(pages::me::page)),
+        route(
+            Member,
+            p.clone(),
+            "/me/visibility",
+            post(pages::me::visibility),
+        ),
+        route(
+            Admin,
+            g.clone(),
+            "/admin/listeners",
+            get(pages::me::listeners),
+        ),
+        route(
+            Admin,
+            p.clone(),
+            "/admin/listeners/login",
+            post(pages::me::set_login),
+        ),
         route(Admin, g.clone(), "/admin/spotify", get(admin::spotify)),
         route(
             Admin,
@@ -279,23 +354,33 @@ pub fn table() -> Vec<Route> {
 pub fn router(app: App) -> Router {
     let (mut public, mut metrics) = (Router::new(), Router::new());
     let (mut pages, mut admin, mut api) = (Router::new(), Router::new(), Router::new());
+    let (mut listening, mut household, mut member) = (Router::new(), Router::new(), Router::new());
     for r in table() {
         match r.access {
             Access::Public => public = public.route(r.path, r.handler),
             Access::Metrics => metrics = metrics.route(r.path, r.handler),
             Access::Pages => pages = pages.route(r.path, r.handler),
+            Access::Listening => listening = listening.route(r.path, r.handler),
+            Access::Household => household = household.route(r.path, r.handler),
+            Access::Member => member = member.route(r.path, r.handler),
             Access::Admin => admin = admin.route(r.path, r.handler),
             Access::Api => api = api.route(r.path, r.handler),
         }
     }
     let metrics = metrics.route_layer(from_fn_with_state(app.clone(), guard::metrics_access));
     let pages = pages.route_layer(from_fn_with_state(app.clone(), guard::require_login_if_set));
+    let listening = listening.route_layer(from_fn_with_state(app.clone(), guard::listener_scope));
+    let household = household.route_layer(from_fn_with_state(app.clone(), guard::whole_household));
+    let member = member.route_layer(from_fn_with_state(app.clone(), guard::require_member));
     let admin = admin.route_layer(from_fn_with_state(app.clone(), guard::require_session));
     let limits = app.limits().clone();
     let site = Router::new()
         .merge(public)
         .merge(metrics)
         .merge(pages)
+        .merge(listening)
+        .merge(household)
+        .merge(member)
         .merge(admin)
         .layer(from_fn_with_state(app.clone(), guard::same_origin))
         .layer(DefaultBodyLimit::max(limits.max_body))

@@ -24,6 +24,7 @@ use crate::cache::QueryCache;
 use crate::live::Live;
 use crate::pool::ConnectionPool;
 use crate::render::Templates;
+use crate::scope::{Listener, Scope};
 use crate::security::RequestSlots;
 
 /// Every reader connection resolves unqualified names in the marts first, so questions can
@@ -57,6 +58,9 @@ pub type Metrics = Arc<dyn Fn() -> String + Send + Sync>;
 #[derive(Clone)]
 pub struct App {
     inner: Arc<Inner>,
+    /// Whose listening this request's page is about (set by [`crate::scope::Scoped`]); the
+    /// default listener's when unset.
+    scope: Option<Arc<Scope>>,
 }
 
 struct Inner {
@@ -103,12 +107,15 @@ struct Inner {
 /// A result being computed once for everyone who asks for it meanwhile.
 type Computing = tokio::sync::OnceCell<Arc<dyn Any + Send + Sync>>;
 
-/// What the published snapshot shows: which build, and whose pages these are.
+/// What the published snapshot shows: which build, its listeners, and whose pages are shown
+/// when a request names nobody.
 #[derive(Debug, Clone, Serialize)]
 pub struct Shown {
     pub build: i64,
     pub listener_id: i32,
     pub listener_name: String,
+    /// Every listener of the snapshot, by name.
+    pub listeners: Vec<Listener>,
 }
 
 /// The server's request limits (`server.*`).
@@ -185,7 +192,46 @@ impl App {
                 scrobbling: crate::scrobble::Scrobbling::new(config, warehouse)?,
                 published: Arc::new(tokio::sync::Notify::new()),
             }),
+            scope: None,
         })
+    }
+
+    /// This app as the page of a request about `scope`.
+    pub(crate) fn scoped(&self, scope: Arc<Scope>) -> App {
+        App {
+            inner: Arc::clone(&self.inner),
+            scope: Some(scope),
+        }
+    }
+
+    /// Whose listening this request's page is about.
+    pub(crate) fn scope(&self) -> Arc<Scope> {
+        match &self.scope {
+            Some(scope) => Arc::clone(scope),
+            None => {
+                let shown = self.shown();
+                Arc::new(Scope::single(
+                    Listener {
+                        id: shown.listener_id,
+                        name: shown.listener_name,
+                    },
+                    magpie_core::household::Viewer::Anonymous,
+                ))
+            }
+        }
+    }
+
+    /// Every listener of the published snapshot, and the one shown when a request names
+    /// nobody.
+    pub(crate) fn listeners(&self) -> (Vec<Listener>, Listener) {
+        let shown = self.shown();
+        (
+            shown.listeners,
+            Listener {
+                id: shown.listener_id,
+                name: shown.listener_name,
+            },
+        )
     }
 
     /// Move the pages to the snapshot just published: later queries read it, running ones
@@ -398,12 +444,21 @@ impl App {
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    pub(crate) fn listener_id(&self) -> i32 {
-        self.shown().listener_id
+    /// The listener of a one-listener page; the everyone view is refused on pages it does not
+    /// cover (a listener's discoveries, streaks, year, a single artist's history).
+    pub(crate) fn listener_id(&self) -> Result<i32, WebError> {
+        self.scope().one().map(|l| l.id).ok_or_else(|| {
+            WebError::BadRequest(
+                "this page shows one listener: the everyone view covers the overview, top lists, \
+                 timeline, map and genres"
+                    .into(),
+            )
+        })
     }
 
+    /// The name of whose pages these are (`everyone` for the everyone view).
     pub(crate) fn listener_name(&self) -> String {
-        self.shown().listener_name
+        self.scope().name()
     }
 
     pub(crate) fn uptime_secs(&self) -> u64 {
@@ -518,10 +573,35 @@ fn shown(conn: &Connection, name: &str) -> Result<Shown, WebError> {
         Some(row) => (row.get(0)?, row.get(1)?),
         None => (0, name.to_string()),
     };
+    // Listeners with plays in the marts (and the default one): a name made for a token that
+    // never submitted anything has no pages yet.
+    let marts: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM information_schema.tables
+         WHERE table_schema = 'marts' AND table_name = 'agg_daily_listening'",
+        [],
+        |r| r.get(0),
+    )?;
+    let sql = if marts {
+        "SELECT listener_id, name FROM listeners
+         WHERE listener_id = ? OR listener_id IN (SELECT DISTINCT listener_id FROM marts.agg_daily_listening)
+         ORDER BY name"
+    } else {
+        "SELECT listener_id, name FROM listeners WHERE listener_id = ? OR true ORDER BY name"
+    };
+    let mut stmt = conn.prepare(sql)?;
+    let listeners = stmt
+        .query_map([listener_id], |r| {
+            Ok(Listener {
+                id: r.get(0)?,
+                name: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Shown {
         build,
         listener_id,
         listener_name,
+        listeners,
     })
 }
 

@@ -243,7 +243,7 @@ async fn every_route_without_a_session_serves_read_only_content_or_refuses() {
                 assert_eq!(status, 401, "{} {path}", route.method);
                 "admin API: 401"
             }
-            (Access::Admin, _) => {
+            (Access::Admin | Access::Member, _) => {
                 assert_eq!(status, 303, "{} {path}", route.method);
                 assert!(
                     location
@@ -254,9 +254,10 @@ async fn every_route_without_a_session_serves_read_only_content_or_refuses() {
                 );
                 "admin: sent to the login"
             }
-            (Access::Pages, "GET") => {
+            (Access::Pages | Access::Listening | Access::Household, "GET") => {
                 // A run or question that does not exist is allowed to be missing; `/year`
-                // sends the browser to the latest year.
+                // sends the browser to the latest year. (Every listener is visible to
+                // everyone by default; household.rs tests the other settings.)
                 assert!(
                     status == 200
                         || (status == 404
@@ -332,7 +333,10 @@ async fn with_require_login_pages_refuse_and_metrics_need_the_session() {
     magpie_core::secrets::set_admin_password(&data, "a long admin secret").unwrap();
     let http = client();
     for route in table() {
-        if route.access != Access::Pages {
+        if !matches!(
+            route.access,
+            Access::Pages | Access::Listening | Access::Household
+        ) {
             continue;
         }
         let path = route.path.replace(['{', '}'], "");

@@ -7,9 +7,13 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
+use std::sync::Arc;
+
 use magpie_core::config::MetricsAccess;
+use magpie_core::household::{Household, Viewer};
 
 use super::sessions::same_secret;
+use crate::scope::{self, Listener, Scope};
 use crate::{App, WebError};
 
 /// The header a script sends the CSRF token in.
@@ -17,18 +21,48 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The form field a form sends it in.
 pub const CSRF_FIELD: &str = "csrf";
 
-/// Admin pages and every state-changing route: a live session is required (browsers are sent
-/// to the login, other clients get 401), and for anything but GET and HEAD the session's CSRF
-/// token too. The session is handed to the handler as an extension.
+/// Admin pages and every state-changing route: the admin's live session is required
+/// (browsers are sent to the login, other clients get 401; a listener's own session gets 403),
+/// and for anything but GET and HEAD the session's CSRF token too. The session is handed to
+/// the handler as an extension.
 pub async fn require_session(
     State(app): State<App>,
     jar: CookieJar,
     request: Request,
     next: Next,
 ) -> Response {
+    session_with_csrf(app, jar, request, next, true).await
+}
+
+/// A listener's own settings: any live session (the admin's or a listener's), with its CSRF
+/// token for anything but GET and HEAD.
+pub async fn require_member(
+    State(app): State<App>,
+    jar: CookieJar,
+    request: Request,
+    next: Next,
+) -> Response {
+    session_with_csrf(app, jar, request, next, false).await
+}
+
+async fn session_with_csrf(
+    app: App,
+    jar: CookieJar,
+    request: Request,
+    next: Next,
+    admin_only: bool,
+) -> Response {
     let Some(session) = app.auth().session(&jar) else {
         return login_required(&request);
     };
+    if admin_only && !session.is_admin() {
+        tracing::warn!(
+            path = request.uri().path(),
+            who = ?session.viewer,
+            "a listener's session was refused an admin route"
+        );
+        return WebError::Forbidden("this needs the admin's login".into()).into_response();
+    }
     let safe = matches!(*request.method(), Method::GET | Method::HEAD);
     let mut request = request;
     if !safe {
@@ -53,7 +87,7 @@ pub async fn require_session(
     next.run(request).await
 }
 
-/// Pages: with `server.require_login`, a live session is required.
+/// Operational pages: with `server.require_login`, a live session is required.
 pub async fn require_login_if_set(
     State(app): State<App>,
     jar: CookieJar,
@@ -62,6 +96,117 @@ pub async fn require_login_if_set(
 ) -> Response {
     if app.auth().require_login && app.auth().session(&jar).is_none() {
         return login_required(&request);
+    }
+    next.run(request).await
+}
+
+/// Who is asking (the session's viewer, or nobody) and who may see whom; a visitor without a
+/// session is sent to the login with `server.require_login`.
+fn viewer_and_household(
+    app: &App,
+    jar: &CookieJar,
+    request: &Request,
+) -> Result<(Viewer, Household), Response> {
+    let viewer = app
+        .auth()
+        .session(jar)
+        .map_or(Viewer::Anonymous, |s| s.viewer);
+    if app.auth().require_login && viewer == Viewer::Anonymous {
+        return Err(login_required(request));
+    }
+    let household = Household::load(app.data_dir())
+        .map_err(|e| WebError::Internal(e.to_string()).into_response())?;
+    Ok((viewer, household))
+}
+
+/// Listening pages: with `server.require_login`, a live session; then whose listening the page
+/// shows ([`Scope`]): the listener the request names (`?listener=`), `everyone` the viewer may
+/// see, or by default the viewer's own listener or the configured one. A listener the viewer
+/// may not see is answered like one that does not exist.
+pub async fn listener_scope(
+    State(app): State<App>,
+    jar: CookieJar,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (viewer, household) = match viewer_and_household(&app, &jar, &request) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let (all, default) = app.listeners();
+    let choices: Vec<Listener> = all
+        .into_iter()
+        .filter(|l| household.may_see(&viewer, &l.name))
+        .collect();
+    let asked = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == scope::PARAM)
+            .map(|(_, v)| v.trim().to_string())
+    });
+    let pick = |name: &str| choices.iter().find(|l| l.name == name).cloned();
+    let (listeners, everyone, named) = match asked.as_deref() {
+        Some(scope::EVERYONE) => (choices.clone(), true, true),
+        Some(name) if !name.is_empty() => match pick(name) {
+            Some(one) => (vec![one], false, true),
+            None => {
+                return WebError::NotFound(format!(
+                    "there is no listener `{name}` whose pages you may see"
+                ))
+                .into_response();
+            }
+        },
+        _ => {
+            let own = match &viewer {
+                Viewer::Listener(me) => pick(me),
+                _ => None,
+            };
+            let first = own
+                .or_else(|| pick(&default.name))
+                .or_else(|| choices.first().cloned());
+            (first.into_iter().collect(), false, false)
+        }
+    };
+    if listeners.is_empty() {
+        if viewer == Viewer::Anonymous && !app.listeners().0.is_empty() {
+            return login_required(&request);
+        }
+        return WebError::NotFound("there are no listeners whose pages you may see".into())
+            .into_response();
+    }
+    let scope = Scope {
+        listeners,
+        everyone,
+        named,
+        choices,
+        viewer,
+    };
+    let mut request = request;
+    request.extensions_mut().insert(Arc::new(scope));
+    next.run(request).await
+}
+
+/// Pages over every listener's data at once (saved questions and dashboards, which run any SQL
+/// over the marts; the enrichment queue): only for a viewer who may see every listener.
+pub async fn whole_household(
+    State(app): State<App>,
+    jar: CookieJar,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (viewer, household) = match viewer_and_household(&app, &jar, &request) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let (all, _) = app.listeners();
+    if let Some(hidden) = all.iter().find(|l| !household.may_see(&viewer, &l.name)) {
+        tracing::info!(path = request.uri().path(), listener = %hidden.name, "a page over every listener was refused");
+        if viewer == Viewer::Anonymous {
+            return login_required(&request);
+        }
+        return WebError::Forbidden(
+            "this page reads every listener's data, and some listeners keep theirs private".into(),
+        )
+        .into_response();
     }
     next.run(request).await
 }
@@ -125,7 +270,7 @@ pub async fn metrics_access(
     let auth = app.auth();
     let allowed = match auth.metrics {
         MetricsAccess::Open => true,
-        MetricsAccess::Login => auth.session(&jar).is_some(),
+        MetricsAccess::Login => auth.session(&jar).is_some_and(|s| s.is_admin()),
         MetricsAccess::Token => {
             let given = request
                 .headers()

@@ -12,6 +12,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
+use magpie_core::household::{self, Viewer};
 use serde::{Deserialize, Serialize};
 
 use super::client_ip::client_ip;
@@ -92,6 +93,9 @@ pub async fn login_form(State(app): State<App>, Query(q): Query<NextQuery>) -> R
 
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
+    /// A listener's name for their own login; empty or absent for the admin.
+    #[serde(default)]
+    name: String,
     password: String,
     next: Option<String>,
 }
@@ -118,7 +122,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     if let Err(wait) = app.auth().throttle.check(ip) {
-        tracing::warn!(client = %ip, "admin login refused: too many failed attempts from this address");
+        tracing::warn!(client = %ip, "login refused: too many failed attempts from this address");
         let error = format!(
             "Too many wrong passwords from this address: try again in {} minutes.",
             wait.as_secs() / 60 + 1
@@ -132,39 +136,57 @@ pub async fn login(
     }
     let dir = app.data_dir().to_path_buf();
     let password = form.password;
+    let name = form.name.trim().to_string();
+    let viewer = if name.is_empty() {
+        Viewer::Admin
+    } else {
+        Viewer::Listener(name.clone())
+    };
     let checked = hashing(&app, move || {
-        magpie_core::secrets::verify_admin_password(&dir, &password)
+        if name.is_empty() {
+            magpie_core::secrets::verify_admin_password(&dir, &password).map_err(|e| e.to_string())
+        } else {
+            household::verify(&dir, &name, &password).map_err(|e| e.to_string())
+        }
     })
     .await;
     match checked {
         Ok(Ok(true)) => {
             app.auth().throttle.succeeded(ip);
-            tracing::info!(client = %ip, "admin logged in");
-            start_session(&app, jar, form.next.as_deref())
+            tracing::info!(client = %ip, who = ?viewer, "logged in");
+            // A listener goes to their own pages unless they came from somewhere.
+            let next = match (&viewer, form.next.as_deref()) {
+                (Viewer::Listener(me), None | Some("" | HOME)) => Some(format!(
+                    "/?listener={}",
+                    url::form_urlencoded::byte_serialize(me.as_bytes()).collect::<String>()
+                )),
+                (_, next) => next.map(str::to_string),
+            };
+            start_session(&app, jar, viewer, next.as_deref())
         }
         Ok(Ok(false)) => {
             app.auth().throttle.failed(ip);
             // A failed attempt costs time, which slows guessing further.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            tracing::warn!(client = %ip, "failed admin login");
+            tracing::warn!(client = %ip, who = ?viewer, "failed login");
             login_page(
                 &app,
                 StatusCode::UNAUTHORIZED,
                 form.next.as_deref(),
-                Some("Wrong password.".into()),
+                Some("Wrong name or password.".into()),
             )
         }
         Ok(Err(e)) => crate::render::error_response(
             app.templates(),
             crate::render::Format::Html,
-            WebError::Internal(e.to_string()),
+            WebError::Internal(e),
         ),
         Err(e) => e.into_response(),
     }
 }
 
 /// Run a password check or hash on a blocking thread, one at a time.
-async fn hashing<T: Send + 'static>(
+pub(crate) async fn hashing<T: Send + 'static>(
     app: &App,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, WebError> {
@@ -239,7 +261,7 @@ pub async fn setup(
             app.auth().setup.spend();
             app.auth().throttle.succeeded(ip);
             tracing::info!(client = %ip, "admin password set from the first-run page");
-            start_session(&app, jar, form.next.as_deref())
+            start_session(&app, jar, Viewer::Admin, form.next.as_deref())
         }
         Ok(Err(magpie_core::secrets::SecretsError::AlreadySet)) => refuse(
             StatusCode::FORBIDDEN,
@@ -250,9 +272,9 @@ pub async fn setup(
     }
 }
 
-/// Open a session and go to `next`.
-fn start_session(app: &App, jar: CookieJar, next: Option<&str>) -> Response {
-    let id = app.auth().sessions.open();
+/// Open a session for `viewer` and go to `next`.
+fn start_session(app: &App, jar: CookieJar, viewer: Viewer, next: Option<&str>) -> Response {
+    let id = app.auth().sessions.open(viewer);
     (
         jar.add(sessions::cookie(id, app.auth().https)),
         Redirect::to(&safe_next(next)),

@@ -1,12 +1,13 @@
 //! Logged-in sessions: an unguessable id in an HttpOnly, SameSite=Strict cookie (`Secure` when
-//! magpie is reached over https), each with its own CSRF token. Kept in memory: a restart logs
-//! everyone out.
+//! magpie is reached over https), each with its own CSRF token and whose it is (the admin, or a
+//! listener with a login of their own). Kept in memory: a restart logs everyone out.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use magpie_core::household::Viewer;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "magpie_session";
@@ -21,11 +22,20 @@ pub struct Session {
     /// The token every state-changing request of this session carries (form field `csrf` or
     /// header `X-CSRF-Token`).
     pub csrf: String,
+    /// Whose session: [`Viewer::Admin`] or [`Viewer::Listener`].
+    pub viewer: Viewer,
+}
+
+impl Session {
+    pub fn is_admin(&self) -> bool {
+        self.viewer == Viewer::Admin
+    }
 }
 
 struct Entry {
     opened: Instant,
     csrf: String,
+    viewer: Viewer,
 }
 
 /// The live sessions.
@@ -49,8 +59,8 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
 }
 
 impl Sessions {
-    /// Open a session; its id.
-    pub fn open(&self) -> String {
+    /// Open a session for `viewer`; its id.
+    pub fn open(&self, viewer: Viewer) -> String {
         let id = token();
         if let Ok(mut live) = self.live.lock() {
             live.retain(|_, e| e.opened.elapsed() < SESSION_TTL);
@@ -67,6 +77,7 @@ impl Sessions {
                 Entry {
                     opened: Instant::now(),
                     csrf: token(),
+                    viewer,
                 },
             );
         }
@@ -80,6 +91,7 @@ impl Sessions {
             .filter(|e| e.opened.elapsed() < SESSION_TTL)
             .map(|e| Session {
                 csrf: e.csrf.clone(),
+                viewer: e.viewer.clone(),
             })
     }
 
@@ -91,6 +103,13 @@ impl Sessions {
     pub fn close(&self, id: &str) {
         if let Ok(mut live) = self.live.lock() {
             live.remove(id);
+        }
+    }
+
+    /// Every session of `listener` ended (their login was taken away or changed).
+    pub fn close_listener(&self, listener: &str) {
+        if let Ok(mut live) = self.live.lock() {
+            live.retain(|_, e| e.viewer != Viewer::Listener(listener.to_string()));
         }
     }
 
@@ -124,15 +143,18 @@ mod tests {
     #[test]
     fn sessions_have_their_own_csrf_tokens_and_end() {
         let sessions = Sessions::default();
-        let a = sessions.open();
-        let b = sessions.open();
+        let a = sessions.open(Viewer::Admin);
+        let b = sessions.open(Viewer::Listener("alice".into()));
         let (sa, sb) = (sessions.get(&a).unwrap(), sessions.get(&b).unwrap());
         assert_ne!(sa.csrf, sb.csrf);
         assert_eq!(sa.csrf.len(), 64);
         sessions.close(&a);
         assert!(sessions.get(&a).is_none());
         assert!(sessions.get(&b).is_some());
+        assert!(sb.viewer == Viewer::Listener("alice".into()) && !sb.is_admin() && sa.is_admin());
         assert!(sessions.get("forged").is_none());
+        sessions.close_listener("bob");
+        assert!(sessions.get(&b).is_some());
         sessions.close_all();
         assert!(sessions.get(&b).is_none());
     }

@@ -1,12 +1,13 @@
 //! Completeness of live polling: the windows in which Spotify polling may have missed plays,
 //! and whether an export imported since covers each one (from `marts.polling_gaps`).
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::Response;
 use serde::Serialize;
 
 use super::{PageQuery, context, frame, reply};
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +28,7 @@ struct Completeness {
     covered: usize,
 }
 
-pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+pub async fn page(Scoped(app): Scoped, Query(query): Query<PageQuery>) -> Response {
     reply(&app, &query, build(&app, &query).await)
 }
 
@@ -40,7 +41,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         "/completeness".into(),
     )
     .await?;
-    let listener = app.listener_id();
+    let listener = app.listener_id()?;
     let data = app
         .cached(format!("completeness/{listener}"), move |conn| {
             let built: i64 = conn.query_row(

@@ -1,7 +1,7 @@
 //! Artist, album and track pages: all-time first and last play, the range's plays, time and
 //! skip rate, history per period, and the top tracks (and albums) within.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use super::{PageQuery, context, frame, reply};
 use crate::charts::{self, Point};
 use crate::format::{hours, thousands};
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -56,7 +57,7 @@ struct Detail {
 }
 
 pub async fn artist(
-    State(app): State<App>,
+    Scoped(app): Scoped,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Response {
@@ -64,7 +65,7 @@ pub async fn artist(
 }
 
 pub async fn album(
-    State(app): State<App>,
+    Scoped(app): Scoped,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Response {
@@ -72,7 +73,7 @@ pub async fn album(
 }
 
 pub async fn track(
-    State(app): State<App>,
+    Scoped(app): Scoped,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Response {
@@ -187,7 +188,7 @@ async fn build(app: &App, kind: Kind, id: String, query: &PageQuery) -> Result<R
         .unwrap_or_else(|| unreachable!("pages resolve a range"));
     let grain = range.grain();
     let slots = queries::buckets(&range, grain);
-    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
+    let (listener, from, to) = (app.listener_id()?, range.from_id(), range.to_id());
     let column = format!("{}_id", kind.singular());
     let key = format!("detail/{listener}/{}/{id}/{}", kind.singular(), range.key());
     let wanted = id.clone();
@@ -260,7 +261,8 @@ async fn build(app: &App, kind: Kind, id: String, query: &PageQuery) -> Result<R
     };
     let top_tracks: Vec<TopRow> = top_tracks.map(|t| t.as_ref().clone()).unwrap_or_default();
     let albums: Vec<TopRow> = albums.map(|t| t.as_ref().clone()).unwrap_or_default();
-    let qs = range.query_string();
+    let also = app.scope().link_suffix();
+    let qs = format!("{}{also}", range.query_string());
     let points: Vec<Point> = history
         .iter()
         .map(|p| Point {
@@ -273,7 +275,7 @@ async fn build(app: &App, kind: Kind, id: String, query: &PageQuery) -> Result<R
                 hours(p.ms_played)
             ),
             href: Some(format!(
-                "/{}/{id}?range=custom&from={}&to={}",
+                "/{}/{id}?range=custom&from={}&to={}{also}",
                 kind.singular(),
                 p.start,
                 p.end

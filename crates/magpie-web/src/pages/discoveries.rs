@@ -1,7 +1,7 @@
 //! Discoveries: artists and tracks played for the first time in the range, per period, and
 //! which of them stuck (plays since).
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::Response;
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use super::{PageQuery, context, frame, reply};
 use crate::charts::{self, Point};
 use crate::format::thousands;
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +41,7 @@ struct Discoveries {
     tracks: Vec<Discovery>,
 }
 
-pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+pub async fn page(Scoped(app): Scoped, Query(query): Query<PageQuery>) -> Response {
     reply(&app, &query, build(&app, &query).await)
 }
 
@@ -93,7 +94,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         .unwrap_or_else(|| unreachable!("pages resolve a range"));
     let grain = range.grain();
     let slots = queries::buckets(&range, grain);
-    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
+    let (listener, from, to) = (app.listener_id()?, range.from_id(), range.to_id());
     let data = app
         .cached(format!("discoveries/{listener}/{}", range.key()), move |conn| {
             let mut stmt = conn.prepare(&format!(
@@ -125,6 +126,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
             })
         })
         .await?;
+    let also = app.scope().link_suffix();
     let points: Vec<Point> = data
         .periods
         .iter()
@@ -138,7 +140,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
                 thousands(p.tracks)
             ),
             href: Some(format!(
-                "/discoveries?range=custom&from={}&to={}",
+                "/discoveries?range=custom&from={}&to={}{also}",
                 p.start, p.end
             )),
         })

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::Response;
 use serde::Serialize;
 
@@ -13,6 +13,7 @@ use super::{PageQuery, context, frame, reply};
 use crate::charts::{self, WorldMap};
 use crate::format::{hours, thousands};
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,7 +59,7 @@ struct MapData {
     artists: Vec<CountryArtist>,
 }
 
-pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+pub async fn page(Scoped(app): Scoped, Query(query): Query<PageQuery>) -> Response {
     reply(&app, &query, build(&app, &query).await)
 }
 
@@ -82,10 +83,12 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
     if let Some(c) = &selected {
         frame.keep.push(("country".into(), c.clone()));
     }
-    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
+    let scope = app.scope();
+    let (listener, from, to) = (scope.param(), range.from_id(), range.to_id());
+    let who = scope.filter("x.listener_id");
     let wanted = selected.clone();
     let data = app
-        .cached(format!("map/{listener}/{}/{selected:?}", range.key()), move |conn| {
+        .cached(format!("map/{}/{}/{selected:?}", scope.key(), range.key()), move |conn| {
             let mut out = MapData {
                 located_artists: conn.query_row(
                     "SELECT count(*) FROM marts.dim_artist WHERE country_code IS NOT NULL",
@@ -107,15 +110,15 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
                 out.elsewhere.push(area);
             }
             // Placed: the artist's country is one of dim_location's.
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT a.country_code, a.location_id IS NOT NULL, coalesce(a.country_name, a.country_code),
                         sum(x.plays)::BIGINT, sum(x.ms_played)::BIGINT, count(DISTINCT x.artist_id)
                  FROM marts.agg_daily_artist AS x
                  JOIN marts.dim_artist AS a USING (artist_id)
-                 WHERE x.listener_id = ? AND x.date_id BETWEEN ? AND ?
+                 WHERE {who} AND x.date_id BETWEEN ? AND ?
                  GROUP BY 1, 2, 3 ORDER BY 4 DESC NULLS LAST",
-            )?;
-            let mut rows = stmt.query([listener, from, to])?;
+            ))?;
+            let mut rows = stmt.query(duckdb::params![listener, from, to])?;
             while let Some(r) = rows.next()? {
                 let code: Option<String> = r.get(0)?;
                 match (code, r.get::<_, bool>(1)?) {
@@ -138,12 +141,12 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
                     .chain(out.elsewhere.iter().map(|e| (&e.code, &e.name)))
                     .find(|(c, _)| **c == code)
                     .map(|(_, name)| name.clone());
-                let mut stmt = conn.prepare(
+                let mut stmt = conn.prepare(&format!(
                     "SELECT x.artist_id, a.artist_name, sum(x.plays)::BIGINT, sum(x.ms_played)::BIGINT
                      FROM marts.agg_daily_artist AS x JOIN marts.dim_artist AS a USING (artist_id)
-                     WHERE x.listener_id = ? AND x.date_id BETWEEN ? AND ? AND a.country_code = ?
+                     WHERE {who} AND x.date_id BETWEEN ? AND ? AND a.country_code = ?
                      GROUP BY 1, 2 ORDER BY 3 DESC, 2 LIMIT 50",
-                )?;
+                ))?;
                 let mut rows = stmt.query(duckdb::params![listener, from, to, code])?;
                 while let Some(r) = rows.next()? {
                     out.artists.push(CountryArtist {
@@ -172,7 +175,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
             (c.code.clone(), (c.plays as f64, tip))
         })
         .collect();
-    let qs = range.query_string();
+    let qs = format!("{}{}", range.query_string(), app.scope().link_suffix());
     let svg = charts::world_map(&values, |code| Some(format!("/map?{qs}&country={code}")));
     let mut table = Table::new(&["country_code", "country", "plays", "ms_played", "artists"]);
     for c in &data.countries {

@@ -11,6 +11,7 @@ pub mod genres;
 pub mod health;
 pub mod map;
 pub mod market;
+pub mod me;
 pub mod overview;
 pub mod patterns;
 mod queries;
@@ -69,7 +70,17 @@ impl PageQuery {
 pub struct Frame {
     pub title: String,
     pub nav: &'static str,
+    /// Whose pages these are: a listener's name, or `everyone`.
     pub listener: String,
+    /// The listener switcher: every listener the viewer may see (empty on pages that are not
+    /// about a listener).
+    pub listeners: Vec<String>,
+    /// This page has an everyone view (and the switcher offers it).
+    pub everyone_ok: bool,
+    /// `listener=…` when the request named one, for links between listening pages.
+    pub lq: String,
+    /// Who is logged in: `admin`, a listener's name, or nobody.
+    pub viewer: Option<String>,
     pub range: Option<DateRange>,
     pub previous: Option<DateRange>,
     pub bounds: DataBounds,
@@ -78,10 +89,26 @@ pub struct Frame {
     /// The current page's path and extra parameters to keep when the range changes.
     pub path: String,
     pub keep: Vec<(String, String)>,
-    /// The range as a query string, for links that keep it.
+    /// The range and listener as a query string, for links that keep both.
     pub qs: String,
+    /// The range alone as a query string.
+    pub rq: String,
     /// Notices for the top of the page (e.g. a Spotify account to reconnect).
     pub alerts: Vec<String>,
+}
+
+/// The pages with an everyone view (by their `nav` key).
+const EVERYONE_PAGES: [&str; 7] = [
+    "overview", "artists", "tracks", "albums", "timeline", "map", "genres",
+];
+
+fn viewer_name(viewer: &magpie_core::household::Viewer) -> Option<String> {
+    use magpie_core::household::Viewer;
+    match viewer {
+        Viewer::Anonymous => None,
+        Viewer::Admin => Some("admin".into()),
+        Viewer::Listener(name) => Some(name.clone()),
+    }
 }
 
 /// Resolve the range of a request and build the page frame.
@@ -106,7 +133,11 @@ pub(crate) async fn frame(
         }
     }
     presets.push(("custom".into(), "Custom…".into()));
+    let scope = app.scope();
     let mut keep = Vec::new();
+    if scope.named {
+        keep.push((crate::scope::PARAM.to_string(), scope.name()));
+    }
     for (k, v) in [("grain", &query.grain), ("by", &query.by)] {
         if let Some(v) = v {
             keep.push((k.to_string(), v.clone()));
@@ -114,10 +145,15 @@ pub(crate) async fn frame(
     }
     Ok(Frame {
         alerts: app.alerts(),
-        qs: range.query_string(),
+        qs: format!("{}{}", range.query_string(), scope.link_suffix()),
+        rq: range.query_string(),
         title,
         nav,
-        listener: app.listener_name().to_string(),
+        listener: scope.name(),
+        listeners: scope.choices.iter().map(|l| l.name.clone()).collect(),
+        everyone_ok: EVERYONE_PAGES.contains(&nav) && scope.choices.len() > 1,
+        lq: scope.query_string(),
+        viewer: viewer_name(&scope.viewer),
         previous: range.previous(),
         range: Some(range),
         bounds,
@@ -133,9 +169,14 @@ impl Frame {
         Frame {
             alerts: app.alerts(),
             qs: String::new(),
+            rq: String::new(),
             title: title.into(),
             nav,
             listener: app.listener_name().to_string(),
+            listeners: Vec::new(),
+            everyone_ok: false,
+            lq: String::new(),
+            viewer: None,
             previous: None,
             range: None,
             bounds: DataBounds::default(),

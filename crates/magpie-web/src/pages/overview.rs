@@ -1,7 +1,7 @@
 //! The overview: totals for the range against the previous period, listening over time and
 //! the range's top artists.
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::Response;
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use super::{Frame, PageQuery, context, frame, reply};
 use crate::charts::{self, Point};
 use crate::format::thousands;
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 #[derive(Debug, Serialize)]
@@ -23,7 +24,7 @@ struct Overview {
     now_playing: Option<magpie_music::submit::now_playing::Playing>,
 }
 
-pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+pub async fn page(Scoped(app): Scoped, Query(query): Query<PageQuery>) -> Response {
     reply(&app, &query, build(&app, &query).await)
 }
 
@@ -48,8 +49,12 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         queries::top(app, &range, Kind::Artist, 10, false, TopFilter::default()),
     )?;
 
-    let points: Vec<Point> = series.iter().map(|b| b.point(b.label.clone())).collect();
-    let qs = range.query_string();
+    let also = app.scope().link_suffix();
+    let points: Vec<Point> = series
+        .iter()
+        .map(|b| b.point(b.label.clone(), &also))
+        .collect();
+    let qs = format!("{}{also}", range.query_string());
     let ranking: Vec<Point> = top.iter().map(|r| r.point(Kind::Artist, &qs)).collect();
     let mut table = Table::new(&["period_start", "period_end", "plays", "ms_played"]);
     for b in series.iter() {

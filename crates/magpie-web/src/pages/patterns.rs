@@ -1,7 +1,7 @@
 //! Listening patterns: the hour x weekday heatmap, parts of the day, weekdays against
 //! weekends.
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::Response;
 use serde::Serialize;
 
@@ -9,6 +9,7 @@ use super::{PageQuery, context, frame, reply};
 use crate::charts::{self, Point, heatmap::Cell};
 use crate::format::{hours, percent, thousands};
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -41,7 +42,7 @@ struct Patterns {
     total_plays: i64,
 }
 
-pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+pub async fn page(Scoped(app): Scoped, Query(query): Query<PageQuery>) -> Response {
     reply(&app, &query, build(&app, &query).await)
 }
 
@@ -58,7 +59,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         .range
         .clone()
         .unwrap_or_else(|| unreachable!("pages resolve a range"));
-    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
+    let (listener, from, to) = (app.listener_id()?, range.from_id(), range.to_id());
     let cells = app
         .cached(format!("heatmap/{listener}/{}", range.key()), move |conn| {
             let mut stmt = conn.prepare(

@@ -26,9 +26,11 @@ pub fn day_of(date_id: i32) -> Option<NaiveDate> {
 
 /// First and last day with plays; a clear error when the marts were never built.
 pub async fn bounds(app: &App) -> Result<DataBounds, WebError> {
-    let listener = app.listener_id();
+    let scope = app.scope();
+    let listener = scope.param();
+    let who = scope.filter("listener_id");
     let bounds = app
-        .cached(format!("bounds/{listener}"), move |conn| {
+        .cached(format!("bounds/{}", scope.key()), move |conn| {
             let built: i64 = conn.query_row(
                 "SELECT count(*) FROM information_schema.tables
                  WHERE table_schema = 'marts' AND table_name IN ('agg_daily_listening', 'agg_daily_artist', 'fact_plays')",
@@ -41,8 +43,8 @@ pub async fn bounds(app: &App) -> Result<DataBounds, WebError> {
                 ));
             }
             let (first, last): (Option<i32>, Option<i32>) = conn.query_row(
-                "SELECT min(date_id), max(date_id) FROM marts.agg_daily_listening WHERE listener_id = ?",
-                [listener],
+                &format!("SELECT min(date_id), max(date_id) FROM marts.agg_daily_listening WHERE {who}"),
+                duckdb::params![listener],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             Ok(DataBounds {
@@ -69,13 +71,18 @@ pub struct Totals {
 }
 
 pub async fn totals(app: &App, range: &DateRange) -> Result<Arc<Totals>, WebError> {
-    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
-    app.cached(format!("totals/{listener}/{}", range.key()), move |conn| {
+    let scope = app.scope();
+    let (listener, from, to) = (scope.param(), range.from_id(), range.to_id());
+    let who = scope.filter("listener_id");
+    app.cached(format!("totals/{}/{}", scope.key(), range.key()), move |conn| {
         let mut t: Totals = conn.query_row(
-            "SELECT coalesce(sum(plays), 0)::BIGINT, coalesce(sum(ms_played), 0)::BIGINT, count(*),
-                    coalesce(sum(skips), 0)::BIGINT
-             FROM marts.agg_daily_listening WHERE listener_id = ? AND date_id BETWEEN ? AND ?",
-            [listener, from, to],
+            // Active days: days anyone in the scope played (the everyone view counts a day once).
+            &format!(
+                "SELECT coalesce(sum(plays), 0)::BIGINT, coalesce(sum(ms_played), 0)::BIGINT, count(DISTINCT date_id),
+                        coalesce(sum(skips), 0)::BIGINT
+                 FROM marts.agg_daily_listening WHERE {who} AND date_id BETWEEN ? AND ?"
+            ),
+            duckdb::params![listener, from, to],
             |r| {
                 Ok(Totals {
                     plays: r.get(0)?,
@@ -87,21 +94,30 @@ pub async fn totals(app: &App, range: &DateRange) -> Result<Arc<Totals>, WebErro
             },
         )?;
         t.artists = conn.query_row(
-            "SELECT count(DISTINCT artist_id) FROM marts.agg_daily_artist
-             WHERE listener_id = ? AND date_id BETWEEN ? AND ?",
-            [listener, from, to],
+            &format!(
+                "SELECT count(DISTINCT artist_id) FROM marts.agg_daily_artist
+                 WHERE {who} AND date_id BETWEEN ? AND ?"
+            ),
+            duckdb::params![listener, from, to],
             |r| r.get(0),
         )?;
         (t.tracks, t.albums) = conn.query_row(
-            "SELECT count(DISTINCT track_id), count(DISTINCT album_id) FROM marts.fact_plays
-             WHERE listener_id = ? AND date_id BETWEEN ? AND ?",
-            [listener, from, to],
+            &format!(
+                "SELECT count(DISTINCT track_id), count(DISTINCT album_id) FROM marts.fact_plays
+                 WHERE {who} AND date_id BETWEEN ? AND ?"
+            ),
+            duckdb::params![listener, from, to],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        // New: first played in the range by anyone in the scope.
         (t.new_artists, t.new_tracks) = conn.query_row(
-            "SELECT count(*) FILTER (WHERE entity_kind = 'artist'), count(*) FILTER (WHERE entity_kind = 'track')
-             FROM marts.agg_discoveries WHERE listener_id = ? AND first_date_id BETWEEN ? AND ?",
-            [listener, from, to],
+            &format!(
+                "SELECT count(*) FILTER (WHERE entity_kind = 'artist'), count(*) FILTER (WHERE entity_kind = 'track')
+                 FROM (SELECT entity_kind, entity_id, min(first_date_id) AS first_date_id
+                       FROM marts.agg_discoveries WHERE {who} GROUP BY 1, 2)
+                 WHERE first_date_id BETWEEN ? AND ?"
+            ),
+            duckdb::params![listener, from, to],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(t)
@@ -123,8 +139,8 @@ pub struct Bucket {
 
 impl Bucket {
     /// This bucket as a chart column labelled `label`: plays, with a click into its period on
-    /// the timeline.
-    pub fn point(&self, label: String) -> Point {
+    /// the timeline (`also`: more of the query string, such as the listener).
+    pub fn point(&self, label: String, also: &str) -> Point {
         Point {
             tip: format!(
                 "{}: {} plays, {}",
@@ -135,7 +151,7 @@ impl Bucket {
             label,
             value: self.plays as f64,
             href: Some(format!(
-                "/timeline?range=custom&from={}&to={}",
+                "/timeline?range=custom&from={}&to={}{also}",
                 self.start, self.end
             )),
         }
@@ -193,21 +209,23 @@ pub async fn series(
     range: &DateRange,
     grain: Grain,
 ) -> Result<Arc<Vec<Bucket>>, WebError> {
-    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
+    let scope = app.scope();
+    let (listener, from, to) = (scope.param(), range.from_id(), range.to_id());
+    let who = scope.filter("a.listener_id");
     let range = range.clone();
     app.cached(
-        format!("series/{listener}/{}/{}", range.key(), grain.sql_part()),
+        format!("series/{}/{}/{}", scope.key(), range.key(), grain.sql_part()),
         move |conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT CAST(date_trunc('{}', d.date_day) AS DATE), sum(a.plays)::BIGINT, sum(a.ms_played)::BIGINT,
                         sum(a.new_artists)::BIGINT, sum(a.sessions)::BIGINT
                  FROM marts.agg_daily_listening AS a JOIN marts.dim_date AS d USING (date_id)
-                 WHERE a.listener_id = ? AND a.date_id BETWEEN ? AND ?
+                 WHERE {who} AND a.date_id BETWEEN ? AND ?
                  GROUP BY 1",
                 grain.sql_part()
             ))?;
             let mut found = std::collections::HashMap::new();
-            let mut rows = stmt.query([listener, from, to])?;
+            let mut rows = stmt.query(duckdb::params![listener, from, to])?;
             while let Some(r) = rows.next()? {
                 let start: NaiveDate = r.get(0)?;
                 found.insert(start, (r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?));
@@ -319,11 +337,14 @@ pub async fn top(
     by_time: bool,
     filter: TopFilter,
 ) -> Result<Arc<Vec<TopRow>>, WebError> {
-    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
+    let scope = app.scope();
+    let (listener, from, to) = (scope.param(), range.from_id(), range.to_id());
+    let who = scope.filter("listener_id");
     let grain = range.spark_grain();
     let range = range.clone();
     let key = format!(
-        "top/{listener}/{}/{}/{limit}/{by_time}/{:?}/{:?}",
+        "top/{}/{}/{}/{limit}/{by_time}/{:?}/{:?}",
+        scope.key(),
         range.key(),
         kind.plural(),
         filter.artist_id,
@@ -354,7 +375,7 @@ pub async fn top(
         };
         let mut filters = String::new();
         let mut params: Vec<Box<dyn duckdb::ToSql>> =
-            vec![Box::new(listener), Box::new(from), Box::new(to)];
+            vec![Box::new(listener.clone()), Box::new(from), Box::new(to)];
         if let Some(artist) = &filter.artist_id {
             filters.push_str(" AND artist_id = ?");
             params.push(Box::new(artist.clone()));
@@ -367,7 +388,7 @@ pub async fn top(
         // The source is filtered twice rather than through one CTE: DuckDB materialises a CTE
         // that is read twice, which at 10M plays costs more than the second scan.
         let scoped = format!(
-            "SELECT * FROM {source} WHERE listener_id = ? AND date_id BETWEEN ? AND ?{filters}"
+            "SELECT * FROM {source} WHERE {who} AND date_id BETWEEN ? AND ?{filters}"
         );
         let sql = format!(
             "WITH top AS (
@@ -392,7 +413,7 @@ pub async fn top(
             part = grain.sql_part(),
         );
         let mut params = params;
-        params.extend([Box::new(listener) as Box<dyn duckdb::ToSql>, Box::new(from), Box::new(to)]);
+        params.extend([Box::new(listener.clone()) as Box<dyn duckdb::ToSql>, Box::new(from), Box::new(to)]);
         if let Some(artist) = &filter.artist_id {
             params.push(Box::new(artist.clone()));
         }

@@ -1,13 +1,14 @@
 //! Streaks: runs of consecutive days with music; the longest ever, the current one, and those
 //! in the range.
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::Response;
 use serde::Serialize;
 
 use super::{PageQuery, context, frame, reply};
 use crate::charts::{self, Point};
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +28,7 @@ struct Streaks {
     range_days: i64,
 }
 
-pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+pub async fn page(Scoped(app): Scoped, Query(query): Query<PageQuery>) -> Response {
     reply(&app, &query, build(&app, &query).await)
 }
 
@@ -55,7 +56,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         .range
         .clone()
         .unwrap_or_else(|| unreachable!("pages resolve a range"));
-    let (listener, from, to, days) = (app.listener_id(), range.from, range.to, range.days());
+    let (listener, from, to, days) = (app.listener_id()?, range.from, range.to, range.days());
     let last = frame.bounds.last;
     let data = app
         .cached(format!("streaks/{listener}/{}", range.key()), move |conn| {
@@ -78,7 +79,8 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
             Ok(Streaks { longest, current, in_range, active_days, range_days: days })
         })
         .await?;
-    let qs_for = |s: &Streak| format!("/timeline?range=custom&from={}&to={}", s.start, s.end);
+    let also = app.scope().link_suffix();
+    let qs_for = |s: &Streak| format!("/timeline?range=custom&from={}&to={}{also}", s.start, s.end);
     let points: Vec<Point> = data
         .longest
         .iter()

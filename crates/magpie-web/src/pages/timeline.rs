@@ -1,7 +1,7 @@
 //! The timeline: plays, hours and new artists per day, week or month; each column drills down
 //! into its own period.
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::Response;
 use serde::Serialize;
 
@@ -11,6 +11,7 @@ use crate::charts::{self, Point};
 use crate::format::{hours, thousands};
 use crate::range::Grain;
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 /// More columns than this are unreadable; a coarser grain is asked for instead.
@@ -22,11 +23,11 @@ struct Timeline {
     buckets: Vec<Bucket>,
 }
 
-pub async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Response {
+pub async fn page(Scoped(app): Scoped, Query(query): Query<PageQuery>) -> Response {
     reply(&app, &query, build(&app, &query).await)
 }
 
-fn chart(buckets: &[Bucket], value: impl Fn(&Bucket) -> f64, unit: &str) -> String {
+fn chart(buckets: &[Bucket], value: impl Fn(&Bucket) -> f64, unit: &str, also: &str) -> String {
     let points: Vec<Point> = buckets
         .iter()
         .map(|b| Point {
@@ -40,7 +41,7 @@ fn chart(buckets: &[Bucket], value: impl Fn(&Bucket) -> f64, unit: &str) -> Stri
                 thousands(b.new_artists)
             ),
             href: Some(format!(
-                "/timeline?range=custom&from={}&to={}",
+                "/timeline?range=custom&from={}&to={}{also}",
                 b.start, b.end
             )),
         })
@@ -91,15 +92,24 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
             b.sessions.to_string(),
         ]);
     }
+    let also = app.scope().link_suffix();
     let charts = vec![
-        ("plays".into(), chart(&buckets, |b| b.plays as f64, "plays")),
+        (
+            "plays".into(),
+            chart(&buckets, |b| b.plays as f64, "plays", &also),
+        ),
         (
             "hours".into(),
-            chart(&buckets, |b| b.ms_played as f64 / 3_600_000.0, "hours"),
+            chart(
+                &buckets,
+                |b| b.ms_played as f64 / 3_600_000.0,
+                "hours",
+                &also,
+            ),
         ),
         (
             "new_artists".into(),
-            chart(&buckets, |b| b.new_artists as f64, "new artists"),
+            chart(&buckets, |b| b.new_artists as f64, "new artists", &also),
         ),
     ];
     let data = Timeline {

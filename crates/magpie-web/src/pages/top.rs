@@ -1,6 +1,6 @@
 //! Top artists, tracks and albums of the range, by plays or by time, with trend sparklines.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -8,6 +8,7 @@ use super::queries::{self, Kind, TopFilter, TopRow};
 use super::{PageQuery, context, frame, reply};
 use crate::charts;
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 /// Entries a top list shows.
@@ -21,7 +22,7 @@ struct Top {
 }
 
 pub async fn page(
-    State(app): State<App>,
+    Scoped(app): Scoped,
     Path(kind): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Response {

@@ -1,7 +1,7 @@
 //! The year in review: the year's totals against the year before, its top artists, tracks and
 //! albums, month by month, its discoveries, busiest day and longest streak.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Datelike;
 use serde::Serialize;
@@ -12,6 +12,7 @@ use crate::charts::{self, Point};
 use crate::format::thousands;
 use crate::range::Grain;
 use crate::render::{Rendered, Table};
+use crate::scope::Scoped;
 use crate::{App, WebError};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -36,19 +37,30 @@ struct Year {
     years: Vec<i32>,
 }
 
-/// `/year`: the latest year with plays.
-pub async fn latest(State(app): State<App>) -> Response {
+/// `/year`: the latest year with plays (the listener and format kept).
+pub async fn latest(Scoped(app): Scoped, RawQuery(raw): RawQuery) -> Response {
     match queries::bounds(&app).await {
         Ok(bounds) => {
             let year = bounds.last.map_or_else(|| app.today().year(), |d| d.year());
-            Redirect::temporary(&format!("/year/{year}")).into_response()
+            let kept: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(
+                    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+                        .filter(|(k, _)| k == crate::scope::PARAM || k == "format"),
+                )
+                .finish();
+            let qs = if kept.is_empty() {
+                kept
+            } else {
+                format!("?{kept}")
+            };
+            Redirect::temporary(&format!("/year/{year}{qs}")).into_response()
         }
         Err(e) => reply(&app, &PageQuery::default(), Err(e)),
     }
 }
 
 pub async fn page(
-    State(app): State<App>,
+    Scoped(app): Scoped,
     Path(year): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Response {
@@ -95,7 +107,7 @@ async fn build(app: &App, year: &str, query: &PageQuery) -> Result<Rendered, Web
         top(Kind::Track),
         top(Kind::Album),
     )?;
-    let (listener, from, to) = (app.listener_id(), range.from_id(), range.to_id());
+    let (listener, from, to) = (app.listener_id()?, range.from_id(), range.to_id());
     let (y_from, y_to) = (range.from, range.to);
     let highlights = app
         .cached(format!("year/{listener}/{year}"), move |conn| {
@@ -131,11 +143,12 @@ async fn build(app: &App, year: &str, query: &PageQuery) -> Result<Rendered, Web
             Ok(h)
         })
         .await?;
+    let also = app.scope().link_suffix();
     let points: Vec<Point> = months
         .iter()
-        .map(|b| b.point(b.start.format("%b").to_string()))
+        .map(|b| b.point(b.start.format("%b").to_string(), &also))
         .collect();
-    let qs = format!("range={year}");
+    let qs = format!("range={year}{also}");
     let ranking = |rows: &[TopRow], kind: Kind| -> Vec<Point> {
         rows.iter().map(|r| r.point(kind, &qs)).collect()
     };

@@ -1,0 +1,465 @@
+//! A household on one box: two listeners with different histories, every listening page for
+//! each (numbers checked against SQL per listener), the everyone view, and the privacy rules
+//! for each viewer and setting — a private listener's numbers never appear in another's pages,
+//! JSON, CSV, the everyone view or the pages over every listener's data.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{Served, client, csrf_of, demo_options, run_build, serve};
+use magpie_core::household::{self, Visibility};
+use magpie_core::{OpenOptions, Warehouse};
+use magpie_music::demo::generate;
+use magpie_music::import::{ImportOptions, Importer};
+
+/// Every page about a listener, with the everyone view's where it has one.
+const PAGES: [(&str, bool); 13] = [
+    ("/", true),
+    ("/top/artists", true),
+    ("/top/tracks", true),
+    ("/top/albums", true),
+    ("/timeline", true),
+    ("/map", true),
+    ("/genres", true),
+    ("/patterns", false),
+    ("/discoveries", false),
+    ("/streaks", false),
+    ("/year", false),
+    ("/completeness", false),
+    ("/artist/x", false),
+];
+
+/// `default` (the demo's 8,000 plays) and `bob` (6,000 others, another seed), built.
+fn household_warehouse(dir: &std::path::Path) -> Warehouse {
+    let wh = Warehouse::open(dir.join("magpie.duckdb"), &OpenOptions::default()).unwrap();
+    for (listener, plays, seed) in [("default", 8_000, 11), ("bob", 6_000, 23)] {
+        let mut options = demo_options(dir, plays);
+        options.seed = seed;
+        options.out_dir = dir.join(format!("export-{listener}"));
+        generate(&options).unwrap();
+        let summary = Importer::new(
+            &wh,
+            ImportOptions {
+                listener: listener.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .import_paths(&[options.out_dir], &mut |_| {});
+        assert!(summary.all_ok());
+    }
+    run_build(&wh, dir);
+    wh
+}
+
+fn shared() -> &'static Served {
+    static SERVED: OnceLock<Served> = OnceLock::new();
+    SERVED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = household_warehouse(dir.path());
+        serve(wh, dir)
+    })
+}
+
+fn id_of(d: &Served, name: &str) -> i64 {
+    d.int(&format!(
+        "SELECT listener_id FROM listeners WHERE name = '{name}'"
+    ))
+}
+
+async fn get_as(d: &Served, cookie: Option<&str>, path: &str) -> (u16, String) {
+    let mut request = client().get(d.url(path));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+async fn json_as(d: &Served, cookie: Option<&str>, path: &str) -> serde_json::Value {
+    let (status, body) = get_as(d, cookie, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test]
+async fn every_page_shows_the_listener_asked_for() {
+    let d = shared();
+    let (default, bob) = (id_of(d, "default"), id_of(d, "bob"));
+    for (name, id) in [("default", default), ("bob", bob)] {
+        let page = json_as(d, None, &format!("/?listener={name}&range=all&format=json")).await;
+        let plays = d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {id}"
+        ));
+        assert!(plays > 1_000, "{name} has plays");
+        assert_eq!(page["totals"]["plays"], plays, "{name}");
+        assert_eq!(page["frame"]["listener"], name);
+        let ms = d.int(&format!(
+            "SELECT sum(ms_played) FROM marts.fact_plays WHERE listener_id = {id}"
+        ));
+        assert_eq!(page["totals"]["ms_played"], ms, "{name}");
+        let tracks = d.int(&format!(
+            "SELECT count(DISTINCT track_id) FROM marts.fact_plays WHERE listener_id = {id}"
+        ));
+        assert_eq!(page["totals"]["tracks"], tracks, "{name}");
+
+        let top = json_as(
+            d,
+            None,
+            &format!("/top/artists?listener={name}&range=all&format=json"),
+        )
+        .await;
+        let expected = d.pairs(&format!(
+            "SELECT artist_id, count(*) FROM marts.fact_plays WHERE listener_id = {id}
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5"
+        ));
+        for (row, (artist, n)) in top["rows"].as_array().unwrap().iter().zip(&expected) {
+            assert_eq!(
+                (&row["id"], &row["plays"]),
+                (&(*artist).clone().into(), &(*n).into())
+            );
+        }
+        let timeline = json_as(
+            d,
+            None,
+            &format!("/timeline?listener={name}&range=all&grain=month&format=json"),
+        )
+        .await;
+        let sum: i64 = timeline["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["plays"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, plays, "{name}'s timeline");
+        let streaks = json_as(
+            d,
+            None,
+            &format!("/streaks?listener={name}&range=all&format=json"),
+        )
+        .await;
+        let days = d.int(&format!(
+            "SELECT count(DISTINCT date_id) FROM marts.fact_plays WHERE listener_id = {id}"
+        ));
+        assert_eq!(streaks["active_days"], days, "{name}'s streaks");
+        // Every page answers for this listener, in JSON and CSV.
+        for (path, _) in PAGES {
+            let path = if path == "/artist/x" {
+                format!("/artist/{}", expected[0].0)
+            } else {
+                path.to_string()
+            };
+            for format in ["json", "csv"] {
+                let url = format!("{path}?listener={name}&format={format}");
+                let (mut status, mut body) = get_as(d, None, &url).await;
+                if path == "/year" {
+                    // The latest year, with the listener and format kept.
+                    assert_eq!(status, 307, "{url}");
+                    let r = client().get(d.url(&url)).send().await.unwrap();
+                    let to = r.headers()["location"].to_str().unwrap().to_string();
+                    assert!(
+                        to.starts_with("/year/20") && to.contains(&format!("listener={name}")),
+                        "{to}"
+                    );
+                    (status, body) = get_as(d, None, &to).await;
+                }
+                assert_eq!(status, 200, "{path} for {name} as {format}: {body}");
+            }
+        }
+    }
+    // No listener named: the configured default's pages.
+    let page = json_as(d, None, "/?range=all&format=json").await;
+    assert_eq!(
+        page["totals"]["plays"],
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {default}"
+        ))
+    );
+    // The two histories differ, so a page that mixed them up would fail above.
+    assert_ne!(
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {default}"
+        )),
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {bob}"
+        ))
+    );
+    let (status, body) = get_as(d, None, "/?listener=nobody").await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn the_everyone_view_adds_up_every_listener() {
+    let d = shared();
+    let page = json_as(d, None, "/?listener=everyone&range=all&format=json").await;
+    assert_eq!(page["frame"]["listener"], "everyone");
+    assert_eq!(
+        page["totals"]["plays"],
+        d.int("SELECT count(*) FROM marts.fact_plays")
+    );
+    assert_eq!(
+        page["totals"]["artists"],
+        d.int("SELECT count(DISTINCT artist_id) FROM marts.fact_plays")
+    );
+    assert_eq!(
+        page["totals"]["active_days"],
+        d.int("SELECT count(DISTINCT date_id) FROM marts.fact_plays")
+    );
+    let top = json_as(
+        d,
+        None,
+        "/top/tracks?listener=everyone&range=all&format=json",
+    )
+    .await;
+    let expected = d.pairs(
+        "SELECT track_id, count(*) FROM marts.fact_plays GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3",
+    );
+    for (row, (track, n)) in top["rows"].as_array().unwrap().iter().zip(&expected) {
+        assert_eq!(row["id"], track.as_str());
+        assert_eq!(row["plays"], *n);
+    }
+    for (path, everyone) in PAGES {
+        if everyone {
+            let (status, body) = get_as(d, None, &format!("{path}?listener=everyone")).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            assert!(
+                body.contains("<option value=\"everyone\" selected>"),
+                "{path}"
+            );
+            assert!(
+                body.contains("listener=everyone"),
+                "{path}: links keep the everyone view"
+            );
+        } else {
+            let path = if path == "/year" { "/year/2025" } else { path };
+            let (status, _) = get_as(d, None, &format!("{path}?listener=everyone")).await;
+            assert!(status == 400 || status == 404, "{path}: {status}");
+        }
+    }
+    // The switcher offers both listeners; the nav keeps the listener.
+    let (_, html) = get_as(d, None, "/top/artists?listener=bob&range=all").await;
+    assert!(html.contains("<option value=\"bob\" selected>bob</option>"));
+    assert!(html.contains("<option value=\"default\">default</option>"));
+    assert!(
+        html.contains("streaks?range=all&listener=bob\""),
+        "nav keeps bob: {}",
+        &html[html.find("/streaks").unwrap_or(0)..][..60]
+    );
+    assert!(
+        html.contains("year?listener=bob\""),
+        "the year page keeps bob too"
+    );
+}
+
+#[tokio::test]
+async fn privacy_holds_for_every_viewer_and_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = household_warehouse(dir.path());
+    let d = serve(wh, dir);
+    let data = d.dir().to_path_buf();
+    let bob = id_of(&d, "bob");
+    let default = id_of(&d, "default");
+    let bob_plays = d.int(&format!(
+        "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {bob}"
+    ));
+    let default_plays = d.int(&format!(
+        "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {default}"
+    ));
+    // A track only bob plays, whose name must never show to those who may not see him.
+    let bob_only = d.text(&format!(
+        "SELECT t.track_name FROM marts.fact_plays f JOIN marts.dim_track t USING (track_id)
+         WHERE f.listener_id = {bob} AND f.track_id NOT IN
+           (SELECT track_id FROM marts.fact_plays WHERE listener_id = {default})
+         GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    ));
+    magpie_core::secrets::set_admin_password(&data, "the admin's long secret").unwrap();
+    household::set_password(&data, "bob", "bob's long secret").unwrap();
+    household::set_password(&data, "default", "default's long secret").unwrap();
+    let login = |name: &'static str, password: &'static str| {
+        let d = &d;
+        async move {
+            let r = client()
+                .post(d.url("/login"))
+                .form(&[("name", name), ("password", password)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303, "{name} logs in");
+            common::session_of(&r)
+        }
+    };
+    let admin = login("", "the admin's long secret").await;
+    let bob_session = login("bob", "bob's long secret").await;
+    let default_session = login("default", "default's long secret").await;
+    let wrong = client()
+        .post(d.url("/login"))
+        .form(&[("name", "bob"), ("password", "default's long secret")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong.status(),
+        401,
+        "a listener logs in with their own password only"
+    );
+
+    // Private: only bob and the admin see bob.
+    household::set_visibility(&data, "bob", Visibility::Private).unwrap();
+    for (who, cookie) in [
+        ("anonymous", None),
+        ("default", Some(default_session.as_str())),
+    ] {
+        for (path, _) in PAGES {
+            for format in ["", "&format=json", "&format=csv"] {
+                let (status, body) =
+                    get_as(&d, cookie, &format!("{path}?listener=bob{format}")).await;
+                assert!(
+                    status == 404 || (cookie.is_none() && status == 303),
+                    "{who} asked {path} for bob{format}: {status}"
+                );
+                assert!(!body.contains(&bob_only), "{who}: {path}{format}");
+            }
+        }
+        for (path, everyone) in PAGES.into_iter().filter(|(_, e)| *e) {
+            let _ = everyone;
+            for format in ["", "&format=json", "&format=csv"] {
+                let (status, body) = get_as(
+                    &d,
+                    cookie,
+                    &format!("{path}?listener=everyone&range=all{format}"),
+                )
+                .await;
+                assert_eq!(status, 200, "{who}: {path}{format}");
+                assert!(
+                    !body.contains(&bob_only),
+                    "{who}: everyone's {path}{format}"
+                );
+                assert!(
+                    !body.contains("value=\"bob\""),
+                    "{who}: no bob in the switcher"
+                );
+            }
+        }
+        let everyone = json_as(&d, cookie, "/?listener=everyone&range=all&format=json").await;
+        assert_eq!(
+            everyone["totals"]["plays"], default_plays,
+            "{who}: everyone without bob"
+        );
+        // Saved questions and dashboards read every listener's data.
+        for path in ["/questions", "/dashboards", "/enrichment"] {
+            let (status, _) = get_as(&d, cookie, path).await;
+            assert!(
+                status == 303 || status == 403,
+                "{who}: {path} gave {status}"
+            );
+        }
+    }
+    for cookie in [&bob_session, &admin] {
+        let page = json_as(&d, Some(cookie), "/?listener=bob&range=all&format=json").await;
+        assert_eq!(page["totals"]["plays"], bob_plays);
+        let everyone = json_as(
+            &d,
+            Some(cookie),
+            "/?listener=everyone&range=all&format=json",
+        )
+        .await;
+        assert_eq!(everyone["totals"]["plays"], bob_plays + default_plays);
+    }
+    // Bob's own session opens on his pages; the admin's pages stay closed to him.
+    let own = json_as(&d, Some(&bob_session), "/?range=all&format=json").await;
+    assert_eq!(own["frame"]["listener"], "bob");
+    for path in ["/admin/spotify", "/admin/listeners", "/explore"] {
+        let (status, _) = get_as(&d, Some(&bob_session), path).await;
+        assert_eq!(status, 403, "bob may not open {path}");
+    }
+    let (_, flows) = get_as(&d, Some(&admin), "/flows").await;
+    let _ = flows;
+    let (status, me) = get_as(&d, Some(&bob_session), "/me").await;
+    assert_eq!(status, 200, "{me}");
+    assert!(me.contains("name=\"csrf\""), "{me}");
+    let r = client()
+        .post(d.url("/flows/daily-etl/run"))
+        .header("cookie", &bob_session)
+        .form(&[("csrf", csrf_of(&me).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a listener cannot run flows");
+
+    // Household: logged-in members see bob, anonymous visitors do not.
+    let r = client()
+        .post(d.url("/me/visibility"))
+        .header("cookie", &bob_session)
+        .form(&[("csrf", csrf_of(&me).as_str()), ("visibility", "household")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        household::Household::load(&data).unwrap().visibility("bob"),
+        Visibility::Household
+    );
+    let page = json_as(
+        &d,
+        Some(&default_session),
+        "/?listener=bob&range=all&format=json",
+    )
+    .await;
+    assert_eq!(page["totals"]["plays"], bob_plays);
+    let (status, _) = get_as(&d, None, "/?listener=bob").await;
+    assert_eq!(status, 404);
+    let everyone = json_as(&d, None, "/?listener=everyone&range=all&format=json").await;
+    assert_eq!(everyone["totals"]["plays"], default_plays);
+    // Bob may not change default's setting; without the CSRF token nothing changes.
+    let r = client()
+        .post(d.url("/me/visibility"))
+        .header("cookie", &bob_session)
+        .form(&[
+            ("csrf", csrf_of(&me).as_str()),
+            ("listener", "default"),
+            ("visibility", "private"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .post(d.url("/me/visibility"))
+        .header("cookie", &bob_session)
+        .form(&[("visibility", "everyone")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        household::Household::load(&data).unwrap().visibility("bob"),
+        Visibility::Household
+    );
+
+    // Everyone: anonymous visitors see bob again.
+    household::set_visibility(&data, "bob", Visibility::Everyone).unwrap();
+    let page = json_as(&d, None, "/?listener=bob&range=all&format=json").await;
+    assert_eq!(page["totals"]["plays"], bob_plays);
+
+    // The admin takes bob's login away: his session ends, his password no longer works.
+    let (status, listeners) = get_as(&d, Some(&admin), "/admin/listeners").await;
+    assert_eq!(status, 200, "{listeners}");
+    assert!(listeners.contains("data-listener=\"bob\""));
+    let r = client()
+        .post(d.url("/admin/listeners/login"))
+        .header("cookie", &admin)
+        .form(&[
+            ("csrf", csrf_of(&listeners).as_str()),
+            ("listener", "bob"),
+            ("password", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _) = get_as(&d, Some(&bob_session), "/me").await;
+    assert_eq!(status, 303, "bob's session ended");
+    assert!(!household::verify(&data, "bob", "bob's long secret").unwrap());
+}
