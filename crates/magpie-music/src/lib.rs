@@ -25,5 +25,6 @@ pub mod enrich;
 pub mod event;
 pub mod identity;
 pub mod import;
+pub mod listeners;
 pub mod spotify;
 pub mod submit;

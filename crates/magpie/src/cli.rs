@@ -264,6 +264,51 @@ pub struct ShareCreateArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ListenerCommand {
+    /// Every listener: plays, first and last listen, Spotify connected, scrobble tokens, imports
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a listener (letters a-z and A-Z, digits, '.', '_', '-'; up to 64 characters)
+    Add {
+        /// The new listener's name
+        name: String,
+    },
+    /// Rename a listener: its plays, imports and tokens (which keep working) follow
+    Rename {
+        /// The listener's name now
+        old: String,
+        /// Its new name
+        new: String,
+    },
+    /// Merge two names of the same person: FROM's plays become INTO's (the same listen
+    /// recorded under both is kept once), its tokens follow, FROM is removed. A backup of the
+    /// warehouse is made first
+    Merge {
+        /// The listener that goes away
+        from: String,
+        /// The listener that stays
+        into: String,
+        /// Do not ask for confirmation (needed when standard input is not a terminal)
+        #[arg(long)]
+        yes: bool,
+        /// Merge away even the configured default_listener
+        #[arg(long)]
+        allow_default: bool,
+    },
+    /// Remove a listener with its plays, imports and tokens. A backup of the warehouse is made
+    /// first
+    Remove {
+        /// The listener to remove
+        name: String,
+        /// Do not ask for confirmation (needed when standard input is not a terminal)
+        #[arg(long)]
+        yes: bool,
+        /// Remove even the configured default_listener
+        #[arg(long)]
+        allow_default: bool,
+    },
     /// Tokens that players and scrobblers submit a listener's listens with
     #[command(subcommand)]
     Token(TokenCommand),

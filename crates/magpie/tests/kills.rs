@@ -18,7 +18,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{Server, magpie, mart_rows as marts, run, stderr, stdout};
+use common::{Server, copy_dir, magpie, mart_rows as marts, run, stderr, stdout};
 
 /// Kills per command: `KILL_ROUNDS`, or 2.
 fn rounds() -> usize {
@@ -290,20 +290,6 @@ fn difference(want: &Listens, got: &Listens) -> (i64, i64) {
 /// The listens in `data` against the reference, once the warehouse has opened.
 fn listens_against(dir: &Path, data: &str, want: &Listens) -> (i64, i64) {
     difference(want, &listens(&reader(dir, data)))
-}
-
-/// `from` copied to `to` (a data folder of a reference state, copied for a round).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A multi-file Spotify extended-history export made by `magpie demo generate` in `dir/export`.

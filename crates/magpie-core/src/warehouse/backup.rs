@@ -26,35 +26,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WarehouseError + '_ {
 impl Warehouse {
     /// Write a consistent copy of the whole warehouse to `target` (replacing it); its size.
     pub fn copy_to(&self, target: &Path) -> Result<u64, WarehouseError> {
-        let dir = target.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let partial = target.with_extension("duckdb.partial");
-        let _ = std::fs::remove_file(&partial);
-        let db = |e| WarehouseError::DuckDb {
-            path: target.to_path_buf(),
-            source: e,
-        };
-        let source: String = self
-            .conn
-            .query_row("SELECT current_database()", [], |r| r.get(0))
-            .map_err(db)?;
-        let quoted = partial.to_string_lossy().replace('\'', "''");
-        let copied = self.conn.execute_batch(&format!(
-            "ATTACH '{quoted}' AS magpie_copy;
-             COPY FROM DATABASE \"{source}\" TO magpie_copy;
-             DETACH magpie_copy;"
-        ));
-        if let Err(e) = copied {
-            let _ = self
-                .conn
-                .execute_batch("DETACH DATABASE IF EXISTS magpie_copy");
-            let _ = std::fs::remove_file(&partial);
-            return Err(db(e));
-        }
-        std::fs::rename(&partial, target).map_err(io(target))?;
-        std::fs::metadata(target)
-            .map(|m| m.len())
-            .map_err(io(target))
+        copy_database(&self.conn, target)
     }
 
     /// A dated backup in `dir` (`magpie-YYYY-MM-DD.duckdb`, replacing one of the same day),
@@ -70,6 +42,39 @@ impl Warehouse {
         let removed = prune(dir, keep)?;
         Ok((path, removed))
     }
+}
+
+/// Write a consistent copy of the warehouse `conn` is connected to (its default database) to
+/// `target` (replacing it); its size. For code that holds a connection to the writing
+/// instance rather than the [`Warehouse`] (the web's pool, `magpie_music::listeners`). Not
+/// inside an open transaction.
+pub fn copy_database(conn: &duckdb::Connection, target: &Path) -> Result<u64, WarehouseError> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let partial = target.with_extension("duckdb.partial");
+    let _ = std::fs::remove_file(&partial);
+    let db = |e| WarehouseError::DuckDb {
+        path: target.to_path_buf(),
+        source: e,
+    };
+    let source: String = conn
+        .query_row("SELECT current_database()", [], |r| r.get(0))
+        .map_err(db)?;
+    let quoted = partial.to_string_lossy().replace('\'', "''");
+    let copied = conn.execute_batch(&format!(
+        "ATTACH '{quoted}' AS magpie_copy;
+         COPY FROM DATABASE \"{source}\" TO magpie_copy;
+         DETACH magpie_copy;"
+    ));
+    if let Err(e) = copied {
+        let _ = conn.execute_batch("DETACH DATABASE IF EXISTS magpie_copy");
+        let _ = std::fs::remove_file(&partial);
+        return Err(db(e));
+    }
+    std::fs::rename(&partial, target).map_err(io(target))?;
+    std::fs::metadata(target)
+        .map(|m| m.len())
+        .map_err(io(target))
 }
 
 /// How many backups to keep.

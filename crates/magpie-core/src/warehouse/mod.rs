@@ -79,6 +79,16 @@ pub fn ingest_gate() -> &'static std::sync::RwLock<()> {
     &GATE
 }
 
+/// The gate between builds (they hold it shared for their whole run) and the operations that
+/// rewrite or delete listening events already stored (merging and removing listeners hold it
+/// alone): a build that read the old events must not record its incremental state after such
+/// an operation cleared it. One per process, as the warehouse is; take it before
+/// [`ingest_gate`].
+pub fn rewrite_gate() -> &'static std::sync::RwLock<()> {
+    static GATE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+    &GATE
+}
+
 /// Room a checkpoint needs beyond the WAL's size (DuckDB's metadata and free-list blocks).
 const CHECKPOINT_MARGIN: u64 = 1 << 20;
 

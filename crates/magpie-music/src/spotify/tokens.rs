@@ -159,6 +159,35 @@ impl TokenStore {
         Ok(current)
     }
 
+    /// Give `from`'s tokens to `to` in one write (a listener renamed or merged): moved when
+    /// `to` has none, dropped when `to` is connected already (its own account stays). The
+    /// tokens `from` had and whether they moved; `None` when `from` had none.
+    pub fn move_listener(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<(Tokens, bool)>, SpotifyError> {
+        let mut outcome = None;
+        self.modify(|file| {
+            if let Some(tokens) = file.listeners.remove(from) {
+                let moved = !file.listeners.contains_key(to);
+                if moved {
+                    file.listeners.insert(to.to_string(), tokens.clone());
+                }
+                outcome = Some((tokens, moved));
+            }
+        })?;
+        Ok(outcome)
+    }
+
+    /// Forget a listener's tokens and return them (`None` when it had none), keeping every
+    /// other listener's (under the lock).
+    pub fn take(&self, listener: &str) -> Result<Option<Tokens>, SpotifyError> {
+        let mut taken = None;
+        self.modify(|file| taken = file.listeners.remove(listener))?;
+        Ok(taken)
+    }
+
     /// Forget a listener's tokens, keeping every other listener's (under the lock).
     pub fn remove(&self, listener: &str) -> Result<(), SpotifyError> {
         self.modify(|file| {

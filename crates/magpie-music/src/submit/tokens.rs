@@ -92,6 +92,25 @@ struct StoredSession {
     created_at: DateTime<Utc>,
 }
 
+/// Tokens (hashed, with their sessions) taken away from a listener, which
+/// [`TokenStore::restore`] can put back.
+#[derive(Debug, Default)]
+pub struct RemovedTokens {
+    tokens: Vec<StoredToken>,
+    sessions: Vec<StoredSession>,
+}
+
+impl RemovedTokens {
+    /// How many tokens were removed.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
 /// The Last.fm-compatible API's key and secret.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ApiKey {
@@ -209,6 +228,65 @@ impl TokenStore {
             Ok(())
         })?;
         gone.ok_or_else(|| TokenError::UnknownToken(id.to_string()))
+    }
+
+    /// Give every token of `from` to `to` (a listener renamed or merged), in one write; the
+    /// ids of the tokens moved. They keep working: a token is checked by its hash, and
+    /// Last.fm's mobile authentication hashes the user name the client sends (now `to`).
+    pub fn move_listener(&self, from: &str, to: &str) -> Result<Vec<String>, TokenError> {
+        if !valid_listener(to) {
+            return Err(TokenError::BadListener(to.to_string()));
+        }
+        let mut moved = Vec::new();
+        self.change(|file| {
+            for t in file.tokens.iter_mut().filter(|t| t.info.listener == from) {
+                t.info.listener = to.to_string();
+                moved.push(t.info.id.clone());
+            }
+            Ok(())
+        })?;
+        Ok(moved)
+    }
+
+    /// Give the tokens with these ids to `to` (undoing [`TokenStore::move_listener`]).
+    pub fn move_tokens(&self, ids: &[String], to: &str) -> Result<(), TokenError> {
+        self.change(|file| {
+            for t in file.tokens.iter_mut().filter(|t| ids.contains(&t.info.id)) {
+                t.info.listener = to.to_string();
+            }
+            Ok(())
+        })
+    }
+
+    /// Revoke every token of `listener` with their sessions, in one write; what was removed,
+    /// to put back with [`TokenStore::restore`] if the rest of a removal fails.
+    pub fn remove_listener(&self, listener: &str) -> Result<RemovedTokens, TokenError> {
+        let mut removed = RemovedTokens::default();
+        self.change(|file| {
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut file.tokens)
+                .into_iter()
+                .partition(|t| t.info.listener == listener);
+            file.tokens = kept;
+            let (sessions, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut file.sessions)
+                .into_iter()
+                .partition(|s| gone.iter().any(|t| t.info.id == s.token_id));
+            file.sessions = kept;
+            removed = RemovedTokens {
+                tokens: gone,
+                sessions,
+            };
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    /// Put back tokens and sessions [`TokenStore::remove_listener`] removed.
+    pub fn restore(&self, removed: RemovedTokens) -> Result<(), TokenError> {
+        self.change(|file| {
+            file.tokens.extend(removed.tokens);
+            file.sessions.extend(removed.sessions);
+            Ok(())
+        })
     }
 
     /// The token's details when `token` is a live token.

@@ -85,6 +85,11 @@ pub fn build_quietly(
     options: &BuildOptions,
     progress: &mut dyn FnMut(&NodeResult),
 ) -> anyhow::Result<BuildReport> {
+    // Held for the whole build: a listener merge or removal waits for it (or, from the web,
+    // is refused while it runs), so it never clears the incremental state mid-build.
+    let _building = magpie_core::warehouse::rewrite_gate()
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let project = match &config.models.project_dir {
         Some(dir) => Project::from_dir(dir)?,
         None => magpie_models::embedded::project()?,

@@ -2,6 +2,11 @@
 //! listener's listens with, through the ListenBrainz (`/1/`) and Last.fm (`/2.0/`) APIs. They
 //! live in `DATA_DIR/secrets/` (hashed), not in the warehouse, so this works while `magpie
 //! serve` runs, and the server sees a change on its next request.
+//!
+//! `magpie listener list | add | rename | merge | remove`: the listeners themselves, through
+//! [`magpie_music::listeners`]. `list` reads (the snapshot too); the others write the
+//! warehouse and the token stores, so they too need the warehouse to themselves. `merge` and
+//! `remove` make a backup first and ask for confirmation on a terminal (`--yes` otherwise).
 
 use std::process::ExitCode;
 
@@ -11,7 +16,17 @@ use magpie_music::submit::tokens::TokenStore;
 use crate::cli::{ListenerCommand, TokenCommand};
 
 pub fn run(config: &Config, command: ListenerCommand) -> anyhow::Result<ExitCode> {
-    let ListenerCommand::Token(command) = command;
+    match command {
+        ListenerCommand::Token(command) => tokens(config, command),
+        command @ (ListenerCommand::List { .. }
+        | ListenerCommand::Add { .. }
+        | ListenerCommand::Rename { .. }
+        | ListenerCommand::Merge { .. }
+        | ListenerCommand::Remove { .. }) => manage(config, command),
+    }
+}
+
+fn tokens(config: &Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
     let store = TokenStore::new(&config.data_dir);
     let base = config
         .server
@@ -86,4 +101,199 @@ pub fn run(config: &Config, command: ListenerCommand) -> anyhow::Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `list`, `add`, `rename`, `merge` and `remove`.
+fn manage(config: &Config, command: ListenerCommand) -> anyhow::Result<ExitCode> {
+    use magpie_music::listeners::ListenerAdmin;
+    let admin = ListenerAdmin::from_config(config);
+    match command {
+        ListenerCommand::List { json } => {
+            let conn = super::open_reader(config)?;
+            let listeners = admin.list(&conn)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listeners)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<4} {:<20} {:>9} {:>9} {:<10} {:<10} {:<8} {:>6}  imports",
+                "id", "name", "events", "listens", "first", "last", "spotify", "tokens"
+            );
+            let day = |t: Option<chrono::NaiveDateTime>| {
+                t.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d").to_string())
+            };
+            for l in listeners {
+                let imports: Vec<String> = l
+                    .imports
+                    .iter()
+                    .map(|i| {
+                        let failed = if i.failed > 0 {
+                            format!(", {} failed", i.failed)
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "{} ({} files{failed}, last {})",
+                            i.format,
+                            i.files,
+                            day(i.last_import)
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<4} {:<20} {:>9} {:>9} {:<10} {:<10} {:<8} {:>6}  {}",
+                    l.id.map_or_else(|| "-".into(), |id| id.to_string()),
+                    if l.is_default {
+                        format!("{} (default)", l.name)
+                    } else {
+                        l.name
+                    },
+                    l.events,
+                    l.listens,
+                    day(l.first_listen),
+                    day(l.last_listen),
+                    if l.spotify_connected { "yes" } else { "no" },
+                    l.scrobble_tokens,
+                    if imports.is_empty() {
+                        "-".into()
+                    } else {
+                        imports.join("; ")
+                    }
+                );
+            }
+        }
+        ListenerCommand::Add { name } => {
+            let warehouse = super::open_warehouse(config)?;
+            let id = admin.add(warehouse.conn(), &name)?;
+            warehouse.checkpoint()?;
+            println!(
+                "Added listener {name} (id {id}). Import with `magpie import --listener {name} ...`, \
+                 or give it a scrobble token with `magpie listener token create --listener {name}`."
+            );
+        }
+        ListenerCommand::Rename { old, new } => {
+            let warehouse = super::open_warehouse(config)?;
+            let done = admin.rename(warehouse.conn(), &old, &new)?;
+            warehouse.checkpoint()?;
+            println!(
+                "Renamed listener {old} to {new}: {} scrobble token(s){} now {new}'s and keep working \
+                 (Last.fm clients log in with the user name {new} from now on). The next build \
+                 rebuilds the models in full.",
+                done.scrobble_tokens,
+                if done.spotify_moved {
+                    " and the Spotify connection"
+                } else {
+                    ""
+                }
+            );
+            if done.was_default {
+                println!(
+                    "{old} was the configured default_listener: set default_listener = \"{new}\" \
+                     in the configuration, or imports without --listener make a new {old}."
+                );
+            }
+            notes(&done.notes);
+        }
+        ListenerCommand::Merge {
+            from,
+            into,
+            yes,
+            allow_default,
+        } => {
+            confirm(
+                yes,
+                &format!(
+                    "Merge listener {from} into {into}? {from}'s plays become {into}'s (the same \
+                     listen recorded under both is kept once), its tokens follow and {from} is \
+                     removed. A backup is made first."
+                ),
+            )?;
+            let warehouse = super::open_warehouse(config)?;
+            let done = admin.merge(warehouse.conn(), &from, &into, allow_default)?;
+            warehouse.checkpoint()?;
+            println!(
+                "Merged listener {from} into {into}: {} events moved ({} of them the same listen \
+                 from another source, kept as duplicates), {} exact duplicates dropped, {} \
+                 scrobble token(s) moved{}. The next build rebuilds the models in full.\n\
+                 Backup of the warehouse before: {} (`magpie restore` brings it back)",
+                done.events_moved,
+                done.cross_source_duplicates,
+                done.exact_duplicates,
+                done.scrobble_tokens_moved,
+                match done.spotify {
+                    magpie_music::listeners::SpotifyMove::None => "",
+                    magpie_music::listeners::SpotifyMove::Moved => ", Spotify connection moved",
+                    magpie_music::listeners::SpotifyMove::Dropped => {
+                        ", Spotify connection dropped (the other stays connected)"
+                    }
+                },
+                done.backup.display()
+            );
+            notes(&done.notes);
+        }
+        ListenerCommand::Remove {
+            name,
+            yes,
+            allow_default,
+        } => {
+            confirm(
+                yes,
+                &format!(
+                    "Remove listener {name} with all its plays, imports and tokens? A backup is \
+                     made first."
+                ),
+            )?;
+            let warehouse = super::open_warehouse(config)?;
+            let done = admin.remove(warehouse.conn(), &name, allow_default)?;
+            warehouse.checkpoint()?;
+            println!(
+                "Removed listener {name}: {} events deleted, {} scrobble token(s) revoked{}. The \
+                 next build rebuilds the models in full.\n\
+                 Backup of the warehouse before: {} (`magpie restore` brings it back)",
+                done.events_deleted,
+                done.scrobble_tokens_removed,
+                if done.spotify_disconnected {
+                    ", Spotify disconnected"
+                } else {
+                    ""
+                },
+                done.backup.display()
+            );
+            notes(&done.notes);
+        }
+        ListenerCommand::Token(_) => {
+            unreachable!("dispatched by run")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn notes(notes: &[String]) {
+    for note in notes {
+        println!("Note: {note}.");
+    }
+}
+
+/// Go on when `yes`, or when the person at the terminal answers yes; an error otherwise
+/// (standard input not a terminal: pass --yes).
+fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "not confirmed: standard input is not a terminal, so nobody can be asked; pass --yes \
+             to go ahead"
+        );
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        anyhow::bail!("not confirmed: nothing was changed")
+    }
 }

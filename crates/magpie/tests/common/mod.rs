@@ -237,3 +237,17 @@ pub async fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// `from` copied to `to` (a data folder copied, e.g. a reference state for a round).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
