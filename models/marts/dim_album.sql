@@ -1,8 +1,10 @@
 {{ config(materialized='table', schema='marts') }}
 -- One row per album (artist and normalised album name); plays with no album name known from
--- any source share one "unknown album" per artist.
+-- any source share one "unknown album" per artist. Totals over the plays no listener hid
+-- (int_hidden_plays): an album whose every play is hidden has no row.
 with plays as (
-    select * from {{ ref('int_plays') }}
+    select * from {{ ref('int_plays') }} as p
+    where not exists (select 1 from {{ ref('int_hidden_plays') }} as h where h.event_id = p.event_id)
 )
 
 select

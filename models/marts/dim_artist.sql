@@ -1,7 +1,8 @@
 {{ config(materialized='table', schema='marts') }}
 -- One row per artist (normalised name), with the name as most often written, the identifiers
 -- the sources and enrichment gave, and where the artist comes from (country, areas) once
--- enrichment knows it.
+-- enrichment knows it. Totals over the plays no listener hid (int_hidden_plays): an artist
+-- whose every play is hidden has no row.
 -- int_plays is read where needed, not through a CTE: DuckDB materialises a CTE read twice,
 -- a copy of every play.
 -- An artist key can merge several spellings ("Beyoncé", "Beyonce"), each with the MBID its
@@ -13,7 +14,8 @@ with spellings as (
     select
         artist_key, artist_name, artist_mbid, count(*) as n,
         sum(count(*)) over (partition by artist_key, artist_name) as spelling_n
-    from {{ ref('int_plays') }}
+    from {{ ref('int_plays') }} as p
+    where not exists (select 1 from {{ ref('int_hidden_plays') }} as h where h.event_id = p.event_id)
     group by artist_key, artist_name, artist_mbid
 ),
 
@@ -34,7 +36,8 @@ ids as (
         sum(ms_played) as ms_played,
         min(ended_at) as first_played_at,
         max(ended_at) as last_played_at
-    from {{ ref('int_plays') }}
+    from {{ ref('int_plays') }} as p
+    where not exists (select 1 from {{ ref('int_hidden_plays') }} as h where h.event_id = p.event_id)
     group by artist_key
 )
 

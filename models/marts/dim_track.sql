@@ -4,7 +4,8 @@
 -- The plays are aggregated per track before anything is joined to them (a join first would
 -- hold every track's album in a hash table while the aggregate holds every track: more than
 -- DuckDB's memory at 10M plays on the default budget); int_plays is read where needed, not
--- through a CTE (DuckDB materialises a CTE read twice: a copy of every play).
+-- through a CTE (DuckDB materialises a CTE read twice: a copy of every play). Totals over
+-- the plays no listener hid (int_hidden_plays): a track whose every play is hidden has no row.
 with uris as (
     -- The Spotify URIs identity resolution gave tracks: a track whose key is one of them is
     -- that Spotify track (int_plays keys a track by its URI whenever one is known, so the
@@ -17,7 +18,12 @@ with uris as (
 albums as (
     -- A track's album: the one it is most often played from.
     select track_key, first(album_key order by n desc, album_key) as album_key
-    from (select track_key, album_key, count(*) as n from {{ ref('int_plays') }} group by track_key, album_key)
+    from (
+        select track_key, album_key, count(*) as n
+        from {{ ref('int_plays') }} as p
+        where not exists (select 1 from {{ ref('int_hidden_plays') }} as h where h.event_id = p.event_id)
+        group by track_key, album_key
+    )
     group by track_key
 ),
 
@@ -31,7 +37,8 @@ tracks as (
         sum(ms_played) as ms_played,
         min(ended_at) as first_played_at,
         max(ended_at) as last_played_at
-    from {{ ref('int_plays') }}
+    from {{ ref('int_plays') }} as p
+    where not exists (select 1 from {{ ref('int_hidden_plays') }} as h where h.event_id = p.event_id)
     group by track_key
 )
 

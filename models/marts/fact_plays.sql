@@ -1,4 +1,7 @@
-{{ config(materialized='incremental', unique_key='event_id', incremental_strategy='delete+insert', schema='marts') }}
+{{ config(
+    materialized='incremental', unique_key='event_id', incremental_strategy='delete+insert', schema='marts',
+    post_hook="delete from {{ this }} where event_id in (select event_id from {{ ref('int_hidden_plays') }})"
+) }}
 -- One row per counted play, keyed by event_id (the raw event's id: unique, and an integer,
 -- where a hashed surrogate key would add a 32-character string per play to write and read).
 -- session_id is an integer for the same reason: listener_id * 10^9 + the listener's session
@@ -8,9 +11,15 @@
 -- ms_played_estimated).
 -- Incremental: the plays int_plays wrote in this build (new ones, and those whose track
 -- identity changed) and every play of a session int_sessions numbered again (its session_id
--- may have changed), replaced by event_id. Plays are never removed short of a full refresh,
+-- may have changed), replaced by event_id. Plays are never removed short of a full refresh
+-- (but by the post_hook below),
 -- and magpie rebuilds this model in full when the artists' enrichment, the time zone or a
 -- seed changes (what else its rows are made of).
+-- A listener's own filters leave their hidden plays out (int_hidden_plays; raw events stay).
+-- A change of filters rebuilds this model in full (raw.listener_filters is not append-only);
+-- the post_hook removes a play that a build without such a change hides (a scrobble without
+-- an album that a hidden album now claims, a new spelling of a hidden artist's name), which
+-- delete+insert on the plays written cannot.
 
 -- Local time: the zone's offsets as periods [valid_from, valid_to), listed under every year
 -- they touch, so each play finds its period by an equi-join on its year (a hash join, which
@@ -53,6 +62,7 @@ plays as (
         on z.year = year(p.ended_at)
         and p.ended_at >= z.valid_from
         and p.ended_at < z.valid_to
+    where not exists (select 1 from {{ ref('int_hidden_plays') }} as h where h.event_id = p.event_id)
 )
 
 select

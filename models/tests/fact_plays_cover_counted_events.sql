@@ -1,5 +1,6 @@
 -- Every counted, non-duplicate music event of at least var('min_play_ms') from the Spotify
--- sources is exactly one fact row (and no fact row comes from elsewhere). Returns mismatches.
+-- sources, but those its listener hid with their own filters (int_hidden_plays), is exactly
+-- one fact row (and no fact row comes from elsewhere). Returns mismatches.
 -- Events above var('event_watermark') are the next build's (see int_plays).
 {% set upto = var('event_watermark', none) %}
 with expected as (
@@ -11,6 +12,7 @@ with expected as (
       and ms_played >= {{ var('min_play_ms') }}
       {% if not var('include_incognito') %}and not coalesce(incognito_mode, false){% endif %}
       {% if upto is not none %}and event_id <= {{ upto }}{% endif %}
+      and event_id not in (select event_id from {{ ref('int_hidden_plays') }})
 ),
 
 actual as (

@@ -18,9 +18,10 @@ pub fn existing_relations(conn: &Connection) -> duckdb::Result<HashMap<(String, 
     rows.collect()
 }
 
-/// Build `relation` (`"schema"."name"`, whose schema exists) from `sql` as configured;
-/// `existing` is what [`existing_relations`] said of it. Returns the row count for tables and
-/// incremental models (`None` for views).
+/// Build `relation` (`"schema"."name"`, whose schema exists) from `sql` as configured, then run
+/// `post_hooks` (rendered `post_hook` statements) in the same transaction; `existing` is what
+/// [`existing_relations`] said of it. Returns the row count for tables and incremental models
+/// (`None` for views).
 pub fn materialize(
     conn: &Connection,
     relation: &str,
@@ -28,7 +29,13 @@ pub fn materialize(
     sql: &str,
     config: &ModelConfig,
     incremental_run: bool,
+    post_hooks: &[String],
 ) -> duckdb::Result<Option<u64>> {
+    let hooks = || {
+        post_hooks
+            .iter()
+            .try_for_each(|hook| conn.execute_batch(hook))
+    };
     match config.materialized {
         Materialized::Ephemeral => Ok(None),
         Materialized::View => in_transaction(conn, || {
@@ -36,15 +43,18 @@ pub fn materialize(
                 conn.execute_batch(&format!("DROP TABLE {relation}"))?;
             }
             conn.execute_batch(&format!("CREATE OR REPLACE VIEW {relation} AS (\n{sql}\n)"))?;
+            hooks()?;
             Ok(None)
         }),
         Materialized::Table => in_transaction(conn, || {
             replace_table(conn, relation, sql, existing)?;
+            hooks()?;
             count(conn, relation).map(Some)
         }),
         Materialized::Incremental if !incremental_run || existing != Some("BASE TABLE") => {
             in_transaction(conn, || {
                 replace_table(conn, relation, sql, existing)?;
+                hooks()?;
                 count(conn, relation).map(Some)
             })
         }
@@ -80,6 +90,7 @@ pub fn materialize(
             conn.execute_batch(&format!(
                 "INSERT INTO {relation} BY NAME SELECT * FROM temp.magpie_incremental; DROP TABLE temp.magpie_incremental"
             ))?;
+            hooks()?;
             count(conn, relation).map(Some)
         }),
     }

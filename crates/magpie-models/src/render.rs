@@ -28,6 +28,9 @@ pub struct ModelConfig {
     /// `append` or `delete+insert` (the default when a unique key is given).
     pub incremental_strategy: Option<String>,
     pub tags: Vec<String>,
+    /// dbt's `post_hook`: SQL run after the model is built, in the same transaction, as
+    /// written (a template itself: `{{ this }}`, `{{ ref(...) }}`; rendered with the model).
+    pub post_hook: Vec<String>,
 }
 
 /// The result of rendering one template.
@@ -37,6 +40,8 @@ pub struct Rendered {
     pub refs: Vec<String>,
     pub sources: Vec<(String, String)>,
     pub config: ModelConfig,
+    /// The config's `post_hook` statements, rendered.
+    pub post_hooks: Vec<String>,
 }
 
 /// Everything a template can see.
@@ -222,6 +227,9 @@ pub fn render(
             if let Some(t) = kwargs.get::<Option<Value>>("tags")? {
                 cap.config.tags = strings(&t)?;
             }
+            if let Some(h) = kwargs.get::<Option<Value>>("post_hook")? {
+                cap.config.post_hook = strings(&h)?;
+            }
             // Other dbt configs (alias, docs, meta, ...) are accepted and ignored.
             Ok(Value::from(""))
         });
@@ -292,12 +300,25 @@ pub fn render(
     let sql = env
         .render_str(&source, ())
         .map_err(|e| RenderError::new(&e, macro_lines))?;
+    let hooks = capture.lock().expect("capture").config.post_hook.clone();
+    let post_hooks = hooks
+        .iter()
+        .map(|hook| {
+            env.render_str(&format!("{prefix}{hook}"), ())
+                .map(|sql| sql.trim().to_string())
+                .map_err(|e| RenderError {
+                    line: None,
+                    message: format!("post_hook {hook:?}: {}", RenderError::new(&e, macro_lines)),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let cap = std::mem::take(&mut *capture.lock().expect("capture"));
     Ok(Rendered {
         sql: sql.trim().to_string(),
         refs: cap.refs,
         sources: cap.sources,
         config: cap.config,
+        post_hooks,
     })
 }
 
@@ -382,6 +403,34 @@ mod tests {
         assert!(r.sql.contains(
             "md5(cast(coalesce(cast(a as VARCHAR), '_dbt_utils_surrogate_key_null_') || '-' || coalesce(cast(b as VARCHAR), '_dbt_utils_surrogate_key_null_') as VARCHAR))"
         ));
+    }
+
+    #[test]
+    fn post_hooks_render_with_this_and_ref() {
+        let mut c = ctx();
+        c.this = Some(relation("marts", "m"));
+        let r = render(
+            "m",
+            "{{ config(materialized='table', post_hook=\"delete from {{ this }} where k in (select k from {{ ref('stg') }})\") }}select 1 as k",
+            "",
+            &c,
+        )
+        .unwrap();
+        assert_eq!(
+            r.post_hooks,
+            vec![r#"delete from "marts"."m" where k in (select k from "staging"."stg")"#]
+        );
+        assert_eq!(r.refs, vec!["stg"], "a hook's ref is a dependency");
+        let none = render("m", "select 1", "", &c).unwrap();
+        assert!(none.post_hooks.is_empty());
+        let bad = render(
+            "m",
+            "{{ config(post_hook=[\"select {{ ref('nope') }}\"]) }}select 1",
+            "",
+            &c,
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("post_hook"), "{bad}");
     }
 
     #[test]

@@ -201,6 +201,13 @@ fn demo_marts_agree_with_raw_events() {
         ),
     )
     .unwrap();
+    // The plays listeners hid, which the test leaves out: the built ones (none here).
+    std::fs::write(
+        root.join("models/int_hidden_plays.sql"),
+        "{{ config(materialized='view', schema='tampered') }}
+         select * from intermediate.int_hidden_plays",
+    )
+    .unwrap();
     let project = magpie_models::project::Project::from_dir(&root).unwrap();
     let report = Runner::new(wh.conn(), &project)
         .build(

@@ -23,6 +23,7 @@
 pub mod demo;
 pub mod enrich;
 pub mod event;
+pub mod filters;
 pub mod identity;
 pub mod import;
 pub mod listeners;

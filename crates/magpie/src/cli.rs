@@ -63,7 +63,8 @@ pub enum Command {
     /// Public share links of a dashboard or a saved question (read-only, on /public/TOKEN)
     #[command(subcommand)]
     Share(ShareCommand),
-    /// Listeners' tokens for players and scrobblers (the ListenBrainz and Last.fm APIs)
+    /// Listeners' tokens for players and scrobblers (the ListenBrainz and Last.fm APIs) and
+    /// their own filters (artists, albums, genres hidden from their stats)
     #[command(subcommand)]
     Listener(ListenerCommand),
     /// Administration: the web admin password
@@ -312,6 +313,44 @@ pub enum ListenerCommand {
     /// Tokens that players and scrobblers submit a listener's listens with
     #[command(subcommand)]
     Token(TokenCommand),
+    /// A listener's own filters: artists, albums or genres hidden from their stats (no event
+    /// is deleted; the models leave the plays out from the next build on)
+    #[command(subcommand)]
+    Filter(FilterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilterCommand {
+    /// Hide an artist, an album or a genre from a listener's stats
+    Add(FilterArgs),
+    /// List the filters: listener, kind, name, when added
+    List {
+        /// Only this listener's
+        #[arg(long, value_name = "NAME")]
+        listener: Option<String>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Count a hidden artist, album or genre again
+    Remove(FilterArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["artist", "album", "genre"])))]
+pub struct FilterArgs {
+    /// Whose stats (an existing listener)
+    #[arg(long, value_name = "NAME")]
+    pub listener: String,
+    /// An artist's name as shown (any case; accents optional)
+    #[arg(long, value_name = "NAME")]
+    pub artist: Option<String>,
+    /// An album's name as shown: that album of any artist
+    #[arg(long, value_name = "NAME")]
+    pub album: Option<String>,
+    /// A genre (as in the genres page): every artist with it
+    #[arg(long, value_name = "NAME")]
+    pub genre: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -945,3 +945,124 @@ fn health_exits_zero_only_when_health_answers_200() {
     let out = run(magpie(dir.path()).args(["--data-dir", data, "health", "--url", &url]));
     assert!(!out.status.success());
 }
+
+#[test]
+fn listener_filters_hide_plays_from_the_next_build_and_errors_name_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_data(dir.path(), 3_000, 1);
+    let filter = |args: &[&str]| {
+        let mut cmd = magpie(dir.path());
+        cmd.args(["--data-dir", &data, "listener", "filter"])
+            .args(args);
+        cmd.output().expect("magpie runs")
+    };
+    let plays = || sql_scalar(dir.path(), &data, "SELECT count(*) FROM marts.fact_plays");
+    let raw = || sql_scalar(dir.path(), &data, "SELECT count(*) FROM raw.listen_events");
+    let (all, events) = (plays(), raw());
+    let artist = sql_scalar(
+        dir.path(),
+        &data,
+        "SELECT artist_name FROM marts.dim_artist ORDER BY play_count DESC, artist_id LIMIT 1",
+    );
+    let of_artist: i64 = sql_scalar(
+        dir.path(),
+        &data,
+        &format!(
+            "SELECT count(*) FROM marts.fact_plays JOIN marts.dim_artist USING (artist_id) WHERE artist_name = '{}'",
+            artist.replace('\'', "''")
+        ),
+    )
+    .parse()
+    .unwrap();
+    assert!(of_artist > 0);
+
+    // Errors name the option that is wrong, and write nothing.
+    for (args, option) in [
+        (
+            vec!["add", "--listener", "nobody", "--artist", "X"],
+            "--listener: no listener named \"nobody\" (the listeners: default)",
+        ),
+        (
+            vec!["add", "--listener", "default", "--album", "  "],
+            "--album: a name is needed",
+        ),
+        (
+            vec!["remove", "--listener", "default", "--genre", "polka"],
+            "--genre: default has no genre filter \"polka\"",
+        ),
+    ] {
+        let out = filter(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = common::stderr(&out);
+        assert!(err.contains(option), "{args:?}: {err}");
+    }
+    let out = filter(&["add", "--listener", "default"]);
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("--artist"));
+
+    // Added (in another case than shown), listed, applied by the next build.
+    let out = run(&mut {
+        let mut c = magpie(dir.path());
+        c.args([
+            "--data-dir",
+            &data,
+            "listener",
+            "filter",
+            "add",
+            "--listener",
+            "default",
+        ])
+        .args(["--artist", &artist.to_uppercase()]);
+        c
+    });
+    assert!(out.status.success());
+    let out = filter(&["add", "--listener", "default", "--artist", &artist]);
+    assert!(
+        common::stderr(&out).contains("--artist: default already hides"),
+        "{}",
+        common::stderr(&out)
+    );
+    let out = run(&mut {
+        let mut c = magpie(dir.path());
+        c.args(["--data-dir", &data, "listener", "filter", "list", "--json"]);
+        c
+    });
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["kind"], "artist");
+    assert_eq!(listed[0]["listener"], "default");
+    assert_eq!(plays(), all, "not before the next build");
+    assert!(
+        run(magpie(dir.path()).args(["--data-dir", &data, "build"]))
+            .status
+            .success()
+    );
+    let all_n: i64 = all.parse().unwrap();
+    assert_eq!(plays(), (all_n - of_artist).to_string());
+    assert_eq!(raw(), events, "no event deleted");
+
+    // While `magpie serve` holds the warehouse, adding or removing refuses, as an import does,
+    // and changes nothing.
+    let server = common::Server::start(dir.path(), &data, "serve.log");
+    let out = filter(&["remove", "--listener", "default", "--artist", &artist]);
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(err.contains("open in another process"), "{err}");
+    server.stop();
+
+    // Removed: the plays count again from the next build.
+    let out = filter(&[
+        "remove",
+        "--listener",
+        "default",
+        "--artist",
+        &artist.to_lowercase(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(
+        run(magpie(dir.path()).args(["--data-dir", &data, "build"]))
+            .status
+            .success()
+    );
+    assert_eq!(plays(), all);
+}

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "incremental_state",
         sql: include_str!("../../migrations/0009_incremental_state.sql"),
     },
+    Migration {
+        version: 10,
+        name: "listener_filters",
+        sql: include_str!("../../migrations/0010_listener_filters.sql"),
+    },
 ];
 
 fn latest_known() -> i64 {

@@ -90,6 +90,7 @@ pub(crate) fn build_model(
             &rendered.sql,
             cfg,
             incremental,
+            &rendered.post_hooks,
         )
     };
     match run_node(conn, "model", name, alone, build) {

@@ -3,6 +3,12 @@
 //! live in `DATA_DIR/secrets/` (hashed), not in the warehouse, so this works while `magpie
 //! serve` runs, and the server sees a change on its next request.
 //!
+//! `magpie listener filter add | list | remove`: a listener's own filters, artists, albums or
+//! genres hidden from their stats (`raw.listener_filters`, applied by the models). Adding and
+//! removing write the warehouse, so, like `magpie import`, they need it to themselves (a
+//! running `magpie serve` holds it: they say so and change nothing); listing reads the
+//! snapshot `magpie serve` publishes when it holds the warehouse.
+//!
 //! `magpie listener list | add | rename | merge | remove`: the listeners themselves, through
 //! [`magpie_music::listeners`]. `list` reads (the snapshot too); the others write the
 //! warehouse and the token stores, so they too need the warehouse to themselves. `merge` and
@@ -11,19 +17,100 @@
 use std::process::ExitCode;
 
 use magpie_core::Config;
+use magpie_music::filters::{self, FilterError, FilterKind};
 use magpie_music::submit::tokens::TokenStore;
 
-use crate::cli::{ListenerCommand, TokenCommand};
+use crate::cli::{FilterArgs, FilterCommand, ListenerCommand, TokenCommand};
 
 pub fn run(config: &Config, command: ListenerCommand) -> anyhow::Result<ExitCode> {
     match command {
         ListenerCommand::Token(command) => tokens(config, command),
+        ListenerCommand::Filter(command) => filter(config, command),
         command @ (ListenerCommand::List { .. }
         | ListenerCommand::Add { .. }
         | ListenerCommand::Rename { .. }
         | ListenerCommand::Merge { .. }
         | ListenerCommand::Remove { .. }) => manage(config, command),
     }
+}
+
+/// The filter's kind and name from whichever of --artist, --album, --genre was given (clap
+/// requires exactly one).
+fn kind_and_value(args: &FilterArgs) -> (FilterKind, &str) {
+    match (&args.artist, &args.album, &args.genre) {
+        (Some(v), _, _) => (FilterKind::Artist, v),
+        (_, Some(v), _) => (FilterKind::Album, v),
+        (_, _, Some(v)) => (FilterKind::Genre, v),
+        (None, None, None) => unreachable!("clap requires one of --artist, --album, --genre"),
+    }
+}
+
+/// A filter error naming the command-line option that is wrong (`--listener: ...`).
+fn explain(e: FilterError) -> anyhow::Error {
+    match e.field() {
+        Some(field) => {
+            let text = e.to_string();
+            let rest = text
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(&text)
+                .to_string();
+            anyhow::anyhow!("--{field}: {rest}")
+        }
+        None => e.into(),
+    }
+}
+
+fn filter(config: &Config, command: FilterCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        FilterCommand::Add(args) => {
+            let (kind, value) = kind_and_value(&args);
+            let warehouse = super::open_warehouse(config)?;
+            let added =
+                filters::add(warehouse.conn(), &args.listener, kind, value).map_err(explain)?;
+            warehouse.checkpoint()?;
+            println!(
+                "{} now hides the {kind} {:?} from their stats (no event is deleted). \
+                 The marts leave those plays out from the next build: `magpie build`, or the \
+                 next scheduled one of `magpie serve`.",
+                added.listener, added.value
+            );
+        }
+        FilterCommand::Remove(args) => {
+            let (kind, value) = kind_and_value(&args);
+            let warehouse = super::open_warehouse(config)?;
+            let gone =
+                filters::remove(warehouse.conn(), &args.listener, kind, value).map_err(explain)?;
+            warehouse.checkpoint()?;
+            println!(
+                "{} counts the {kind} {:?} again from the next build (`magpie build`, or the \
+                 next scheduled one of `magpie serve`).",
+                gone.listener, gone.value
+            );
+        }
+        FilterCommand::List { listener, json } => {
+            let conn = super::open_reader(config)?;
+            let all = filters::list(&conn, listener.as_deref()).map_err(explain)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!(
+                    "No filters: `magpie listener filter add --listener NAME --artist|--album|--genre VALUE` hides one."
+                );
+            } else {
+                println!("{:<16} {:<7} {:<40} added", "listener", "kind", "name");
+                for f in all {
+                    println!(
+                        "{:<16} {:<7} {:<40} {}",
+                        f.listener,
+                        f.kind.as_str(),
+                        f.value,
+                        f.created_at.format("%Y-%m-%d %H:%M UTC")
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn tokens(config: &Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
@@ -261,7 +348,7 @@ fn manage(config: &Config, command: ListenerCommand) -> anyhow::Result<ExitCode>
             );
             notes(&done.notes);
         }
-        ListenerCommand::Token(_) => {
+        ListenerCommand::Token(_) | ListenerCommand::Filter(_) => {
             unreachable!("dispatched by run")
         }
     }
