@@ -49,6 +49,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/admin_listeners.html"),
     ),
     ("me.html", include_str!("../templates/me.html")),
+    ("compare.html", include_str!("../templates/compare.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("explore.html", include_str!("../templates/explore.html")),
     (

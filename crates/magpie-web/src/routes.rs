@@ -140,6 +140,7 @@ pub fn table() -> Vec<Route> {
             get(pages::discoveries::page),
         ),
         route(Listening, g.clone(), "/streaks", get(pages::streaks::page)),
+        route(Listening, g.clone(), "/compare", get(pages::compare::page)),
         route(Listening, g.clone(), "/year/{year}", get(pages::year::page)),
         route(Listening, g.clone(), "/year", get(pages::year::latest)),
         route(

@@ -117,6 +117,16 @@ impl Scope {
 }
 
 impl Scope {
+    /// [`Scope::link_suffix`] for links to pages about one artist, album or track, which have
+    /// no everyone view: empty from the everyone view.
+    pub fn detail_suffix(&self) -> String {
+        if self.one().is_some() {
+            self.link_suffix()
+        } else {
+            String::new()
+        }
+    }
+
     /// `&listener=…` to append to a link's query string (empty for the default listener).
     pub fn link_suffix(&self) -> String {
         match self.query_string() {

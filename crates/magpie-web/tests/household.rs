@@ -7,11 +7,8 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Served, client, csrf_of, demo_options, run_build, serve};
+use common::{Served, client, csrf_of, household_warehouse, serve};
 use magpie_core::household::{self, Visibility};
-use magpie_core::{OpenOptions, Warehouse};
-use magpie_music::demo::generate;
-use magpie_music::import::{ImportOptions, Importer};
 
 /// Every page about a listener, with the everyone view's where it has one.
 const PAGES: [(&str, bool); 13] = [
@@ -29,29 +26,6 @@ const PAGES: [(&str, bool); 13] = [
     ("/completeness", false),
     ("/artist/x", false),
 ];
-
-/// `default` (the demo's 8,000 plays) and `bob` (6,000 others, another seed), built.
-fn household_warehouse(dir: &std::path::Path) -> Warehouse {
-    let wh = Warehouse::open(dir.join("magpie.duckdb"), &OpenOptions::default()).unwrap();
-    for (listener, plays, seed) in [("default", 8_000, 11), ("bob", 6_000, 23)] {
-        let mut options = demo_options(dir, plays);
-        options.seed = seed;
-        options.out_dir = dir.join(format!("export-{listener}"));
-        generate(&options).unwrap();
-        let summary = Importer::new(
-            &wh,
-            ImportOptions {
-                listener: listener.into(),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .import_paths(&[options.out_dir], &mut |_| {});
-        assert!(summary.all_ok());
-    }
-    run_build(&wh, dir);
-    wh
-}
 
 fn shared() -> &'static Served {
     static SERVED: OnceLock<Served> = OnceLock::new();
@@ -462,4 +436,65 @@ async fn privacy_holds_for_every_viewer_and_setting() {
     let (status, _) = get_as(&d, Some(&bob_session), "/me").await;
     assert_eq!(status, 303, "bob's session ended");
     assert!(!household::verify(&data, "bob", "bob's long secret").unwrap());
+}
+
+#[tokio::test]
+async fn comparing_two_listeners_matches_sql() {
+    let d = shared();
+    let (default, bob) = (id_of(d, "default"), id_of(d, "bob"));
+    let page = json_as(d, None, "/compare?with=default,bob&range=all&format=json").await;
+    let c = &page["comparison"];
+    assert_eq!(page["compared"], serde_json::json!(["default", "bob"]));
+    for (i, id) in [default, bob].into_iter().enumerate() {
+        assert_eq!(
+            c["sides"][i]["plays"],
+            d.int(&format!(
+                "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {id}"
+            ))
+        );
+    }
+    let shared_artists = d.int(&format!(
+        "SELECT count(*) FROM (SELECT artist_id FROM marts.fact_plays WHERE listener_id IN ({default}, {bob})
+         GROUP BY 1 HAVING count(DISTINCT listener_id) = 2)"
+    ));
+    let any_artists = d.int(&format!(
+        "SELECT count(DISTINCT artist_id) FROM marts.fact_plays WHERE listener_id IN ({default}, {bob})"
+    ));
+    assert!(shared_artists > 0, "the two demo histories share artists");
+    assert_eq!(c["shared_artists_count"], shared_artists);
+    assert_eq!(c["any_artists_count"], any_artists);
+    let overlap = c["artist_overlap"].as_f64().unwrap();
+    assert!((overlap - shared_artists as f64 / any_artists as f64).abs() < 1e-9);
+    let affinity = c["affinity"].as_f64().unwrap();
+    assert!(affinity > 0.0 && affinity <= 1.0, "{affinity}");
+    // Every blend track is played by both, with the counts shown.
+    let blend = c["blend"].as_array().unwrap();
+    assert!(!blend.is_empty());
+    for track in blend {
+        let id = track["id"].as_str().unwrap();
+        for (i, listener) in [default, bob].into_iter().enumerate() {
+            let n = d.int(&format!(
+                "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {listener} AND track_id = '{id}'"
+            ));
+            assert!(n > 0);
+            assert_eq!(track["plays"][i], n, "{id}");
+        }
+    }
+    // The first to play each shared artist, ever.
+    let first = &c["shared_artists"][0];
+    let artist = first["id"].as_str().unwrap();
+    let expected = d.text(&format!(
+        "SELECT l.name FROM marts.fact_plays f JOIN listeners l USING (listener_id)
+         WHERE f.artist_id = '{artist}' AND f.listener_id IN ({default}, {bob})
+         ORDER BY f.played_at, l.name LIMIT 1"
+    ));
+    assert_eq!(first["first_listener"], expected.as_str());
+    let (status, html) = get_as(d, None, "/compare?with=default&with=bob&range=all").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"blend\"") && html.contains("Affinity"));
+    // One listener: the form and a hint, no numbers.
+    let page = json_as(d, None, "/compare?with=bob&format=json").await;
+    assert!(page["comparison"].is_null());
+    let (status, _) = get_as(d, None, "/compare?with=bob,nobody").await;
+    assert_eq!(status, 404);
 }

@@ -1,6 +1,7 @@
 //! One module per page. Each page computes a serialisable data structure from the marts
 //! (cached per range), which becomes HTML, JSON (`?format=json`) or CSV (`?format=csv`).
 
+pub mod compare;
 pub mod completeness;
 pub mod dashboards;
 pub mod detail;
@@ -93,6 +94,8 @@ pub struct Frame {
     pub qs: String,
     /// The range alone as a query string.
     pub rq: String,
+    /// The query string for links to an artist, album or track (the everyone view has none).
+    pub dq: String,
     /// Notices for the top of the page (e.g. a Spotify account to reconnect).
     pub alerts: Vec<String>,
 }
@@ -147,6 +150,7 @@ pub(crate) async fn frame(
         alerts: app.alerts(),
         qs: format!("{}{}", range.query_string(), scope.link_suffix()),
         rq: range.query_string(),
+        dq: format!("{}{}", range.query_string(), scope.detail_suffix()),
         title,
         nav,
         listener: scope.name(),
@@ -170,6 +174,7 @@ impl Frame {
             alerts: app.alerts(),
             qs: String::new(),
             rq: String::new(),
+            dq: String::new(),
             title: title.into(),
             nav,
             listener: app.listener_name().to_string(),

@@ -54,7 +54,7 @@ async fn build(app: &App, query: &PageQuery) -> Result<Rendered, WebError> {
         .iter()
         .map(|b| b.point(b.label.clone(), &also))
         .collect();
-    let qs = format!("{}{also}", range.query_string());
+    let qs = format!("{}{}", range.query_string(), app.scope().detail_suffix());
     let ranking: Vec<Point> = top.iter().map(|r| r.point(Kind::Artist, &qs)).collect();
     let mut table = Table::new(&["period_start", "period_end", "plays", "ms_played"]);
     for b in series.iter() {

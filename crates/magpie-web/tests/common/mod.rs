@@ -125,6 +125,29 @@ pub fn demo_warehouse_with(
     wh
 }
 
+/// `default` (the demo's 8,000 plays) and `bob` (6,000 others, another seed), built.
+pub fn household_warehouse(dir: &std::path::Path) -> Warehouse {
+    let wh = Warehouse::open(dir.join("magpie.duckdb"), &OpenOptions::default()).unwrap();
+    for (listener, plays, seed) in [("default", 8_000, 11), ("bob", 6_000, 23)] {
+        let mut options = demo_options(dir, plays);
+        options.seed = seed;
+        options.out_dir = dir.join(format!("export-{listener}"));
+        generate(&options).unwrap();
+        let summary = Importer::new(
+            &wh,
+            ImportOptions {
+                listener: listener.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .import_paths(&[options.out_dir], &mut |_| {});
+        assert!(summary.all_ok());
+    }
+    run_build(&wh, dir);
+    wh
+}
+
 /// Build every model with its data tests, asserting all succeed.
 pub fn run_build(wh: &Warehouse, dir: &Path) {
     magpie_models::timezone::write_offsets(wh.conn(), chrono_tz::Europe::Berlin).unwrap();
