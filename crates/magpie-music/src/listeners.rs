@@ -47,7 +47,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDateTime;
 use duckdb::{Connection, OptionalExt, params};
-use magpie_core::WarehouseError;
+use magpie_core::{WarehouseError, household};
 use serde::Serialize;
 
 use crate::spotify::{self, SpotifyError};
@@ -70,7 +70,12 @@ pub enum NameRule {
     FirstCharacter(char),
     /// A character outside letters, digits, `.`, `_` and `-`.
     Character(char),
+    /// `everyone`: the pages' name for all listeners together.
+    Reserved,
 }
+
+/// The name the pages give all listeners together (`?listener=everyone`).
+const EVERYONE: &str = "everyone";
 
 impl fmt::Display for NameRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,6 +86,10 @@ impl fmt::Display for NameRule {
             NameRule::FirstCharacter(c) => {
                 write!(f, "must start with a letter or a digit, not {c:?}")
             }
+            NameRule::Reserved => write!(
+                f,
+                "is reserved: the pages call all listeners together `{EVERYONE}`"
+            ),
             NameRule::Character(c) => write!(
                 f,
                 "may hold only letters a-z and A-Z, digits, '.', '_' and '-' (it appears in URLs \
@@ -101,6 +110,8 @@ pub fn validate_name(name: &str) -> Result<(), ListenerError> {
         Some(NameRule::TooLong)
     } else if let Some(c) = name.chars().next().filter(|c| !c.is_ascii_alphanumeric()) {
         Some(NameRule::FirstCharacter(c))
+    } else if name.eq_ignore_ascii_case(EVERYONE) {
+        Some(NameRule::Reserved)
     } else {
         name.chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
@@ -522,7 +533,8 @@ impl ListenerAdmin {
             }
             Ok(())
         })?;
-        let notes = self.move_spotify_pages(old, new).into_iter().collect();
+        let mut notes: Vec<String> = self.move_spotify_pages(old, new).into_iter().collect();
+        notes.extend(self.household(|dir| household::rename(dir, old, new)));
         Ok(Renamed {
             old: old.into(),
             new: new.into(),
@@ -623,6 +635,10 @@ impl ListenerAdmin {
             Ok(())
         })?;
         merged.notes.extend(self.move_spotify_pages(from, into));
+        // `into` keeps its own visibility and login; `from`'s carry over only when it had none.
+        merged
+            .notes
+            .extend(self.household(|dir| household::rename(dir, from, into)));
         Ok(merged)
     }
 
@@ -700,6 +716,9 @@ impl ListenerAdmin {
             }
             Ok(())
         })?;
+        removed
+            .notes
+            .extend(self.household(|dir| household::remove(dir, name)));
         let pages = self.spotify_pages(name);
         if pages.is_dir() {
             removed.notes.push(format!(
@@ -708,6 +727,18 @@ impl ListenerAdmin {
             ));
         }
         Ok(removed)
+    }
+
+    /// Carry a change over to who may see the listener's pages and their login
+    /// ([`magpie_core::household`]), after the warehouse's change committed: a failure is a
+    /// note saying what to redo, not an undone rename.
+    fn household(
+        &self,
+        change: impl FnOnce(&std::path::Path) -> Result<(), household::HouseholdError>,
+    ) -> Option<String> {
+        change(&self.data_dir)
+            .err()
+            .map(|e| format!("the pages' visibility and login settings were not carried over: {e}"))
     }
 
     /// The listener's warehouse id (`None` when only a token store knows the name); an error

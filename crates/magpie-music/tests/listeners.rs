@@ -311,11 +311,19 @@ fn rename_keeps_the_tokens_working_under_the_new_name() {
         .unwrap();
     std::fs::create_dir_all(dir.path().join("spotify/alicia")).unwrap();
     std::fs::write(dir.path().join("spotify/alicia/page.json"), "{}").unwrap();
+    use magpie_core::household::{self, Household, Visibility};
+    household::set_visibility(dir.path(), "alicia", Visibility::Private).unwrap();
+    household::set_password(dir.path(), "alicia", "alicia's long secret").unwrap();
     let before = shape(&wh, "alicia");
 
     let admin = admin(dir.path());
     let renamed = admin.rename(wh.conn(), "alicia", "Ali").unwrap();
     assert_eq!((renamed.scrobble_tokens, renamed.spotify_moved), (1, true));
+    // Who may see the pages, and the login, follow the name.
+    let home = Household::load(dir.path()).unwrap();
+    assert_eq!(home.visibility("Ali"), Visibility::Private);
+    assert!(home.has_login("Ali") && !home.has_login("alicia"));
+    assert!(household::verify(dir.path(), "Ali", "alicia's long secret").unwrap());
     assert!(!renamed.was_default);
     assert_eq!(shape(&wh, "Ali"), before);
     assert_eq!(shape(&wh, "alicia"), "");
@@ -378,6 +386,7 @@ fn remove_deletes_one_listeners_events_and_tokens_after_a_backup() {
         .put("alicia", spotify_tokens("r"))
         .unwrap();
     let alice_before = shape(&wh, "alice");
+    magpie_core::household::set_password(dir.path(), "alicia", "alicia's long secret").unwrap();
     let events_before = count(&wh, "SELECT count(*) FROM raw.listen_events");
     let alicia_events = count(
         &wh,
@@ -386,6 +395,12 @@ fn remove_deletes_one_listeners_events_and_tokens_after_a_backup() {
 
     let admin = admin(dir.path());
     let removed = admin.remove(wh.conn(), "alicia", false).unwrap();
+    assert!(
+        !magpie_core::household::Household::load(dir.path())
+            .unwrap()
+            .has_login("alicia"),
+        "a removed listener's login is gone"
+    );
     assert!(removed.backup.is_file());
     let copy = Warehouse::open_read_only(&removed.backup).unwrap();
     let then: i64 = copy
@@ -443,6 +458,7 @@ fn the_default_listener_goes_only_when_told_and_names_are_checked() {
         (" sam2", NameRule::Untrimmed),
         ("_x", NameRule::FirstCharacter('_')),
         ("a:b", NameRule::Character(':')),
+        ("Everyone", NameRule::Reserved),
     ] {
         match admin.add(wh.conn(), name) {
             Err(ListenerError::BadName { rule: r, .. }) => assert_eq!(r, rule, "{name:?}"),

@@ -1,6 +1,7 @@
 //! The web's one door to the live warehouse: the operational records that change between
 //! builds (flow runs, the enrichment queue, the market collector's lifecycle events, DuckDB's
-//! own figures), read with the fixed statements in this file and handed out as typed rows.
+//! own figures), read with the fixed statements in this file and handed out as typed rows;
+//! and listener administration through [`magpie_music::listeners`].
 //!
 //! Everything else the web serves (every page over the marts) runs on the locked-down
 //! read-only instance over the published snapshot ([`crate::App::reader`]); this module holds
@@ -13,6 +14,7 @@ use duckdb::Connection;
 use magpie_core::scheduler::RunStore;
 use magpie_core::scheduler::store::{LogRow, RunRow, TaskRow};
 use magpie_music::enrich::Progress;
+use magpie_music::listeners::{ListenerAdmin, ListenerError};
 use serde::Serialize;
 
 use crate::WebError;
@@ -21,6 +23,7 @@ use crate::pool::ConnectionPool;
 /// Connections to the writing instance, for the operations pages.
 #[derive(Clone)]
 pub struct Live {
+    admin: std::sync::Arc<std::sync::Mutex<Connection>>,
     pool: ConnectionPool,
 }
 
@@ -87,11 +90,46 @@ pub struct DuckDbFigures {
 
 impl Live {
     /// Two connections cloned from the writer (`root`); a statement longer than `timeout` is
-    /// interrupted.
+    /// interrupted. One more, without a timeout, for listener administration (a merge's
+    /// backup copies the whole warehouse).
     pub fn new(root: &Connection, timeout: Duration) -> Result<Self, WebError> {
         Ok(Self {
             pool: ConnectionPool::new(root, 2, timeout)?,
+            admin: std::sync::Arc::new(std::sync::Mutex::new(root.try_clone()?)),
         })
+    }
+
+    /// Every listener with their sources (plays, Spotify, scrobble tokens, imports).
+    pub async fn listeners(
+        &self,
+        admin: &ListenerAdmin,
+    ) -> Result<Vec<magpie_music::listeners::ListenerInfo>, WebError> {
+        let admin = admin.clone();
+        self.pool
+            .run(move |conn| {
+                admin
+                    .list(conn)
+                    .map_err(|e| WebError::Unavailable(e.to_string()))
+            })
+            .await
+    }
+
+    /// Run one listener change (add, rename, merge, remove) on the writer, off the async
+    /// workers; its message, or the reason it was refused.
+    pub async fn change_listener<T: Send + 'static>(
+        &self,
+        admin: &ListenerAdmin,
+        change: impl FnOnce(&ListenerAdmin, &Connection) -> Result<T, ListenerError> + Send + 'static,
+    ) -> Result<Result<T, ListenerError>, WebError> {
+        let (admin, conn) = (admin.clone(), std::sync::Arc::clone(&self.admin));
+        tokio::task::spawn_blocking(move || {
+            let conn = conn
+                .lock()
+                .map_err(|_| WebError::Internal("the admin connection is poisoned".into()))?;
+            Ok(change(&admin, &conn))
+        })
+        .await
+        .map_err(|e| WebError::Internal(format!("the listener change failed: {e}")))?
     }
 
     /// The newest `limit` runs (of `flow`, or of every flow).

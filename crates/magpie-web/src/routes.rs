@@ -200,13 +200,19 @@ pub fn table() -> Vec<Route> {
             Admin,
             g.clone(),
             "/admin/listeners",
-            get(pages::me::listeners),
+            get(pages::listeners::page),
         ),
         route(
             Admin,
             p.clone(),
             "/admin/listeners/login",
-            post(pages::me::set_login),
+            post(pages::listeners::set_login),
+        ),
+        route(
+            Admin,
+            p.clone(),
+            "/admin/listeners",
+            post(pages::listeners::change),
         ),
         route(Admin, g.clone(), "/admin/spotify", get(admin::spotify)),
         route(

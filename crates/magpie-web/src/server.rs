@@ -102,6 +102,8 @@ struct Inner {
     scrobbling: crate::scrobble::Scrobbling,
     /// Told when a new snapshot is published, for [`crate::warm`].
     published: Arc<tokio::sync::Notify>,
+    /// Adding, renaming, merging and removing listeners.
+    listener_admin: magpie_music::listeners::ListenerAdmin,
 }
 
 /// A result being computed once for everyone who asks for it meanwhile.
@@ -191,6 +193,7 @@ impl App {
                 inflight: Mutex::new(HashMap::new()),
                 scrobbling: crate::scrobble::Scrobbling::new(config, warehouse)?,
                 published: Arc::new(tokio::sync::Notify::new()),
+                listener_admin: magpie_music::listeners::ListenerAdmin::from_config(config),
             }),
             scope: None,
         })
@@ -219,6 +222,30 @@ impl App {
                 ))
             }
         }
+    }
+
+    pub(crate) fn listener_admin(&self) -> &magpie_music::listeners::ListenerAdmin {
+        &self.inner.listener_admin
+    }
+
+    /// After a listener was renamed (`Some(new)`) or merged away or removed (`None`) in the
+    /// live warehouse: the pages show the change at once, before the next build's snapshot
+    /// (the marts keep their listener ids; a merged or removed listener is no longer offered).
+    pub(crate) fn listener_changed(&self, id: i32, now: Option<&str>) {
+        if let Ok(mut shown) = self.inner.shown.write() {
+            match now {
+                Some(name) => {
+                    for l in shown.listeners.iter_mut().filter(|l| l.id == id) {
+                        l.name = name.to_string();
+                    }
+                    if shown.listener_id == id {
+                        shown.listener_name = name.to_string();
+                    }
+                }
+                None => shown.listeners.retain(|l| l.id != id),
+            }
+        }
+        self.inner.cache.clear();
     }
 
     /// Every listener of the published snapshot, and the one shown when a request names

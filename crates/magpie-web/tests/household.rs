@@ -498,3 +498,154 @@ async fn comparing_two_listeners_matches_sql() {
     let (status, _) = get_as(d, None, "/compare?with=bob,nobody").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_admin_renames_merges_and_removes_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = household_warehouse(dir.path());
+    let d = serve(wh, dir);
+    let data = d.dir().to_path_buf();
+    let bob = id_of(&d, "bob");
+    let bob_plays = d.int(&format!(
+        "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {bob}"
+    ));
+    magpie_core::secrets::set_admin_password(&data, "the admin's long secret").unwrap();
+    household::set_visibility(&data, "bob", Visibility::Household).unwrap();
+    let r = client()
+        .post(d.url("/login"))
+        .form(&[("password", "the admin's long secret")])
+        .send()
+        .await
+        .unwrap();
+    let admin = common::session_of(&r);
+    let (status, page) = get_as(&d, Some(&admin), "/admin/listeners").await;
+    assert_eq!(status, 200, "{page}");
+    // Each listener's sources: plays from the raw events.
+    let bob_listens = d.int(&format!(
+        "SELECT count(*) FROM raw.listen_events WHERE listener_id = {bob} AND duplicate_of IS NULL"
+    ));
+    assert!(
+        page.contains(&common_number(bob_listens)),
+        "bob's plays shown"
+    );
+    let csrf = csrf_of(&page);
+    let post = |form: Vec<(&'static str, String)>| {
+        let (d, admin, csrf) = (&d, admin.clone(), csrf.clone());
+        async move {
+            let mut fields = form;
+            fields.push(("csrf", csrf));
+            let r = client()
+                .post(d.url("/admin/listeners"))
+                .header("cookie", admin)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    // Rename: the pages follow at once, with the visibility.
+    let (status, body) = post(vec![
+        ("action", "rename".into()),
+        ("listener", "bob".into()),
+        ("to", "robert".into()),
+    ])
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Renamed bob to robert"));
+    let page = json_as(&d, Some(&admin), "/?listener=robert&range=all&format=json").await;
+    assert_eq!(page["totals"]["plays"], bob_plays);
+    assert_eq!(get_as(&d, Some(&admin), "/?listener=bob").await.0, 404);
+    assert_eq!(
+        household::Household::load(&data)
+            .unwrap()
+            .visibility("robert"),
+        Visibility::Household
+    );
+    assert_eq!(
+        get_as(&d, None, "/?listener=robert").await.0,
+        404,
+        "still household-only"
+    );
+    // A bad name is refused with the rule it broke.
+    let (status, body) = post(vec![
+        ("action", "rename".into()),
+        ("listener", "robert".into()),
+        ("to", "everyone".into()),
+    ])
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("reserved"), "{body}");
+    // Merge needs the name typed again; then a backup is taken first.
+    let (status, _) = post(vec![
+        ("action", "merge".into()),
+        ("listener", "robert".into()),
+        ("to", "default".into()),
+        ("confirm", "rob".into()),
+    ])
+    .await;
+    assert_eq!(status, 400);
+    let events = d.int("SELECT count(*) FROM raw.listen_events");
+    let (status, body) = post(vec![
+        ("action", "merge".into()),
+        ("listener", "robert".into()),
+        ("to", "default".into()),
+        ("confirm", "robert".into()),
+    ])
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Merged robert into default") && body.contains(".duckdb"));
+    let backups: Vec<_> = std::fs::read_dir(data.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(backups.iter().any(|b| b.contains("merge")), "{backups:?}");
+    assert_eq!(
+        d.int("SELECT count(*) FROM raw.listen_events"),
+        events,
+        "no play lost"
+    );
+    assert_eq!(
+        d.int(&format!(
+            "SELECT count(*) FROM raw.listen_events WHERE listener_id = {bob}"
+        )),
+        0
+    );
+    assert_eq!(get_as(&d, Some(&admin), "/?listener=robert").await.0, 404);
+    let (_, html) = get_as(&d, Some(&admin), "/?range=all").await;
+    assert!(
+        !html.contains("value=\"robert\""),
+        "a merged name is not offered"
+    );
+    // The default listener is not removed from here.
+    let (status, body) = post(vec![
+        ("action", "remove".into()),
+        ("listener", "default".into()),
+        ("confirm", "default".into()),
+    ])
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(d.int("SELECT count(*) FROM raw.listen_events") > 0);
+    // A listener without a session cannot do any of it.
+    let r = client()
+        .post(d.url("/admin/listeners"))
+        .form(&[("action", "add"), ("listener", "mallory")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+/// A count as the pages print it (`1,234`).
+fn common_number(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

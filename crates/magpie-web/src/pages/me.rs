@@ -1,8 +1,8 @@
-//! Who sees whose pages: a listener's own choice (`/me`), and the admin's page over every
-//! listener's visibility and login (`/admin/listeners`).
+//! Who sees a listener's pages: their own choice (`/me`, and the admin's for anyone from
+//! [`super::listeners`]).
 //!
-//! `/me` sits behind the member layer (any session, its CSRF token for the form); the admin
-//! page and its forms behind the admin layer. The settings live in
+//! `/me` and its form sit behind the member layer (any session, its CSRF token for the form).
+//! The settings live in
 //! [`magpie_core::household`]; the listener-scope layer reads them on every request, so a
 //! change applies at once.
 
@@ -19,12 +19,12 @@ use crate::{App, WebError};
 
 /// One visibility choice as a form shows it.
 #[derive(Debug, Serialize)]
-struct Choice {
+pub(crate) struct Choice {
     value: &'static str,
     label: &'static str,
 }
 
-fn choices() -> Vec<Choice> {
+pub(crate) fn choices() -> Vec<Choice> {
     Visibility::ALL
         .iter()
         .map(|v| Choice {
@@ -123,120 +123,12 @@ pub async fn visibility(
             .map_or("", |c| c.label)
     ));
     if session.is_admin() {
-        listeners_page(&app, session, message, StatusCode::OK)
+        super::listeners::page_with(&app, session, message, StatusCode::OK).await
     } else {
         me_page(&app, session, message)
     }
 }
 
-fn known(app: &App, name: &str) -> bool {
+pub(crate) fn known(app: &App, name: &str) -> bool {
     app.listeners().0.iter().any(|l| l.name == name)
-}
-
-#[derive(Debug, Serialize)]
-struct Row {
-    name: String,
-    visibility: &'static str,
-    login: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct ListenersPage {
-    listeners: Vec<Row>,
-    choices: Vec<Choice>,
-    csrf: String,
-    message: Option<String>,
-    min_length: usize,
-}
-
-/// The admin's page over every listener: who sees them, who can log in.
-pub async fn listeners(State(app): State<App>, Extension(session): Extension<Session>) -> Response {
-    listeners_page(&app, session, None, StatusCode::OK)
-}
-
-fn listeners_page(
-    app: &App,
-    session: Session,
-    message: Option<String>,
-    status: StatusCode,
-) -> Response {
-    let household = match Household::load(app.data_dir()) {
-        Ok(h) => h,
-        Err(e) => return WebError::Internal(e.to_string()).into_response(),
-    };
-    let data = ListenersPage {
-        listeners: app
-            .listeners()
-            .0
-            .into_iter()
-            .map(|l| Row {
-                visibility: household.visibility(&l.name).as_str(),
-                login: household.has_login(&l.name),
-                name: l.name,
-            })
-            .collect(),
-        choices: choices(),
-        csrf: session.csrf,
-        message,
-        min_length: magpie_core::secrets::MIN_PASSWORD_LEN,
-    };
-    crate::admin::page(
-        app,
-        status,
-        &Frame::plain(app, "Listeners", "admin", "/admin/listeners"),
-        &data,
-        "admin_listeners.html",
-    )
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    listener: String,
-    /// Empty: take the login away.
-    #[serde(default)]
-    password: String,
-}
-
-/// Give a listener a login of their own (or a new password), or take it away; their open
-/// sessions end either way.
-pub async fn set_login(
-    State(app): State<App>,
-    Extension(session): Extension<Session>,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let name = form.listener.trim().to_string();
-    if !known(&app, &name) {
-        return listeners_page(
-            &app,
-            session,
-            Some(format!("There is no listener `{name}`.")),
-            StatusCode::BAD_REQUEST,
-        );
-    }
-    let dir = app.data_dir().to_path_buf();
-    let (who, password) = (name.clone(), form.password);
-    let taking_away = password.is_empty();
-    let done = crate::auth::login::hashing(&app, move || {
-        if taking_away {
-            household::remove_login(&dir, &who)
-        } else {
-            household::set_password(&dir, &who, &password)
-        }
-    })
-    .await;
-    let (status, message) = match done {
-        Ok(Ok(())) => {
-            app.auth().sessions.close_listener(&name);
-            tracing::info!(listener = %name, removed = taking_away, "a listener's login changed");
-            let message = if taking_away {
-                format!("{name} can no longer log in.")
-            } else {
-                format!("{name} can log in with their name and the new password.")
-            };
-            (StatusCode::OK, message)
-        }
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => return e.into_response(),
-    };
-    listeners_page(&app, session, Some(message), status)
 }

@@ -10,6 +10,7 @@ pub mod enrichment;
 pub mod flows;
 pub mod genres;
 pub mod health;
+pub mod listeners;
 pub mod map;
 pub mod market;
 pub mod me;
