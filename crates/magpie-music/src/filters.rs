@@ -49,7 +49,8 @@ impl FilterKind {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// `artist`, `album` or `genre`.
+    pub fn parse(text: &str) -> Option<Self> {
         match text {
             "artist" => Some(Self::Artist),
             "album" => Some(Self::Album),

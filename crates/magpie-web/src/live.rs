@@ -1,7 +1,8 @@
 //! The web's one door to the live warehouse: the operational records that change between
 //! builds (flow runs, the enrichment queue, the market collector's lifecycle events, DuckDB's
 //! own figures), read with the fixed statements in this file and handed out as typed rows;
-//! and listener administration through [`magpie_music::listeners`].
+//! and the changes the admin pages make to listeners and their filters
+//! ([`magpie_music::listeners`], [`magpie_music::filters`]).
 //!
 //! Everything else the web serves (every page over the marts) runs on the locked-down
 //! read-only instance over the published snapshot ([`crate::App::reader`]); this module holds
@@ -14,7 +15,7 @@ use duckdb::Connection;
 use magpie_core::scheduler::RunStore;
 use magpie_core::scheduler::store::{LogRow, RunRow, TaskRow};
 use magpie_music::enrich::Progress;
-use magpie_music::listeners::{ListenerAdmin, ListenerError};
+use magpie_music::listeners::ListenerAdmin;
 use serde::Serialize;
 
 use crate::WebError;
@@ -114,22 +115,35 @@ impl Live {
             .await
     }
 
-    /// Run one listener change (add, rename, merge, remove) on the writer, off the async
-    /// workers; its message, or the reason it was refused.
-    pub async fn change_listener<T: Send + 'static>(
+    /// Run one change a person asked for on a page (a listener added, renamed, merged or
+    /// removed; a filter added or removed) on the writer, off the async workers: its result,
+    /// or the reason it was refused.
+    pub async fn write<T: Send + 'static, E: Send + 'static>(
         &self,
-        admin: &ListenerAdmin,
-        change: impl FnOnce(&ListenerAdmin, &Connection) -> Result<T, ListenerError> + Send + 'static,
-    ) -> Result<Result<T, ListenerError>, WebError> {
-        let (admin, conn) = (admin.clone(), std::sync::Arc::clone(&self.admin));
+        change: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<Result<T, E>, WebError> {
+        let conn = std::sync::Arc::clone(&self.admin);
         tokio::task::spawn_blocking(move || {
             let conn = conn
                 .lock()
                 .map_err(|_| WebError::Internal("the admin connection is poisoned".into()))?;
-            Ok(change(&admin, &conn))
+            Ok(change(&conn))
         })
         .await
-        .map_err(|e| WebError::Internal(format!("the listener change failed: {e}")))?
+        .map_err(|e| WebError::Internal(format!("the change failed: {e}")))?
+    }
+
+    /// A listener's filters (every listener's with `None`).
+    pub async fn filters(
+        &self,
+        listener: Option<String>,
+    ) -> Result<Vec<magpie_music::filters::ListenerFilter>, WebError> {
+        self.pool
+            .run(move |conn| {
+                magpie_music::filters::list(conn, listener.as_deref())
+                    .map_err(|e| WebError::Unavailable(e.to_string()))
+            })
+            .await
     }
 
     /// The newest `limit` runs (of `flow`, or of every flow).

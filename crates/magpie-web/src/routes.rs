@@ -196,6 +196,7 @@ pub fn table() -> Vec<Route> {
             "/me/visibility",
             post(pages::me::visibility),
         ),
+        route(Member, p.clone(), "/me/filters", post(pages::me::filter)),
         route(
             Admin,
             g.clone(),

@@ -649,3 +649,92 @@ fn common_number(n: i64) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn a_listeners_filters_leave_plays_out_of_their_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = household_warehouse(dir.path());
+    let d = serve(wh, dir);
+    let data = d.dir().to_path_buf();
+    let (bob, default) = (id_of(&d, "bob"), id_of(&d, "default"));
+    household::set_password(&data, "bob", "bob's long secret").unwrap();
+    let r = client()
+        .post(d.url("/login"))
+        .form(&[("name", "bob"), ("password", "bob's long secret")])
+        .send()
+        .await
+        .unwrap();
+    let session = common::session_of(&r);
+    let (top_id, top_name, top_plays) = {
+        let top = json_as(&d, None, "/top/artists?listener=bob&range=all&format=json").await;
+        let row = &top["rows"][0];
+        (
+            row["id"].as_str().unwrap().to_string(),
+            row["name"].as_str().unwrap().to_string(),
+            row["plays"].as_i64().unwrap(),
+        )
+    };
+    let plays = |id: i64| {
+        d.int(&format!(
+            "SELECT count(*) FROM marts.fact_plays WHERE listener_id = {id}"
+        ))
+    };
+    let (bob_before, default_before) = (plays(bob), plays(default));
+    let me = get_as(&d, Some(&session), "/me").await.1;
+    let filter = |action: &'static str, listener: &'static str| {
+        let (d, session, csrf, name) = (&d, session.clone(), csrf_of(&me), top_name.clone());
+        async move {
+            let r = client()
+                .post(d.url("/me/filters"))
+                .header("cookie", session)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("listener", listener),
+                    ("action", action),
+                    ("kind", "artist"),
+                    ("value", name.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        filter("add", "default").await.0,
+        403,
+        "only their own filters"
+    );
+    let (status, body) = filter("add", "bob").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("is hidden from bob"), "{body}");
+    assert!(body.contains(&format!("data-filter=\"artist:{top_name}\"")));
+    d.build(&common::config(&data));
+    // The marts leave the artist's plays out, for bob only; the pages read the marts.
+    assert_eq!(plays(bob), bob_before - top_plays);
+    assert_eq!(plays(default), default_before);
+    let top = json_as(&d, None, "/top/artists?listener=bob&range=all&format=json").await;
+    assert!(
+        top["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != top_id.as_str()),
+        "the hidden artist is not ranked"
+    );
+    let page = json_as(&d, None, "/?listener=bob&range=all&format=json").await;
+    assert_eq!(page["totals"]["plays"], bob_before - top_plays);
+    assert!(
+        d.int(&format!(
+            "SELECT count(*) FROM raw.listen_events WHERE listener_id = {bob}"
+        )) >= bob_before,
+        "no event deleted"
+    );
+    // Shown again.
+    let (status, _) = filter("remove", "bob").await;
+    assert_eq!(status, 200);
+    d.build(&common::config(&data));
+    let page = json_as(&d, None, "/?listener=bob&range=all&format=json").await;
+    assert_eq!(page["totals"]["plays"], bob_before);
+}

@@ -172,18 +172,22 @@ pub async fn change(
     let outcome: Result<Result<String, _>, WebError> = match form.action.as_str() {
         "add" => {
             let name = listener.clone();
-            live.change_listener(admin, move |a, conn| a.add(conn, &name))
-                .await
-                .map(|r| {
-                    r.map(|_| {
-                        format!("Added {listener}: their pages appear after their first plays are built.")
-                    })
+            let a = admin.clone();
+            live.write(move |conn| a.add(conn, &name)).await.map(|r| {
+                r.map(|_| {
+                    format!(
+                        "Added {listener}: their pages appear after their first plays are built."
+                    )
                 })
+            })
         }
         "rename" => {
             let (old, new) = (listener.clone(), to.clone());
             let done = live
-                .change_listener(admin, move |a, conn| a.rename(conn, &old, &new))
+                .write({
+                    let a = admin.clone();
+                    move |conn| a.rename(conn, &old, &new)
+                })
                 .await;
             done.map(|r| {
                 r.map(|renamed| {
@@ -210,7 +214,10 @@ pub async fn change(
                 .find(|l| l.name == from)
                 .map(|l| l.id);
             let done = live
-                .change_listener(admin, move |a, conn| a.merge(conn, &from, &into, false))
+                .write({
+                    let a = admin.clone();
+                    move |conn| a.merge(conn, &from, &into, false)
+                })
                 .await;
             done.map(|r| {
                 r.map(|merged| {
@@ -241,7 +248,10 @@ pub async fn change(
                 .find(|l| l.name == name)
                 .map(|l| l.id);
             let done = live
-                .change_listener(admin, move |a, conn| a.remove(conn, &name, false))
+                .write({
+                    let a = admin.clone();
+                    move |conn| a.remove(conn, &name, false)
+                })
                 .await;
             done.map(|r| {
                 r.map(|removed| {
