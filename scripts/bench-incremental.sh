@@ -42,8 +42,12 @@ import json, sys, datetime
 src, out, n, round_ = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 records = [r for r in json.load(open(src)) if r.get("master_metadata_track_name")][-n:]
 last = max(datetime.datetime.fromisoformat(r["ts"].replace("Z", "+00:00")) for r in records)
-# Played again a week per round after the export's end, four minutes apart.
+# Played again a week per round after the export's end, four minutes apart; an export that
+# ends about now is played again in the last days instead (imports refuse plays after tomorrow).
 start = last + datetime.timedelta(days=7 * round_)
+now = datetime.datetime.now(datetime.timezone.utc)
+if start > now - datetime.timedelta(days=1):
+    start = now - datetime.timedelta(days=3) + datetime.timedelta(hours=4 * round_)
 for i, r in enumerate(records):
     r["ts"] = (start + datetime.timedelta(minutes=4 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
 json.dump(records, open(out, "w"))
