@@ -608,14 +608,15 @@ fn shown(conn: &Connection, name: &str) -> Result<Shown, WebError> {
         [],
         |r| r.get(0),
     )?;
-    let sql = if marts {
-        "SELECT listener_id, name FROM listeners
-         WHERE listener_id = ? OR listener_id IN (SELECT DISTINCT listener_id FROM marts.agg_daily_listening)
-         ORDER BY name"
+    let with_plays = if marts {
+        "SELECT DISTINCT listener_id FROM marts.agg_daily_listening"
     } else {
-        "SELECT listener_id, name FROM listeners WHERE listener_id = ? OR true ORDER BY name"
+        "SELECT listener_id FROM listeners"
     };
-    let mut stmt = conn.prepare(sql)?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT listener_id, name FROM listeners
+         WHERE listener_id = ? OR listener_id IN ({with_plays}) ORDER BY name"
+    ))?;
     let listeners = stmt
         .query_map([listener_id], |r| {
             Ok(Listener {

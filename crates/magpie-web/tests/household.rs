@@ -386,6 +386,22 @@ async fn privacy_holds_for_every_viewer_and_setting() {
     assert_eq!(status, 404);
     let everyone = json_as(&d, None, "/?listener=everyone&range=all&format=json").await;
     assert_eq!(everyone["totals"]["plays"], default_plays);
+    // Nor do the ListenBrainz API's read endpoints show him, unless with his own token.
+    let token = magpie_music::submit::tokens::TokenStore::new(&data)
+        .create("bob", None)
+        .unwrap()
+        .token;
+    for path in ["/1/user/bob/listens", "/1/user/bob/playing-now"] {
+        assert_eq!(get_as(&d, None, path).await.0, 401, "{path}");
+        let r = client()
+            .get(d.url(path))
+            .header("authorization", format!("Token {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} with bob's token");
+    }
+    assert_eq!(get_as(&d, None, "/1/user/default/listens").await.0, 200);
     // Bob may not change default's setting; without the CSRF token nothing changes.
     let r = client()
         .post(d.url("/me/visibility"))

@@ -129,10 +129,14 @@ pub async fn validate_token(
     }
 }
 
-/// Reading a listener's listens back: open like the pages, unless `server.require_login`;
-/// then only with a token of that listener.
+/// Reading a listener's listens back: open like the pages for a listener everyone may see,
+/// unless `server.require_login`; otherwise only with a token of that listener.
 fn may_read(app: &App, headers: &HeaderMap, listener: &str) -> Result<(), Response> {
-    if !app.auth().require_login {
+    // Open like the pages only for a listener whose pages everyone may see; a household-only
+    // or private listener's listens need their own token (API clients carry no session).
+    let open_to_all = magpie_core::household::Household::load(app.data_dir())
+        .is_ok_and(|h| h.visibility(listener) == magpie_core::household::Visibility::Everyone);
+    if !app.auth().require_login && open_to_all {
         return Ok(());
     }
     let token = authorize(app, headers)?;
