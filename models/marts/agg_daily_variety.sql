@@ -1,18 +1,13 @@
 {{ config(materialized='table', schema='marts') }}
 -- Per listener and local day: how many different tracks were played and in how many sessions.
--- A model of its own (agg_daily_listening joins it) so that these two large group-bys over
--- every play run alone: in one query with agg_daily_listening's other aggregates they did not
--- fit DuckDB's memory at 10M plays on the default budget. Plain group-bys (no count distinct)
--- so DuckDB can spill them.
+-- A model of its own (agg_daily_listening joins it) so that its large group-by over every play
+-- runs alone: in one query with agg_daily_listening's other aggregates, or beside the sessions'
+-- group-by (agg_daily_sessions, a model of its own for that reason), it did not fit DuckDB's
+-- memory at 10M plays on the default budget. Plain group-bys (no count distinct) so DuckDB can
+-- spill them.
 with by_track as (
     select listener_id, date_id, count(*) as distinct_tracks
     from (select listener_id, date_id, track_id from {{ ref('fact_plays') }} group by all)
-    group by listener_id, date_id
-),
-
-by_session as (
-    select listener_id, date_id, count(*) as sessions
-    from (select listener_id, date_id, session_id from {{ ref('fact_plays') }} group by all)
     group by listener_id, date_id
 )
 
@@ -22,4 +17,4 @@ select
     t.distinct_tracks,
     s.sessions
 from by_track as t
-join by_session as s using (listener_id, date_id)
+join {{ ref('agg_daily_sessions') }} as s using (listener_id, date_id)
