@@ -5,7 +5,7 @@
 # deleted one listener at a time, so the disk holds one export at a time (~620 MB per million plays).
 #
 #   usage: scripts/make-big-warehouse.sh DATA_DIR LISTENERS PLAYS [YEARS]
-#   e.g.   scripts/make-big-warehouse.sh /tmp/w10m 5 2000000 25     # 10 M plays
+#   e.g.   scripts/make-big-warehouse.sh /tmp/w10m 5 2000000 28     # 10 M plays
 #          scripts/make-big-warehouse.sh /tmp/w1750k 5 350000 20    # issue 29's household
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -83,8 +83,14 @@ pub enum DemoError {
 
 /// The longest history the generator writes.
 const MAX_YEARS: u32 = 100;
-/// About 16 hours of music a day: a denser history would not fit in the days it covers.
-const MAX_PLAYS_PER_DAY: f64 = 280.0;
+/// About 12 hours of music a day on average (busy days more): a denser history would spill
+/// past the days it covers.
+const MAX_PLAYS_PER_DAY: f64 = 200.0;
+
+/// The most plays one day is given (about 18 hours of music): a busier day would spill into
+/// the next ones, and at a high average the spill added up over the years until the last plays
+/// ended days after the history's last day (after tomorrow, which imports refuse).
+const DAY_CAP: u64 = 320;
 
 /// Number of artists for a history of `plays` plays.
 pub(crate) fn artist_count(plays: u64) -> usize {
@@ -204,7 +210,36 @@ fn allocate_days(rng: &mut ChaCha8Rng, first: NaiveDate, days: usize, total: u64
             }
         }
     }
+    cap_days(&mut out, DAY_CAP);
     out
+}
+
+/// Move plays over `cap` on a day to the nearest later (then earlier) days with room, keeping
+/// the total; days already under the cap are not touched. A total over `cap` per day stays
+/// over it (the caller refuses such densities).
+fn cap_days(days: &mut [u64], cap: u64) {
+    let mut excess = 0u64;
+    for count in days.iter_mut() {
+        if *count > cap {
+            excess += *count - cap;
+            *count = cap;
+        } else if excess > 0 && *count > 0 {
+            let room = (cap - *count).min(excess);
+            *count += room;
+            excess -= room;
+        }
+    }
+    for count in days.iter_mut().rev() {
+        if excess == 0 {
+            break;
+        }
+        let room = cap.saturating_sub(*count).min(excess);
+        *count += room;
+        excess -= room;
+    }
+    if let Some(last) = days.last_mut() {
+        *last += excess;
+    }
 }
 
 /// What carries from one session to the next.
@@ -365,5 +400,44 @@ mod tests {
             assert_eq!(days.iter().sum::<u64>(), total);
             assert_eq!(days.len(), 730);
         }
+    }
+
+    #[test]
+    fn no_day_is_given_more_than_fits() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let first = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+        // 270 plays a day on average: the busiest days would get well over 500.
+        let days = allocate_days(&mut rng, first, 3650, 270 * 3650);
+        assert_eq!(days.iter().sum::<u64>(), 270 * 3650);
+        assert!(
+            days.iter().all(|&d| d <= DAY_CAP),
+            "{:?}",
+            days.iter().max()
+        );
+        let mut few = vec![0, 5, 400, 0, 10];
+        cap_days(&mut few, 100);
+        // 300 over: 90 to the later day with plays, the rest backwards from the end.
+        assert_eq!(few, vec![15, 100, 100, 100, 100]);
+    }
+
+    #[test]
+    fn a_dense_history_ends_by_its_last_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let end = NaiveDate::from_ymd_opt(2026, 5, 31).unwrap();
+        let summary = generate(&GenerateOptions {
+            plays: (MAX_PLAYS_PER_DAY as u64) * 365 * 2,
+            years: 2,
+            seed: 3,
+            end: Some(end),
+            timezone: chrono_tz::Europe::Berlin,
+            out_dir: dir.path().to_path_buf(),
+            records_per_file: 50_000,
+        })
+        .unwrap();
+        assert!(
+            summary.last_day <= end + Duration::days(1),
+            "the plays end on {} for a history ending {end}",
+            summary.last_day
+        );
     }
 }
