@@ -181,6 +181,24 @@ async fn the_everyone_view_adds_up_every_listener() {
         page["totals"]["active_days"],
         d.int("SELECT count(DISTINCT date_id) FROM marts.fact_plays")
     );
+    // The timeline's new artists: first played by anyone that month, each counted once.
+    let timeline = json_as(
+        d,
+        None,
+        "/timeline?listener=everyone&range=all&grain=month&format=json",
+    )
+    .await;
+    let new_artists: i64 = timeline["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["new_artists"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        new_artists,
+        d.int("SELECT count(DISTINCT artist_id) FROM marts.fact_plays"),
+        "every artist is new once"
+    );
     let top = json_as(
         d,
         None,

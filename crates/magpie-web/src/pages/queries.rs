@@ -212,6 +212,7 @@ pub async fn series(
     let scope = app.scope();
     let (listener, from, to) = (scope.param(), range.from_id(), range.to_id());
     let who = scope.filter("a.listener_id");
+    let (one, everyone) = (scope.one().is_some(), scope.filter("listener_id"));
     let range = range.clone();
     app.cached(
         format!("series/{}/{}/{}", scope.key(), range.key(), grain.sql_part()),
@@ -229,6 +230,27 @@ pub async fn series(
             while let Some(r) = rows.next()? {
                 let start: NaiveDate = r.get(0)?;
                 found.insert(start, (r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?));
+            }
+            if !one {
+                // Everyone: an artist is new on the day anyone in the scope first played it
+                // (adding up each listener's would count it once per listener).
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT CAST(date_trunc('{}', d.date_day) AS DATE), count(*)
+                     FROM (SELECT entity_id, min(first_date_id) AS first_date_id FROM marts.agg_discoveries
+                           WHERE {everyone} AND entity_kind = 'artist' GROUP BY 1) AS x
+                     JOIN marts.dim_date AS d ON d.date_id = x.first_date_id
+                     WHERE x.first_date_id BETWEEN ? AND ? GROUP BY 1",
+                    grain.sql_part()
+                ))?;
+                for (_, bucket) in found.iter_mut() {
+                    bucket.2 = 0;
+                }
+                let mut rows = stmt.query(duckdb::params![listener, from, to])?;
+                while let Some(r) = rows.next()? {
+                    if let Some(bucket) = found.get_mut(&r.get::<_, NaiveDate>(0)?) {
+                        bucket.2 = r.get(1)?;
+                    }
+                }
             }
             Ok(buckets(&range, grain)
                 .into_iter()
