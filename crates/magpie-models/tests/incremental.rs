@@ -6,13 +6,15 @@
 //! other from scratch, and every mart (and the incremental intermediates) must hold the same
 //! rows after every step.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use magpie_core::{OpenOptions, Warehouse};
-use magpie_models::runner::{BuildOptions, BuildReport, Runner, Status};
+use magpie_models::runner::{BuildOptions, BuildReport, Runner};
 use magpie_music::demo::{GenerateOptions, generate};
 use magpie_music::filters::{self, FilterKind};
 use magpie_music::import::{ImportOptions, Importer};
@@ -84,33 +86,21 @@ fn build(
     vars: &BTreeMap<String, serde_json::Value>,
     full_refresh: bool,
 ) -> BuildReport {
-    magpie_models::timezone::write_offsets(wh.conn(), TZ).unwrap();
-    let project = magpie_models::embedded::project().unwrap();
     let (vars, run_vars) = vars
         .clone()
         .into_iter()
         .partition(|(k, _)| k != "event_watermark");
-    let report = Runner::new(wh.conn(), &project)
-        .build(
-            &BuildOptions {
-                run_tests: true,
-                temp_dir: tmp.to_path_buf(),
-                threads: 2,
-                full_refresh,
-                vars,
-                run_vars,
-                ..Default::default()
-            },
-            &mut |_| {},
-        )
-        .unwrap();
-    let bad: Vec<_> = report
-        .nodes
-        .iter()
-        .filter(|n| n.status != Status::Success)
-        .collect();
-    assert!(bad.is_empty(), "{bad:#?}");
-    report
+    common::build_with(
+        wh,
+        TZ,
+        tmp,
+        BuildOptions {
+            full_refresh,
+            vars,
+            run_vars,
+            ..Default::default()
+        },
+    )
 }
 
 /// Every mart table and incremental intermediate: (rows, md5 of its sorted rows), without the

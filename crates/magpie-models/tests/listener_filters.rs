@@ -4,36 +4,20 @@
 //! with SQL over the raw events; removing the filters brings every mart back as it was. The
 //! data tests run in every build.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::NaiveDate;
 use magpie_core::{OpenOptions, Warehouse};
-use magpie_models::runner::{BuildOptions, Runner, Status};
+use magpie_models::runner::BuildOptions;
 use magpie_music::demo::{GenerateOptions, generate};
 use magpie_music::filters::{self, FilterKind};
 use magpie_music::import::{ImportOptions, Importer};
 
 fn build(wh: &Warehouse, tmp: &Path) {
-    magpie_models::timezone::write_offsets(wh.conn(), chrono_tz::UTC).unwrap();
-    let project = magpie_models::embedded::project().unwrap();
-    let report = Runner::new(wh.conn(), &project)
-        .build(
-            &BuildOptions {
-                run_tests: true,
-                temp_dir: tmp.to_path_buf(),
-                threads: 2,
-                ..Default::default()
-            },
-            &mut |_| {},
-        )
-        .unwrap();
-    let bad: Vec<_> = report
-        .nodes
-        .iter()
-        .filter(|n| n.status != Status::Success)
-        .collect();
-    assert!(bad.is_empty(), "{bad:#?}");
+    common::build_with(wh, chrono_tz::UTC, tmp, BuildOptions::default());
 }
 
 fn scalar(wh: &Warehouse, sql: &str, params: &[&dyn duckdb::ToSql]) -> i64 {

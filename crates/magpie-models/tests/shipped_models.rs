@@ -1,6 +1,7 @@
 //! The shipped star schema on the demo history and on real exports, checked against
 //! independent SQL over the raw tables.
 
+mod common;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -10,25 +11,7 @@ use magpie_music::demo::{GenerateOptions, generate};
 use magpie_music::import::{ImportOptions, Importer};
 
 fn build(wh: &Warehouse, tz: chrono_tz::Tz, tmp: &Path) {
-    magpie_models::timezone::write_offsets(wh.conn(), tz).unwrap();
-    let project = magpie_models::embedded::project().unwrap();
-    let report = Runner::new(wh.conn(), &project)
-        .build(
-            &BuildOptions {
-                run_tests: true,
-                temp_dir: tmp.to_path_buf(),
-                threads: 2,
-                ..Default::default()
-            },
-            &mut |_| {},
-        )
-        .unwrap();
-    let bad: Vec<_> = report
-        .nodes
-        .iter()
-        .filter(|n| n.status != Status::Success)
-        .collect();
-    assert!(bad.is_empty(), "{bad:#?}");
+    let report = common::build_with(wh, tz, tmp, BuildOptions::default());
     assert!(
         report
             .nodes
