@@ -58,6 +58,18 @@ impl Scope {
         }
     }
 
+    /// Listeners already checked against the viewer (the ones a comparison adds up), for their
+    /// [`Scope::filter`], [`Scope::param`] and [`Scope::key`].
+    pub fn group(listeners: Vec<Listener>) -> Self {
+        Self {
+            choices: listeners.clone(),
+            listeners,
+            everyone: true,
+            named: true,
+            viewer: Viewer::Anonymous,
+        }
+    }
+
     /// The page's title for whose it is: the listener's name, or `everyone`.
     pub fn name(&self) -> String {
         match (&self.listeners[..], self.everyone) {

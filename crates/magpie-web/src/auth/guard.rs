@@ -134,6 +134,7 @@ pub async fn listener_scope(
         Err(refused) => return refused,
     };
     let (all, default) = app.listeners();
+    let any_listener = !all.is_empty();
     let choices: Vec<Listener> = all
         .into_iter()
         .filter(|l| household.may_see(&viewer, &l.name))
@@ -167,7 +168,7 @@ pub async fn listener_scope(
         }
     };
     if listeners.is_empty() {
-        if viewer == Viewer::Anonymous && !app.listeners().0.is_empty() {
+        if viewer == Viewer::Anonymous && any_listener {
             return login_required(&request);
         }
         return WebError::NotFound("there are no listeners whose pages you may see".into())

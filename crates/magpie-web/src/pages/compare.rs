@@ -219,13 +219,7 @@ async fn compare(
     compared: &[Listener],
     range: &crate::range::DateRange,
 ) -> Result<std::sync::Arc<Comparison>, WebError> {
-    let group = Scope {
-        listeners: compared.to_vec(),
-        everyone: true,
-        named: true,
-        choices: compared.to_vec(),
-        viewer: magpie_core::household::Viewer::Admin,
-    };
+    let group = Scope::group(compared.to_vec());
     let (who, ids, from, to) = (
         group.filter("listener_id"),
         group.param(),

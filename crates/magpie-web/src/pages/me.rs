@@ -74,7 +74,6 @@ pub async fn page(
 
 /// Whose settings a request is about: a listener's own (naming another is refused), or for
 /// the admin the listener named.
-#[allow(clippy::result_large_err)] // the refusal is the response itself
 fn whose(app: &App, session: &Session, named: Option<&str>) -> Result<String, Response> {
     match (
         &session.viewer,
